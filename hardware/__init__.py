@@ -1,0 +1,2 @@
+"""hardware"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""projections"""
+__all__: list[str] = []

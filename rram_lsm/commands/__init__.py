@@ -1,0 +1,1 @@
+"""Subcommands of the ``rram-lsm`` CLI; each module exposes ``register(subparsers)``."""
