@@ -6,7 +6,8 @@ The working packages sit beside this one: ``sim`` (crossbar simulator), ``hardwa
 """
 from .errors import (ConfigError, DataError, DataNotFoundError, EventFileError, MacroError,
                      RegionError, RramLsmError, SafetyLimitError, ShapeError)
-from .macro import FormResult, Macro, MacroInfo, ProgramResult, Region, SafetyLimits
+from .macro import (RUN_RESERVOIR, FormResult, Macro, MacroInfo, ProgramResult, Region,
+                    ReservoirSpec, SafetyLimits)
 from .backends import open_backend
 
 __version__ = "0.1.0"
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "Macro", "MacroInfo", "Region", "SafetyLimits", "FormResult", "ProgramResult",
+    "ReservoirSpec", "RUN_RESERVOIR",
     "open_backend",
     "RramLsmError", "ConfigError", "DataError", "DataNotFoundError", "EventFileError",
     "MacroError", "RegionError", "ShapeError", "SafetyLimitError",

@@ -40,6 +40,8 @@ __all__ = [
     "FormResult",
     "ProgramResult",
     "Macro",
+    "ReservoirSpec",
+    "RUN_RESERVOIR",
     "check_region",
     "check_form_request",
     "check_program_request",
@@ -143,6 +145,41 @@ class ProgramResult:
     """bool ``(rows, cols)``: True where the cell ended within tolerance."""
 
 
+RUN_RESERVOIR = "run_reservoir"
+"""Capability name: the backend runs the whole LIF loop itself (see ReservoirSpec)."""
+
+
+@dataclass(frozen=True)
+class ReservoirSpec:
+    """A LIF reservoir laid on a tile, as a backend with the ``run_reservoir`` capability runs it.
+
+    The tile has ``n_inputs + n_neurons`` rows (inputs first, then neurons) and
+    ``2 * n_neurons`` columns (interleaved differential pairs). Per step t, for every sample:
+    ``diff_ua = mvm(tile, concat(x_t, s_prev), differential=True)``;
+    ``drive = diff_ua * (weight_scale / (read_voltage_v * g_ref_us))``;
+    ``v = decay * v * (1 - s_prev) + drive`` (reset "zero") or
+    ``v = decay * v + drive - threshold * s_prev`` (reset "subtract");
+    ``s = v > threshold`` (and not refractory). All arithmetic in float64.
+    """
+
+    n_inputs: int
+    """Input rows (e.g. 256 for a 16 x 16 crop)."""
+    n_neurons: int
+    """Reservoir neurons (recurrent rows; output pairs)."""
+    decay: float
+    """Membrane decay per step (0.9 vision, 0.97 audio)."""
+    threshold: float
+    """Spike threshold (5.0 vision, 5.3 audio)."""
+    weight_scale: float
+    """Scale constant of the weights (dimensionless)."""
+    g_ref_us: float
+    """Reference conductance (µS) that maps a conductance difference to weight 1 * scale."""
+    reset: str = "zero"
+    """``"zero"`` (hard reset, as in the paper) or ``"subtract"``."""
+    refractory_steps: int = 0
+    """Steps a neuron stays silent after a spike."""
+
+
 @runtime_checkable
 class Macro(Protocol):
     """An RRAM in-memory-computing macro (simulated or real). See the module docstring."""
@@ -178,6 +215,11 @@ class Macro(Protocol):
     def clock_s(self) -> float:
         """Seconds on the macro's clock (drift time)."""
         ...
+
+    # Optional, only where info().capabilities contains RUN_RESERVOIR:
+    # def run_reservoir(self, region, rasters, spec: ReservoirSpec) -> np.ndarray
+    #     rasters: uint8 (batch, T, n_inputs); returns uint8 spikes (batch, T, n_neurons),
+    #     bit-identical to running the per-step loop of ReservoirSpec through mvm().
 
     def reset(self) -> None:
         """Return to the state after power-up (cells keep their conductance)."""
