@@ -12,7 +12,7 @@ __all__ = ["main", "build_parser"]
 
 # Each module registers its own subcommands; heavy imports happen inside the handlers so
 # that `rram-lsm --help` stays fast.
-_COMMAND_MODULES = ("data", "chip", "lsm", "hardware", "zeroshot", "experiments")
+_COMMAND_MODULES = ("data", "chip", "lsm", "hardware", "zeroshot", "experiments", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
