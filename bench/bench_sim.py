@@ -1,0 +1,101 @@
+"""Benchmark of the simulator's batched binary MVM: noise off vs on, one run.
+
+``rram-lsm bench sim --json F`` or ``python -m bench.bench_sim --json F``. A 456 x 400 tile
+(the reservoir: 256 inputs + 200 neurons by 200 differential pairs), formed to sparsity 0.5,
+batch 256 of random binary inputs. Clean and noisy calls are interleaved and the ratio is
+taken per round, so load from other processes affects both sides alike.
+"""
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = "batched binary MVM throughput of the simulator, read noise off vs on"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Benchmark options."""
+    parser.add_argument("--batch", type=int, default=256, help="input vectors per mvm call")
+    parser.add_argument("--rows", type=int, default=456, help="tile rows (inputs)")
+    parser.add_argument("--cols", type=int, default=400, help="tile columns (outputs)")
+    parser.add_argument("--densities", type=float, nargs="+", default=[0.5, 0.13],
+                        help="fractions of active input rows; the first is the headline")
+    parser.add_argument("--rounds", type=int, default=30, help="timed rounds per setting")
+    parser.add_argument("--seed", type=int, default=0, help="chip and input seed")
+
+
+def _time_once(fn) -> float:
+    import time
+
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def run(args) -> dict:
+    """Time clean and noisy ``mvm`` on the same chip and inputs; return the figures."""
+    import numpy as np
+
+    from sim import SimMacro, load_profile
+    from sim.forming import form_to_sparsity
+
+    prof = load_profile(None)
+    region = (0, 0, args.rows, args.cols)
+    noisy = SimMacro(seed=args.seed, profile=prof)
+    clean = SimMacro(seed=args.seed, profile=prof.noise_free())
+    voltage, _ = form_to_sparsity(noisy, region, 0.5)
+    form_to_sparsity(clean, region, 0.5)
+    rng = np.random.default_rng(args.seed)
+    per_density = {}
+    for density in args.densities:
+        x = (rng.random((args.batch, args.rows)) < density).astype(np.uint8)
+        clean.mvm(region, x)  # compile / warm caches outside the timing
+        noisy.mvm(region, x)
+        t_clean, t_noisy, ratios = [], [], []
+        for _ in range(args.rounds):
+            a = _time_once(lambda: clean.mvm(region, x))
+            b = _time_once(lambda: noisy.mvm(region, x))
+            t_clean.append(a)
+            t_noisy.append(b)
+            ratios.append(b / a)
+        tc, tn = float(np.median(t_clean)), float(np.median(t_noisy))
+        active = float(x.sum())
+        per_density[f"{density:g}"] = {
+            "active_rows_mean": active / args.batch,
+            "seconds_noise_off": tc,
+            "seconds_noise_on": tn,
+            "noise_on_over_off": float(np.median(ratios)),
+            "samples_per_s_noise_off": args.batch / tc,
+            "samples_per_s_noise_on": args.batch / tn,
+            # one multiply-accumulate per active row and column, counted as 2 operations
+            "gops_noise_off": 2 * active * args.cols / tc / 1e9,
+            "gops_noise_on": 2 * active * args.cols / tn / 1e9,
+            "dense_equivalent_gops_noise_off": 2 * args.batch * args.rows * args.cols / tc / 1e9,
+        }
+    head = per_density[f"{args.densities[0]:g}"]
+    return {
+        "mvm": {
+            "noise_on_over_off": head["noise_on_over_off"],
+            "samples_per_s": {"noise_off": head["samples_per_s_noise_off"],
+                              "noise_on": head["samples_per_s_noise_on"]},
+            "gops": {"noise_off": head["gops_noise_off"], "noise_on": head["gops_noise_on"]},
+            "by_density": per_density,
+        },
+        "tile": {"rows": args.rows, "cols": args.cols, "batch": args.batch,
+                 "forming_voltage_v": voltage},
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
+    add_arguments(parser)
+    parser.add_argument("--json", dest="json_path", default=None)
+    ns = parser.parse_args()
+    res = run(ns)
+    print(json.dumps(res, indent=2))
+    if ns.json_path:
+        from rram_lsm.records import write_record
+
+        write_record(ns.json_path, res, command="bench sim",
+                     config={k: v for k, v in vars(ns).items() if k != "json_path"}, seeds=ns.seed)

@@ -1,0 +1,550 @@
+"""A virtual macro that speaks the wire protocol, served on a pseudo-terminal.
+
+The device logic (``Emulator``) wraps any macro, normally ``sim.SimMacro`` with the chip's
+seed and profile, so its conductances are the simulator's. ``Emulator.receive`` is the
+synchronous core (bytes in, reply bytes out) used by exact-frame tests; ``Emulator.serve``
+runs it on a file descriptor with a worker thread (so keep-alives flow during long commands)
+and the configured link faults. ``open_emulated`` starts one in its own process behind
+``os.openpty`` and returns a ``SerialMacro`` on it. ``python -m hardware.emulator`` is that
+child process.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from rram_lsm.errors import ConfigError, MacroError, RegionError, SafetyLimitError, ShapeError
+from rram_lsm.macro import RUN_RESERVOIR, check_form_request, check_region
+
+from . import codec
+from .errors import ChunkError, CorruptFrameError, HardwareError, ProtocolError
+from .protocol import (DEFAULT_MAX_FRAME_PAYLOAD, DEFAULT_MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+                       STATE_CHANGING, Command, FrameDecoder, Message, MessageAssembler,
+                       Status, crc32, encode_message)
+
+__all__ = ["Faults", "Emulator", "open_emulated", "FIRMWARE_VERSION", "NO_SEQ"]
+
+FIRMWARE_VERSION = "emu-1.0"
+"""Firmware version string the emulator reports."""
+NO_SEQ = 0xFFFF
+"""Sequence number of a NAK that cannot be attributed to a request (command byte 0)."""
+_ERROR_STATUS = (  # most specific first: RegionError and ShapeError are ValueErrors too
+    (RegionError, Status.REGION_ERROR),
+    (ShapeError, Status.SHAPE_ERROR),
+    (SafetyLimitError, Status.SAFETY_LIMIT),
+    (ProtocolError, Status.BAD_PAYLOAD),
+    (ConfigError, Status.BAD_ARGUMENT),
+    (ValueError, Status.BAD_ARGUMENT),
+)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Link and device faults the emulator injects (all off by default)."""
+
+    corrupt_rate: float = 0.0
+    """Probability that a byte on the link (either direction) is replaced by another value."""
+    drop_rate: float = 0.0
+    """Probability that a byte on the link (either direction) is lost."""
+    latency_s: float = 0.0
+    """Delay (s) added before every reply."""
+    reset_rate: float = 0.0
+    """Probability per executed command that the device reboots before replying."""
+    seed: int = 0
+    """Seed of the fault streams (one child stream per fault source)."""
+
+    def __post_init__(self):
+        for name in ("corrupt_rate", "drop_rate", "reset_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {value}")
+        if not self.latency_s >= 0:
+            raise ConfigError(f"latency_s must be >= 0, got {self.latency_s}")
+
+    @property
+    def active(self) -> bool:
+        """True if any fault is switched on."""
+        return bool(self.corrupt_rate or self.drop_rate or self.latency_s or self.reset_rate)
+
+
+def _default_reservoir_runner():
+    try:
+        from lsm import run_on_macro
+    except ImportError:
+        return None
+    return run_on_macro
+
+
+class Emulator:
+    """Device side of the protocol around ``macro`` (see the module docstring).
+
+    ``gap_s``: silence after which a partial frame counts as lost and is NAKed;
+    ``keepalive_s``: interval of IN_PROGRESS frames during a long command; ``baud``: pace
+    replies as a UART of that rate would (None: as fast as the pty goes);
+    ``run_reservoir``: callable ``(macro, region, rasters, spec) -> spikes`` behind the
+    RUN_RESERVOIR command (default ``lsm.run_on_macro``; False disables the capability).
+    """
+
+    def __init__(self, macro, faults: Faults | None = None, *, gap_s: float = 0.05,
+                 keepalive_s: float = 0.2, baud: int | None = None,
+                 max_frame_payload: int = DEFAULT_MAX_FRAME_PAYLOAD,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, run_reservoir=None):
+        self.macro = macro
+        self.faults = faults or Faults()
+        self.gap_s = float(gap_s)
+        self.keepalive_s = float(keepalive_s)
+        self.baud = baud
+        self.wire = codec.WireLimits(int(max_frame_payload), int(max_message_bytes))
+        self._runner = _default_reservoir_runner() if run_reservoir is None else run_reservoir
+        self._decoder = FrameDecoder(self.wire.max_frame_payload)
+        self._assembler = MessageAssembler(self.wire.max_message_bytes)
+        seqs = np.random.SeedSequence(self.faults.seed).spawn(5)
+        self._rng = dict(zip(("corrupt_rx", "drop_rx", "corrupt_tx", "drop_tx", "reset"),
+                             (np.random.default_rng(s) for s in seqs)))
+        # the exactly-once record lives in memory that survives a reboot (docs/protocol.md)
+        self._last_state: tuple | None = None
+        self._garbage_mark = 0
+        self._job: tuple | None = None
+        self.counters = dict(boot_count=1, frames_ok=0, frames_bad=0, state_changes=0,
+                             replays=0, reboots=0)
+        """Device counters (STATUS reports most of them)."""
+
+    # ---- what the device says about itself ----------------------------------------------
+    def info(self):
+        """MacroInfo as advertised over the wire."""
+        base = self.macro.info()
+        caps = tuple(c for c in base.capabilities if c != RUN_RESERVOIR)
+        if self._runner:
+            caps += (RUN_RESERVOIR,)
+        return replace(base, protocol_version=PROTOCOL_VERSION, capabilities=caps,
+                       firmware_version=f"{FIRMWARE_VERSION}+{base.firmware_version}")
+
+    def _status(self) -> codec.DeviceStatus:
+        c = self.counters
+        last = self._last_state[0] if self._last_state else NO_SEQ
+        return codec.DeviceStatus(self._job is not None, c["boot_count"],
+                                  float(self.macro.clock_s()), c["frames_ok"], c["frames_bad"],
+                                  c["state_changes"], last)
+
+    # ---- command execution ----------------------------------------------------------------
+    def execute(self, cmd: int, payload: bytes) -> tuple[int, bytes]:
+        """Run one request on the macro; return ``(status, reply payload)``. Never raises."""
+        try:
+            return Status.OK, self._execute(cmd, payload)
+        except HardwareError as exc:
+            status = Status.BAD_PAYLOAD if isinstance(exc, ProtocolError) else \
+                _SPECIAL.get(type(exc), Status.INTERNAL)
+            return status, str(exc).encode()
+        except Exception as exc:  # the device must answer every request, whatever happened
+            for kind, status in _ERROR_STATUS:
+                if isinstance(exc, kind):
+                    return status, str(exc).encode()
+            kind = "macro error" if isinstance(exc, MacroError) else type(exc).__name__
+            return Status.INTERNAL, f"{kind}: {exc}".encode()
+
+    def _execute(self, cmd: int, payload: bytes) -> bytes:
+        m = self.macro
+        info = m.info()
+        if cmd == Command.INFO:
+            return codec.encode_info(self.info(), self.wire)
+        if cmd == Command.STATUS:
+            return codec.encode_status(self._status())
+        if cmd == Command.CLOCK:
+            return codec.encode_f64(m.clock_s())
+        if cmd == Command.ADVANCE:
+            return codec.encode_f64(m.advance_time(float(codec.decode_f64(payload, 1,
+                                                                          "ADVANCE request")[0])))
+        if cmd == Command.RESET:
+            codec.Reader(payload, "RESET request").done()
+            m.reset()
+            return b""
+        if cmd == Command.FORM:
+            region, volt, width, compliance = codec.decode_form_request(payload)
+            check_region(region, info.rows, info.cols)
+            check_form_request(info.limits, volt, width, compliance)  # the device-side check
+            return codec.encode_form_reply(m.form(region, volt, width, compliance))
+        if cmd == Command.PROGRAM:
+            region, target, tol, max_pulses = codec.decode_program_request(payload)
+            check_region(region, info.rows, info.cols)
+            return codec.encode_program_reply(m.program(region, target, tol, max_pulses))
+        if cmd == Command.READ:
+            region = codec.decode_region(payload, "READ request")
+            return codec.encode_f64(m.read_conductance(region))
+        if cmd == Command.MVM:
+            return self._mvm(*codec.decode_mvm_request(payload), info)
+        if cmd == Command.RUN_RESERVOIR:
+            if not self._runner:
+                raise _Unsupported("this firmware does not run the reservoir loop")
+            region, spec, rasters = codec.decode_reservoir_request(payload)
+            return codec.encode_spikes(np.asarray(self._runner(m, region, rasters, spec),
+                                                  dtype=np.uint8))
+        raise _UnknownCommand(f"unknown command {cmd:#04x}")
+
+    def _mvm(self, region, inputs, differential, info) -> bytes:
+        """Send ADC codes (1 or 2 bytes per column) when exact, else float64 values."""
+        bits, lsb = info.adc_bits, info.adc_lsb_ua
+        if bits is not None and bits <= 16 and lsb > 0:
+            raw = self.macro.mvm(region, inputs, differential=False)
+            codes = np.rint(raw / lsb)
+            if (codes.size == 0 or codes.min() >= 0) and np.array_equal(codes * lsb, raw):
+                enc = codec.ENC_U8 if bits <= 8 else codec.ENC_U16
+                return codec.encode_mvm_reply(codes, enc)
+            values = raw[:, 0::2] - raw[:, 1::2] if differential else raw
+        else:
+            values = self.macro.mvm(region, inputs, differential=differential)
+        return codec.encode_mvm_reply(values, codec.ENC_F64)
+
+    # ---- message handling -----------------------------------------------------------------
+    def _reply(self, seq: int, cmd: int, status: int, payload: bytes = b"") -> bytes:
+        return encode_message(seq, cmd, payload, status=status, response=True,
+                              max_payload=self.wire.max_frame_payload)
+
+    def _admit(self, msg: Message) -> bytes | None:
+        """An immediate reply for ``msg``, or None if it must be executed."""
+        if msg.version != PROTOCOL_VERSION:
+            return self._reply(msg.seq, msg.cmd, Status.BAD_VERSION,
+                               f"this device speaks protocol {PROTOCOL_VERSION}".encode())
+        if msg.cmd in (Command.INFO, Command.STATUS):  # answered even while busy
+            return self._finish(msg, *self.execute(msg.cmd, msg.payload))
+        if msg.cmd in STATE_CHANGING and self._last_state is not None:
+            key = (msg.seq, msg.cmd, crc32(msg.payload))
+            if self._last_state[:3] == key:
+                self.counters["replays"] += 1
+                return self._reply(msg.seq, msg.cmd, *self._last_state[3:])
+        if self._job is not None:
+            seq, cmd = self._job[:2]
+            if (seq, cmd) == (msg.seq, msg.cmd):
+                return self._reply(msg.seq, msg.cmd, Status.IN_PROGRESS)
+            return self._reply(msg.seq, msg.cmd, Status.BUSY,
+                               f"busy with seq {seq} ({Command(cmd).name})".encode())
+        return None
+
+    def _finish(self, msg: Message, status: int, payload: bytes) -> bytes:
+        if msg.cmd in STATE_CHANGING:
+            self._last_state = (msg.seq, msg.cmd, crc32(msg.payload), status, payload)
+            if status == Status.OK:
+                self.counters["state_changes"] += 1
+        return self._reply(msg.seq, msg.cmd, status, payload)
+
+    def _on_items(self, items: list, start_job) -> bytes:
+        """Handle decoder output; returns immediate reply bytes, starts jobs via start_job."""
+        out = bytearray()
+        for item in items:
+            if isinstance(item, CorruptFrameError):
+                self.counters["frames_bad"] += 1
+                self._assembler.reset()
+                h = item.header
+                if h is not None and not h["flags"] & 1:
+                    status = Status.BAD_CRC if "CRC" in str(item) else Status.BAD_FRAME
+                    out += self._reply(h["seq"], h["cmd"], status, str(item).encode())
+                elif h is None:
+                    out += self._reply(NO_SEQ, 0, Status.BAD_FRAME, str(item).encode())
+                continue
+            self.counters["frames_ok"] += 1
+            if item.is_response:
+                continue  # our own echo or a confused peer: ignore
+            try:
+                msg = self._assembler.add(item)
+            except ChunkError as exc:
+                out += self._reply(item.seq, item.cmd, Status.CHUNK_ERROR, str(exc).encode())
+                continue
+            if msg is None:
+                continue
+            immediate = self._admit(msg)
+            if immediate is not None:
+                out += immediate
+            else:
+                out += start_job(msg)
+        return bytes(out)
+
+    def _quiet_items(self) -> list:
+        """After a silent gap: partial frames and unattributed garbage become NAK items."""
+        items = self._decoder.idle()
+        if not items and self._decoder.garbage_bytes != self._garbage_mark:
+            items = [CorruptFrameError("garbage on the line")]
+        self._garbage_mark = self._decoder.garbage_bytes
+        return items
+
+    def receive(self, data: bytes) -> bytes:
+        """Synchronous core: feed request bytes, execute inline, return all reply bytes.
+
+        No faults, no threads; ``flush()`` plays the role of a quiet line.
+        """
+        def run_now(msg):
+            return self._finish(msg, *self.execute(msg.cmd, msg.payload))
+        items = self._decoder.feed(data)
+        if items and not isinstance(items[-1], CorruptFrameError):
+            self._garbage_mark = self._decoder.garbage_bytes
+        return self._on_items(items, run_now)
+
+    def flush(self) -> bytes:
+        """The line went quiet: NAK partial frames or garbage (synchronous core)."""
+        return self._on_items(self._quiet_items(), lambda msg: b"")
+
+    # ---- serving a file descriptor ----------------------------------------------------------
+    def _damage(self, data: bytes, direction: str) -> bytes:
+        f = self.faults
+        if not (f.corrupt_rate or f.drop_rate) or not data:
+            return data
+        arr = np.frombuffer(data, dtype=np.uint8).copy()
+        if f.corrupt_rate:
+            hit = self._rng["corrupt_" + direction].random(arr.size) < f.corrupt_rate
+            flips = self._rng["corrupt_" + direction].integers(1, 256, arr.size, dtype=np.uint8)
+            arr[hit] ^= flips[hit]
+        if f.drop_rate:
+            arr = arr[self._rng["drop_" + direction].random(arr.size) >= f.drop_rate]
+        return arr.tobytes()
+
+    def _write(self, fd: int, data: bytes) -> None:
+        if not data:
+            return
+        if self.faults.latency_s:
+            time.sleep(self.faults.latency_s)
+        data = self._damage(data, "tx")
+        view = memoryview(data)
+        deadline = time.monotonic() + 5.0
+        while view and time.monotonic() < deadline:
+            _, writable, _ = select.select([], [fd], [], 0.05)
+            if not writable:
+                continue
+            try:
+                n = os.write(fd, view)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EIO:
+                    return  # nobody holds the terminal: the bytes fall on the floor
+                raise
+            view = view[n:]
+            if self.baud:
+                time.sleep(n * 10.0 / self.baud)
+
+    def _reboot(self) -> None:
+        """A spontaneous reset: volatile state and the pending reply are lost."""
+        self.counters["reboots"] += 1
+        self.counters["boot_count"] += 1
+        self._decoder.reset()
+        self._assembler.reset()
+        self.macro.reset()
+
+    def serve(self, fd: int, stop=None, poll_s: float = 0.02) -> None:
+        """Serve requests on ``fd`` until ``stop()`` returns True (or KeyboardInterrupt)."""
+        stop = stop or (lambda: False)
+        os.set_blocking(fd, False)
+        last_rx = last_keepalive = time.monotonic()
+        result: dict = {}
+
+        def start_job(msg: Message) -> bytes:
+            def work():
+                result["reply"] = self.execute(msg.cmd, msg.payload)
+            thread = threading.Thread(target=work, daemon=True)
+            self._job = (msg.seq, msg.cmd, msg, thread)
+            result.clear()
+            thread.start()
+            return b""
+
+        while not stop():
+            ready, _, _ = select.select([fd], [], [], 0.002 if self._job else poll_s)
+            now = time.monotonic()
+            if ready:
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    data = b""
+                except OSError as exc:
+                    if exc.errno != errno.EIO:
+                        raise
+                    time.sleep(poll_s)  # no client has the terminal open yet
+                    continue
+                if data:
+                    last_rx = now
+                    items = self._decoder.feed(self._damage(data, "rx"))
+                    if any(not isinstance(i, CorruptFrameError) for i in items):
+                        self._garbage_mark = self._decoder.garbage_bytes
+                    self._write(fd, self._on_items(items, start_job))
+            elif now - last_rx > self.gap_s and (
+                    self._decoder.pending or self._decoder.garbage_bytes != self._garbage_mark):
+                self._write(fd, self._on_items(self._quiet_items(), start_job))
+            if self._job is not None:
+                seq, cmd, msg, thread = self._job
+                if not thread.is_alive():
+                    self._job = None
+                    status, payload = result["reply"]
+                    reply = self._finish(msg, status, payload)
+                    rng = self._rng["reset"]
+                    if self.faults.reset_rate and rng.random() < self.faults.reset_rate:
+                        self._reboot()
+                    else:
+                        self._write(fd, reply)
+                elif now - last_keepalive > self.keepalive_s:
+                    last_keepalive = now
+                    self._write(fd, self._reply(seq, cmd, Status.IN_PROGRESS))
+
+
+class _Unsupported(HardwareError):
+    pass
+
+
+class _UnknownCommand(HardwareError):
+    pass
+
+
+_SPECIAL = {_Unsupported: Status.UNSUPPORTED, _UnknownCommand: Status.UNKNOWN_COMMAND}
+
+
+# ---- a child process behind a pseudo-terminal ---------------------------------------------
+def _profile_arg(profile, tmpdir: Path) -> str:
+    """Profiles travel to the child as a name or a JSON path (DeviceProfile.to_json)."""
+    if profile is None:
+        return ""
+    if isinstance(profile, (str, os.PathLike)):
+        return str(profile)
+    to_json = getattr(profile, "to_json", None)
+    if to_json is None:
+        raise ConfigError(f"profile must be None, a preset name, a JSON path or a "
+                          f"DeviceProfile, got {type(profile).__name__}")
+    return str(to_json(tmpdir / "profile.json"))
+
+
+def open_emulated(seed: int = 0, profile=None, *, timeout_s: float = 1.0, retries: int = 5,
+                  wire_log=None, startup_timeout_s: float = 180.0, gap_s: float = 0.05,
+                  inter_byte_timeout_s: float = 0.05, backoff_s: float = 0.01,
+                  factory: str = "sim:SimMacro", **faults):
+    """Start an emulator (``seed``, ``profile``) in its own process behind ``os.openpty``.
+
+    Returns a ``SerialMacro`` on the pseudo-terminal; its ``close()`` also stops the
+    process. ``faults`` are :class:`Faults` fields (corrupt_rate, drop_rate, latency_s,
+    reset_rate, seed). ``factory`` names the macro class ``module:callable`` the child
+    builds with ``(seed=, profile=)``.
+    """
+    import tty
+
+    from .driver import SerialMacro
+
+    fault_cfg = Faults(**faults)  # validate here, not in the child
+    tmpdir = Path(tempfile.mkdtemp(prefix="rram-lsm-emu-"))
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    err_path = tmpdir / "stderr.txt"
+    cmd = [sys.executable, "-m", "hardware.emulator", "--fd", str(master),
+           "--hold-fd", str(slave), "--seed", str(seed), "--profile",
+           _profile_arg(profile, tmpdir), "--gap-s", str(gap_s), "--factory", factory,
+           "--parent-pid", str(os.getpid()),
+           "--corrupt-rate", str(fault_cfg.corrupt_rate), "--drop-rate",
+           str(fault_cfg.drop_rate), "--latency-s", str(fault_cfg.latency_s),
+           "--reset-rate", str(fault_cfg.reset_rate), "--fault-seed", str(fault_cfg.seed)]
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, pass_fds=(master, slave), stdout=subprocess.PIPE,
+                                stderr=err, stdin=subprocess.DEVNULL)
+    os.close(master)
+    os.close(slave)
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if proc.stdout:
+            proc.stdout.close()
+        for p in tmpdir.iterdir():
+            p.unlink()
+        tmpdir.rmdir()
+
+    try:
+        _wait_ready(proc, startup_timeout_s, err_path)
+        macro = SerialMacro(path, timeout_s=timeout_s, retries=retries, wire_log=wire_log,
+                            inter_byte_timeout_s=inter_byte_timeout_s, backoff_s=backoff_s)
+    except BaseException:
+        stop()
+        raise
+    macro._on_close = stop
+    macro.emulator_pid = proc.pid
+    return macro
+
+
+def _wait_ready(proc, timeout_s: float, err_path: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            line = proc.stdout.readline()
+            if line.startswith(b"READY"):
+                return
+        if proc.poll() is not None:
+            raise HardwareError(
+                f"the emulator process exited with code {proc.returncode}: "
+                f"{err_path.read_text(errors='replace')[-2000:]}")
+    raise HardwareError(f"the emulator did not start within {timeout_s:g} s")
+
+
+def build_macro(factory: str, seed: int, profile: str | None):
+    """Instantiate ``module:callable`` with ``(seed=, profile=)`` (profile None = default)."""
+    import importlib
+
+    module, _, name = factory.partition(":")
+    try:
+        ctor = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import the emulator's macro {factory!r}: {exc}") from exc
+    return ctor(seed=seed, profile=profile or None)
+
+
+def add_fault_arguments(p: argparse.ArgumentParser) -> None:
+    """The fault-injection options shared by ``rram-lsm emulate`` and the child process."""
+    p.add_argument("--corrupt-rate", type=float, default=0.0, help="probability a byte is altered")
+    p.add_argument("--drop-rate", type=float, default=0.0, help="probability a byte is lost")
+    p.add_argument("--latency-s", type=float, default=0.0, help="delay before every reply (s)")
+    p.add_argument("--reset-rate", type=float, default=0.0,
+                   help="probability per command of a spontaneous device reboot")
+    p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault streams")
+
+
+def faults_from_args(args) -> Faults:
+    """Faults from parsed ``add_fault_arguments`` options."""
+    return Faults(args.corrupt_rate, args.drop_rate, args.latency_s, args.reset_rate,
+                  args.fault_seed)
+
+
+def _child_main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hardware.emulator")
+    p.add_argument("--fd", type=int, required=True)
+    p.add_argument("--hold-fd", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default="")
+    p.add_argument("--gap-s", type=float, default=0.05)
+    p.add_argument("--factory", default="sim:SimMacro")
+    p.add_argument("--parent-pid", type=int, default=None)
+    add_fault_arguments(p)
+    args = p.parse_args(argv)
+    emu = Emulator(build_macro(args.factory, args.seed, args.profile),
+                   faults_from_args(args), gap_s=args.gap_s)
+    emu.macro.info()
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
+
+    def orphaned() -> bool:
+        return args.parent_pid is not None and os.getppid() != args.parent_pid
+    try:
+        emu.serve(args.fd, stop=orphaned)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())

@@ -1,0 +1,74 @@
+"""Typed errors of the serial link, the driver and the device.
+
+All subclass :class:`rram_lsm.errors.MacroError`. Errors the device reports about a
+request that the simulator would also refuse (bad region, bad shape, safety limit) also
+subclass the shared error, so code that catches ``RegionError`` works on every backend.
+"""
+from __future__ import annotations
+
+from rram_lsm.errors import MacroError, RegionError, SafetyLimitError, ShapeError
+
+__all__ = [
+    "HardwareError", "LinkTimeoutError", "CorruptFrameError", "ChunkError", "ProtocolError",
+    "DeviceBusyError", "FirmwareMismatchError", "DeviceError", "DeviceRegionError",
+    "DeviceShapeError", "DeviceSafetyLimitError", "DeviceArgumentError",
+]
+
+
+class HardwareError(MacroError):
+    """Base class of serial-link and device errors."""
+
+
+class LinkTimeoutError(HardwareError, TimeoutError):
+    """No (complete) reply within the bounded wait, after every allowed retry."""
+
+
+class CorruptFrameError(HardwareError, ValueError):
+    """A frame failed its CRC or framing checks.
+
+    ``header`` holds the decoded header fields (dict) when the header CRC was good, else None.
+    """
+
+    def __init__(self, message: str, header: dict | None = None):
+        super().__init__(message)
+        self.header = header
+
+
+class ChunkError(HardwareError, ValueError):
+    """A chunked message broke the chunking rules (order, size bound)."""
+
+
+class ProtocolError(HardwareError, ValueError):
+    """A frame was intact but its content violates the protocol (bad payload layout)."""
+
+
+class DeviceBusyError(HardwareError):
+    """The device kept answering BUSY after every allowed retry."""
+
+
+class FirmwareMismatchError(HardwareError):
+    """The device speaks an incompatible protocol version or did not identify itself."""
+
+
+class DeviceError(HardwareError):
+    """The device refused a request; ``status`` is the status code it returned."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class DeviceRegionError(DeviceError, RegionError):
+    """The device rejected the region."""
+
+
+class DeviceShapeError(DeviceError, ShapeError):
+    """The device rejected an array's shape or values."""
+
+
+class DeviceSafetyLimitError(DeviceError, SafetyLimitError):
+    """The device refused a request beyond its electrical safety limits."""
+
+
+class DeviceArgumentError(DeviceError, ValueError):
+    """The device rejected an argument's value (a target out of range, a bad duration)."""

@@ -1,0 +1,90 @@
+"""Opening ports with actionable errors, and finding macros among the serial ports."""
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+
+from .errors import HardwareError
+
+__all__ = ["open_port", "explain_open_error", "PortReport", "scan_ports"]
+
+_POLL_S = 0.005
+
+
+def explain_open_error(port: str, exc: BaseException) -> str:
+    """One sentence on why ``port`` could not be opened and what to do about it."""
+    err = getattr(exc, "errno", None)
+    text = str(exc)
+    if err in (errno.EACCES, errno.EPERM) or "Permission denied" in text:
+        return (f"{port}: permission denied; add your user to the port's group (often "
+                "'dialout': sudo usermod -aG dialout $USER, then log in again)")
+    if err == errno.EBUSY or "busy" in text.lower() or "exclusively lock" in text:
+        return f"{port}: busy; another program holds it (close it, or check `fuser {port}`)"
+    if err == errno.ENOENT or "No such file" in text or "could not open port" in text:
+        return f"{port}: no such device; is it plugged in? (`rram-lsm devices` lists ports)"
+    return f"{port}: cannot open: {text}"
+
+
+def open_port(url: str, baudrate: int = 921600):
+    """``serial.serial_for_url`` with a short read timeout; HardwareError explains failures."""
+    import serial
+
+    try:
+        port = serial.serial_for_url(url, baudrate=baudrate, timeout=_POLL_S,
+                                     write_timeout=10.0, do_not_open=True)
+        if hasattr(port, "exclusive") and url.startswith("/"):
+            port.exclusive = True
+        port.open()
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise HardwareError(explain_open_error(url, exc)) from exc
+    return port
+
+
+@dataclass(frozen=True)
+class PortReport:
+    """One line of ``rram-lsm devices``."""
+
+    device: str
+    """Port path."""
+    description: str
+    """What the OS says about it (USB product string...)."""
+    hwid: str
+    """Hardware id (USB VID:PID, serial number)."""
+    status: str
+    """``"macro"`` (answered the handshake), ``"silent"``, ``"unavailable"``."""
+    detail: str
+    """Model and firmware of a macro, or why the port is silent/unavailable."""
+
+
+def scan_ports(probe: bool = True, baudrate: int = 921600, timeout_s: float = 0.5,
+               extra: tuple[str, ...] = ()) -> list[PortReport]:
+    """List serial ports (plus ``extra`` paths/URLs); with ``probe``, try the handshake."""
+    from serial.tools import list_ports
+
+    from .driver import SerialMacro
+
+    entries = [(p.device, p.description or "", p.hwid or "") for p in list_ports.comports()]
+    entries += [(e, "given on the command line", "") for e in extra]
+    reports = []
+    for device, desc, hwid in entries:
+        if not probe:
+            reports.append(PortReport(device, desc, hwid, "unprobed", ""))
+            continue
+        try:
+            port = open_port(device, baudrate)
+        except HardwareError as exc:
+            reports.append(PortReport(device, desc, hwid, "unavailable", str(exc)))
+            continue
+        try:
+            with SerialMacro(port, timeout_s=timeout_s, retries=1) as m:
+                i = m.info()
+                detail = (f"{i.model} {i.rows}x{i.cols}, firmware {i.firmware_version}, "
+                          f"protocol {i.protocol_version}, capabilities "
+                          f"{','.join(i.capabilities) or '-'}")
+                reports.append(PortReport(device, desc, hwid, "macro", detail))
+        except HardwareError as exc:
+            reports.append(PortReport(device, desc, hwid, "silent",
+                                      f"no macro handshake: {exc}"))
+        finally:
+            port.close()
+    return reports

@@ -1,0 +1,411 @@
+"""Event datasets: N-MNIST, FSDD through the cochlea, N-TIDIGITS, and synthetic stand-ins.
+
+``open_dataset(name, data_dir, split)`` is the one entry point. A dataset lists its samples
+up front (labels, official-test flags, metadata) and loads events lazily; ``rasters()``
+converts the whole dataset in batches (one vectorised decode and one fancy-indexed
+assignment per batch). Samples are ordered official-train first, then by class, then by
+file name, so indices are stable across runs and machines.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from lsm.events.cochlea import CochleaConfig, cochlea_events, read_wav
+from lsm.events.formats import (AUDIO_EVENT_DTYPE, NTIDIGITS_CLASSES, VISION_EVENT_DTYPE,
+                                NTidigitsFile, decode_nmnist, ntidigits_class)
+from lsm.events.frames import (AudioRasterConfig, VisionRasterConfig, audio_raster,
+                               vision_raster)
+from rram_lsm.errors import ConfigError, DataError, DataNotFoundError, EventFileError
+from rram_lsm.settings import DOWNLOAD_HELP, cache_dir
+
+from .synthetic import synthetic_audio_sample, synthetic_vision_sample
+
+__all__ = ["EventDataset", "open_dataset", "DATASETS", "SPLITS", "FRONTEND_VERSION"]
+
+DATASETS = ("nmnist", "fsdd", "ntidigits")
+SPLITS = ("train", "test", "all")
+FRONTEND_VERSION = 1
+"""Bumped whenever a reader or the preprocessing changes its output (enters fingerprints)."""
+
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_FSDD_NAME = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)\.wav$")
+_BATCH = 512
+
+
+class _Source:
+    """How samples' events are loaded; ``identity`` enters the fingerprint."""
+
+    identity: dict = {}
+
+    def events(self, i: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def batch(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        """Concatenated events of ``indices`` and the per-sample start offsets (len + 1)."""
+        parts = [self.events(int(i)) for i in indices]
+        starts = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+        if not parts:
+            return np.zeros(0, dtype=self.dtype), starts
+        return np.concatenate(parts), starts
+
+
+class _NmnistSource(_Source):
+    def __init__(self, root: Path, paths: list[Path]):
+        self.paths = paths
+        self.dtype = VISION_EVENT_DTYPE
+        self.identity = {"root": root.name, "files": [
+            [str(p.relative_to(root)), p.stat().st_size] for p in paths]}
+
+    def events(self, i):
+        return self.batch([i])[0]
+
+    def batch(self, indices):
+        paths = [self.paths[int(i)] for i in indices]
+        blobs = []
+        for p in paths:
+            with open(p, "rb") as fh:
+                b = fh.read()
+            if len(b) % 5:
+                raise EventFileError("truncated: size is not a whole number of 5-byte "
+                                     "records", p, len(b) - len(b) % 5)
+            blobs.append(b)
+        rec_starts = np.concatenate([[0], np.cumsum([len(b) // 5 for b in blobs])])
+        raw = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+        return decode_nmnist(raw, rec_starts, path=paths)
+
+
+class _FsddSource(_Source):
+    """FSDD wavs through the cochlea; converted in a thread pool (the kernel releases the
+    GIL) and cached on disk per (file list, cochlea config), since the cochlea is the costly
+    step and every chip seed of the LSM re-reads the rasters."""
+
+    def __init__(self, root: Path, paths: list[Path], cochlea: CochleaConfig):
+        self.dtype = AUDIO_EVENT_DTYPE
+        self.paths = paths
+        self.cochlea = cochlea
+        self._memo: dict[int, np.ndarray] = {}
+        self.identity = {"files": [[p.name, p.stat().st_size] for p in paths],
+                         "cochlea": dataclasses.asdict(cochlea)}
+
+    def _convert(self, i: int) -> np.ndarray:
+        x, rate = read_wav(self.paths[i])
+        return cochlea_events(x, rate, self.cochlea)
+
+    def _cache_path(self) -> Path:
+        key = json.dumps([FRONTEND_VERSION, self.identity], sort_keys=True)
+        return cache_dir() / "cochlea" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".npz")
+
+    def _load_all(self) -> None:
+        if len(self._memo) == len(self.paths):
+            return
+        path = self._cache_path()
+        if path.is_file():
+            with np.load(path) as z:
+                events, starts = z["events"], z["starts"]
+            if len(starts) == len(self.paths) + 1:
+                self._memo = {i: events[starts[i]:starts[i + 1]]
+                              for i in range(len(self.paths))}
+                return
+        todo = [i for i in range(len(self.paths)) if i not in self._memo]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            for i, ev in zip(todo, pool.map(self._convert, todo)):
+                self._memo[i] = ev
+        events, starts = _Source.batch(self, range(len(self.paths)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, events=events, starts=starts)
+        os.replace(tmp, path)  # atomic: concurrent readers never see half a file
+
+    def events(self, i):
+        if i not in self._memo:
+            self._memo[i] = self._convert(i)
+        return self._memo[i]
+
+    def batch(self, indices):
+        self._load_all()
+        return _Source.batch(self, indices)
+
+
+class _NtidigitsSource(_Source):
+    def __init__(self, path: Path, keys: list[tuple[str, str]]):
+        self.dtype = AUDIO_EVENT_DTYPE
+        self.file = NTidigitsFile(path)
+        self.keys = keys
+        self.identity = {"file": path.name, "size": path.stat().st_size, "keys": keys}
+
+    def events(self, i):
+        split, sid = self.keys[i]
+        return self.file.events(split, sid)
+
+
+class _MemorySource(_Source):
+    def __init__(self, make, specs, identity, dtype):
+        self.make = make
+        self.specs = specs
+        self.identity = identity
+        self.dtype = dtype
+        self._memo: dict[int, np.ndarray] = {}
+
+    def events(self, i):
+        if i not in self._memo:
+            self._memo[i] = self.make(*self.specs[i])
+        return self._memo[i]
+
+
+class EventDataset:
+    """An indexable event dataset: ``ds[i] -> (events, label)``; build with :func:`open_dataset`.
+
+    Attributes: ``name``, ``split``, ``synthetic`` (bool), ``labels`` (int64, N),
+    ``is_test`` (bool, N: official test split), ``n_classes``, ``class_names``, ``meta``
+    (one dict per sample), ``raster_config`` (default preprocessing), ``modality``
+    ("vision" or "audio").
+    """
+
+    def __init__(self, name: str, split: str, modality: str, labels, is_test, meta: list,
+                 class_names, raster_config, source: _Source, synthetic: bool):
+        self.name = name
+        self.split = split
+        self.modality = modality
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.is_test = np.asarray(is_test, dtype=bool)
+        self.meta = meta
+        self.class_names = tuple(class_names)
+        self.n_classes = len(self.class_names)
+        self.raster_config = raster_config
+        self.synthetic = synthetic
+        self._source = source
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        n = len(self)
+        if not isinstance(i, (int, np.integer)):
+            raise ConfigError(f"index must be an integer, got {type(i).__name__}")
+        if not -n <= i < n:
+            raise ConfigError(f"index {i} out of range for {n} samples")
+        i = int(i) % n
+        return self._source.events(i), int(self.labels[i])
+
+    def __repr__(self) -> str:
+        kind = "synthetic" if self.synthetic else "real"
+        return (f"EventDataset({self.name!r}, split={self.split!r}, n={len(self)}, {kind}, "
+                f"{self.n_classes} classes)")
+
+    def _check_config(self, config):
+        config = config or self.raster_config
+        want = type(self.raster_config)
+        if not isinstance(config, want):
+            raise ConfigError(f"{self.name} rasters need a {want.__name__}, "
+                              f"got {type(config).__name__}")
+        return config
+
+    def rasters(self, config=None, progress: bool = True) -> np.ndarray:
+        """All samples as binary rasters, uint8 ``(N, n_steps, n_inputs)``."""
+        from tqdm.auto import tqdm
+
+        config = self._check_config(config)
+        raster = vision_raster if self.modality == "vision" else audio_raster
+        out = np.zeros((len(self), config.n_steps, config.n_inputs), dtype=np.uint8)
+        with tqdm(total=len(self), desc=f"{self.name} rasters", unit="sample",
+                  disable=not progress, leave=False) as bar:
+            for lo in range(0, len(self), _BATCH):
+                idx = np.arange(lo, min(lo + _BATCH, len(self)))
+                events, starts = self._source.batch(idx)
+                sample = np.repeat(np.arange(len(idx)), np.diff(starts))
+                out[lo:lo + len(idx)] = raster(events, config, sample, len(idx))
+                bar.update(len(idx))
+        return out
+
+    def event_counts(self, progress: bool = True) -> np.ndarray:
+        """Number of events per sample (int64, N)."""
+        from tqdm.auto import tqdm
+
+        counts = np.zeros(len(self), dtype=np.int64)
+        with tqdm(total=len(self), desc=f"{self.name} events", unit="sample",
+                  disable=not progress, leave=False) as bar:
+            for lo in range(0, len(self), _BATCH):
+                idx = np.arange(lo, min(lo + _BATCH, len(self)))
+                counts[idx] = np.diff(self._source.batch(idx)[1])
+                bar.update(len(idx))
+        return counts
+
+    def fingerprint(self, config=None) -> str:
+        """Stable hash of the dataset's identity (files, labels, split, generator) and the
+        preprocessing ``config`` (default: ``raster_config``); keys the LSM feature cache."""
+        config = self._check_config(config)
+        payload = {
+            "version": FRONTEND_VERSION, "name": self.name, "split": self.split,
+            "synthetic": self.synthetic, "source": self._source.identity,
+            "labels": hashlib.sha256(self.labels.tobytes()).hexdigest(),
+            "is_test": hashlib.sha256(self.is_test.tobytes()).hexdigest(),
+            "config": [type(config).__name__, dataclasses.asdict(config)],
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _missing(what: str, expected: str) -> DataNotFoundError:
+    return DataNotFoundError(f"{what} not found; expected {expected}.\n{DOWNLOAD_HELP}")
+
+
+def _order(labels, is_test, names):
+    return sorted(range(len(labels)), key=lambda i: (bool(is_test[i]), labels[i], names[i]))
+
+
+def _nmnist_root(data_dir: Path) -> Path:
+    for sub in ("nmnist", "nmnist_small"):
+        root = data_dir / sub
+        if (root / "Train").is_dir() or (root / "Test").is_dir():
+            return root
+    raise _missing(f"N-MNIST in {data_dir}",
+                   "<data_dir>/nmnist/ or <data_dir>/nmnist_small/ with Train|Test/<label>/*.bin")
+
+
+def _open_nmnist(data_dir: Path, split: str):
+    root = _nmnist_root(data_dir)
+    paths, labels, is_test = [], [], []
+    for sub, test in (("Train", False), ("Test", True)):
+        if (split == "train" and test) or (split == "test" and not test):
+            continue
+        folder = root / sub
+        if not folder.is_dir():
+            raise _missing(f"N-MNIST split folder {folder}", "Train/ and Test/ folders")
+        for label_dir in sorted(folder.iterdir()):
+            if not label_dir.is_dir():
+                continue
+            if label_dir.name not in [str(d) for d in range(10)]:
+                raise DataError(f"unknown layout: {label_dir} is not a digit folder; "
+                                f"expected {sub}/<0-9>/*.bin")
+            for f in sorted(label_dir.glob("*.bin")):
+                paths.append(f)
+                labels.append(int(label_dir.name))
+                is_test.append(test)
+    if not paths:
+        raise _missing(f"N-MNIST .bin files under {root}", "Train|Test/<label>/*.bin")
+    order = _order(labels, is_test, [str(p) for p in paths])
+    paths = [paths[i] for i in order]
+    labels = [labels[i] for i in order]
+    is_test = [is_test[i] for i in order]
+    meta = [{"path": str(p), "index": p.stem} for p in paths]
+    return ("vision", labels, is_test, meta, DIGIT_NAMES, VisionRasterConfig(),
+            _NmnistSource(root, paths))
+
+
+def _open_fsdd(data_dir: Path, split: str, cochlea: CochleaConfig):
+    folder = data_dir / "fsdd" / "recordings"
+    if not folder.is_dir():
+        raise _missing(f"FSDD in {data_dir}", "<data_dir>/fsdd/recordings/*.wav")
+    items = []
+    for f in sorted(folder.glob("*.wav")):
+        m = _FSDD_NAME.match(f.name)
+        if m is None:
+            raise DataError(f"unknown layout: {f} is not named {{digit}}_{{speaker}}_"
+                            f"{{take}}.wav as in the Free Spoken Digit Dataset")
+        digit, speaker, take = int(m[1]), m[2], int(m[3])
+        test = take <= 4  # the customary FSDD split: takes 0-4 are the test set
+        if (split == "train" and test) or (split == "test" and not test):
+            continue
+        items.append((test, digit, speaker, take, f))
+    if not items:
+        raise _missing(f"FSDD wav files in {folder}", "{digit}_{speaker}_{take}.wav files")
+    items.sort(key=lambda it: (it[0], it[1], it[2], it[3]))
+    meta = [{"path": str(f), "speaker": s, "take": k, "digit": d} for _, d, s, k, f in items]
+    return ("audio", [it[1] for it in items], [it[0] for it in items], meta, DIGIT_NAMES,
+            AudioRasterConfig(n_channels=cochlea.n_channels),
+            _FsddSource(folder, [it[4] for it in items], cochlea))
+
+
+def _open_ntidigits(data_dir: Path, split: str):
+    for path in (data_dir / "ntidigits" / "n-tidigits.hdf5", data_dir / "n-tidigits.hdf5"):
+        if path.is_file():
+            break
+    else:
+        raise _missing(f"N-TIDIGITS in {data_dir}",
+                       "<data_dir>/ntidigits/n-tidigits.hdf5 or <data_dir>/n-tidigits.hdf5")
+    reader = NTidigitsFile(path)
+    keys, labels, is_test, meta = [], [], [], []
+    for part, test in (("train", False), ("test", True)):
+        if (split == "train" and test) or (split == "test" and not test):
+            continue
+        for sid in reader.labels(part):
+            c = ntidigits_class(sid)
+            if c is None:
+                continue  # multi-digit utterance: the paper uses single digits only
+            speaker = sid.split("-")[1] if sid.count("-") >= 2 else ""
+            keys.append((part, sid))
+            labels.append(c)
+            is_test.append(test)
+            meta.append({"path": str(path), "id": sid, "speaker": speaker, "split": part})
+    reader.close()
+    order = _order(labels, is_test, [k[1] for k in keys])
+    return ("audio", [labels[i] for i in order], [is_test[i] for i in order],
+            [meta[i] for i in order], NTIDIGITS_CLASSES, AudioRasterConfig(),
+            _NtidigitsSource(path, [keys[i] for i in order]))
+
+
+def _open_synthetic(name: str, split: str, per_class: tuple[int, int], seed: int):
+    vision = name == "nmnist"
+    names = NTIDIGITS_CLASSES if name == "ntidigits" else DIGIT_NAMES
+    specs, labels, is_test, meta = [], [], [], []
+    for test, n in ((False, per_class[0]), (True, per_class[1])):
+        if (split == "train" and test) or (split == "test" and not test):
+            continue
+        for c in range(len(names)):
+            for k in range(n):
+                index = k + (per_class[0] if test else 0)
+                specs.append((c, index, seed))
+                labels.append(c)
+                is_test.append(test)
+                meta.append({"path": None, "synthetic": True, "index": index,
+                             "speaker": "synthetic", "take": index})
+    make = synthetic_vision_sample if vision else synthetic_audio_sample
+    identity = {"generator": make.__name__, "seed": seed, "per_class": list(per_class)}
+    source = _MemorySource(make, specs, identity,
+                           VISION_EVENT_DTYPE if vision else AUDIO_EVENT_DTYPE)
+    config = VisionRasterConfig() if vision else AudioRasterConfig()
+    return ("vision" if vision else "audio", labels, is_test, meta, names, config, source)
+
+
+def open_dataset(name: str, data_dir: str | os.PathLike | None, split: str = "all", *,
+                 progress: bool = True, cochlea: CochleaConfig | None = None,
+                 synthetic_per_class: tuple[int, int] = (40, 10),
+                 synthetic_seed: int = 0) -> EventDataset:
+    """Open dataset ``name`` ("nmnist", "fsdd", "ntidigits") from ``data_dir``.
+
+    ``data_dir=None`` gives the seeded synthetic stand-in (``synthetic_per_class`` train and
+    test samples per class, ``ds.synthetic`` True). ``split``: "train", "test" or "all"
+    (official splits; FSDD takes 0-4 are test). ``cochlea`` configures FSDD's front end.
+    A missing dataset raises DataNotFoundError naming the layout and download sources.
+    Opening only lists files (events load lazily), so ``progress`` shows no bar here; it is
+    kept for the shared signature, and ``rasters``/``event_counts`` take their own.
+    """
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; expected one of {DATASETS}")
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if data_dir is None:
+        parts = _open_synthetic(name, split, tuple(synthetic_per_class), synthetic_seed)
+        synthetic = True
+    else:
+        root = Path(data_dir).expanduser()
+        if not root.is_dir():
+            raise DataNotFoundError(f"data directory {root} does not exist.\n{DOWNLOAD_HELP}")
+        if name == "nmnist":
+            parts = _open_nmnist(root, split)
+        elif name == "fsdd":
+            parts = _open_fsdd(root, split, cochlea or CochleaConfig())
+        else:
+            parts = _open_ntidigits(root, split)
+        synthetic = False
+    modality, labels, is_test, meta, class_names, config, source = parts
+    return EventDataset(name, split, modality, labels, is_test, meta, class_names, config,
+                        source, synthetic)

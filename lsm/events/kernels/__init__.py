@@ -1,0 +1,1 @@
+"""Numba kernels of the event front end (plain functions over arrays)."""

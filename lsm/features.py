@@ -1,0 +1,108 @@
+"""Reservoir features: spike counts (the paper's), windowed counts, first-spike time, membrane."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rram_lsm.errors import ConfigError, DataError, ShapeError
+
+__all__ = ["FEATURE_KINDS", "Features", "spike_features"]
+
+FEATURE_KINDS = ("counts", "windowed", "first_spike", "membrane")
+
+
+def spike_features(spikes: np.ndarray, kind: str = "counts", *, v_final=None,
+                   n_windows: int = 5) -> np.ndarray:
+    """Turn spikes uint8 (N, T, n) into float32 features (N, F).
+
+    * ``counts``: spikes per neuron divided by T (the paper's rate feature), F = n.
+    * ``windowed``: the same per each of ``n_windows`` consecutive time windows (near-equal
+      lengths), F = n_windows * n, window-major.
+    * ``first_spike``: step of each neuron's first spike divided by T; 1.0 if it never
+      spiked, F = n.
+    * ``membrane``: the final membrane ``v_final`` (N, n) as given, F = n.
+    """
+    if kind not in FEATURE_KINDS:
+        raise ConfigError(f"feature kind must be one of {FEATURE_KINDS}, got {kind!r}")
+    s = np.asarray(spikes)
+    if s.ndim != 3:
+        raise ShapeError(f"spikes must be (N, T, n_neurons), got shape {s.shape}")
+    n_samples, n_steps, n = s.shape
+    if kind == "counts":
+        return (s.sum(axis=1, dtype=np.int32) / n_steps).astype(np.float32)
+    if kind == "windowed":
+        if not 1 <= n_windows <= n_steps:
+            raise ConfigError(f"n_windows must be in [1, T={n_steps}], got {n_windows}")
+        edges = np.linspace(0, n_steps, n_windows + 1).round().astype(int)
+        parts = [s[:, a:b].sum(axis=1, dtype=np.int32) / (b - a)
+                 for a, b in zip(edges[:-1], edges[1:])]
+        return np.concatenate(parts, axis=1).astype(np.float32)
+    if kind == "first_spike":
+        any_spike = s.any(axis=1)
+        first = np.where(any_spike, s.argmax(axis=1), n_steps)
+        return (first / n_steps).astype(np.float32)
+    if v_final is None:
+        raise ConfigError("membrane features need the final membrane (run with "
+                          "return_membrane=True on a local path)")
+    v = np.asarray(v_final)
+    if v.shape != (n_samples, n):
+        raise ShapeError(f"v_final must be {(n_samples, n)}, got {v.shape}")
+    return v.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Features:
+    """Encoded dataset: one feature row per sample, with labels, split and provenance."""
+
+    values: np.ndarray
+    """float32 (N, F) feature matrix."""
+    labels: np.ndarray
+    """int64 (N,) class ids."""
+    is_test: np.ndarray
+    """bool (N,): True for the dataset's official test split."""
+    meta: dict = field(default_factory=dict)
+    """Provenance: dataset, synthetic, fingerprint, lsm config, chip seed, profile, backend,
+    path, kind, forming record, firing rate."""
+
+    def __post_init__(self):
+        n = len(self.values)
+        if self.values.ndim != 2 or len(self.labels) != n or len(self.is_test) != n:
+            raise ShapeError(
+                f"Features needs values (N, F), labels (N,), is_test (N,); got "
+                f"{self.values.shape}, {np.shape(self.labels)}, {np.shape(self.is_test)}")
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __repr__(self) -> str:
+        return (f"Features({self.meta.get('dataset', '?')}: {self.values.shape[0]} x "
+                f"{self.values.shape[1]}, kind={self.meta.get('kind', '?')}, "
+                f"test={int(self.is_test.sum())}, synthetic={self.meta.get('synthetic')})")
+
+    def subset(self, mask) -> "Features":
+        """Rows selected by a boolean mask or index array (meta is shared)."""
+        return Features(self.values[mask], self.labels[mask], self.is_test[mask], self.meta)
+
+    def save(self, path) -> Path:
+        """Write an ``.npz`` (arrays + meta as JSON); returns the path."""
+        from rram_lsm.records import to_jsonable
+
+        path = Path(path)
+        with open(path, "wb") as fh:
+            np.savez(fh, values=self.values, labels=self.labels, is_test=self.is_test,
+                     meta=np.array(json.dumps(to_jsonable(self.meta))))
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Features":
+        """Read a file written by :meth:`save`."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(z["values"], z["labels"].astype(np.int64),
+                           z["is_test"].astype(bool), json.loads(str(z["meta"])))
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"{path}: not a readable Features file ({exc}); delete it to "
+                            "re-encode") from exc

@@ -1,0 +1,207 @@
+"""LIF kernels shared by the generic (per-step ``mvm``) and the fused (simulator) paths.
+
+Both paths call :func:`_neuron_update` for the membrane, so their float64 operation order
+is the same by construction; the fused kernel additionally reproduces the macro contract's
+column sum (active rows ascending, from 0.0, then x V_read), the ADC and the differential
+subtraction, so with read noise off it returns bit-identical spikes.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+RESET_ZERO = 0
+RESET_SUBTRACT = 1
+
+
+@njit(cache=True, inline="always")
+def _neuron_update(v, s_prev, ref, drive, decay, threshold, reset_mode, refractory_steps):
+    """One neuron, one step -> (v, s, ref). The order of float ops is the contract."""
+    if reset_mode == RESET_ZERO:
+        v = decay * v * (1.0 - s_prev) + drive
+    else:
+        v = decay * v + drive - threshold * s_prev
+    s = 0
+    if ref > 0:
+        ref -= 1
+    elif v > threshold:
+        s = 1
+        ref = refractory_steps
+    return v, s, ref
+
+
+@njit(cache=True)
+def lif_step_batch(v, s, ref, drive, decay, threshold, reset_mode, refractory_steps):
+    """Advance every neuron of a batch by one step, in place.
+
+    ``v`` float64 (batch, n), ``s`` uint8 (batch, n) previous spikes (overwritten with the
+    new ones), ``ref`` int32 (batch, n) remaining refractory steps, ``drive`` float64
+    (batch, n) synaptic input of this step.
+    """
+    batch, n = v.shape
+    for b in range(batch):
+        for j in range(n):
+            vj, sj, rj = _neuron_update(v[b, j], np.float64(s[b, j]), ref[b, j], drive[b, j],
+                                        decay, threshold, reset_mode, refractory_steps)
+            v[b, j] = vj
+            s[b, j] = sj
+            ref[b, j] = rj
+
+
+@njit(cache=True, inline="always")
+def _adc(current, adc_bits, lsb, max_code):
+    if adc_bits <= 0:
+        return current
+    code = np.floor(current / lsb + 0.5)
+    if code > max_code:
+        code = max_code
+    elif code < 0.0:
+        code = 0.0
+    return code * lsb
+
+
+@njit(cache=True, inline="always")
+def _splitmix64(state):
+    state = (state + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+    z = state
+    z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & np.uint64(
+        0xFFFFFFFFFFFFFFFF)
+    z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & np.uint64(
+        0xFFFFFFFFFFFFFFFF)
+    z = z ^ (z >> np.uint64(31))
+    return state, z
+
+
+@njit(cache=True, inline="always")
+def _normal_pair(state):
+    # Box-Muller on two 53-bit uniforms; u1 in (0, 1] so the log is finite.
+    state, a = _splitmix64(state)
+    state, b = _splitmix64(state)
+    u1 = ((a >> np.uint64(11)) + np.uint64(1)) * (1.0 / 9007199254740992.0)
+    u2 = (b >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    r = np.sqrt(-2.0 * np.log(u1))
+    return state, r * np.cos(2.0 * np.pi * u2), r * np.sin(2.0 * np.pi * u2)
+
+
+@njit(cache=True, inline="always")
+def _accumulate(dst, src, rows, n_active):
+    """``dst[c] = sum of src[rows[k], c]`` over k ascending, from the first row (no zeroing).
+
+    Rows are added four at a time with the parentheses of one-by-one addition, so the float64
+    result is that of the sequential sum while ``dst`` is loaded and stored 4x less often.
+    """
+    n2 = dst.shape[0]
+    row = src[rows[0]]
+    for c in range(n2):
+        dst[c] = row[c]
+    k = 1
+    while k + 4 <= n_active:
+        r1 = src[rows[k]]
+        r2 = src[rows[k + 1]]
+        r3 = src[rows[k + 2]]
+        r4 = src[rows[k + 3]]
+        for c in range(n2):
+            dst[c] = (((dst[c] + r1[c]) + r2[c]) + r3[c]) + r4[c]
+        k += 4
+    while k < n_active:
+        r1 = src[rows[k]]
+        for c in range(n2):
+            dst[c] += r1[c]
+        k += 1
+
+
+@njit(cache=True)
+def _run_one(g, g_var, raster, spikes_out, v_out, v_read, adc_bits, lsb, max_code, factor,
+             decay, threshold, reset_mode, refractory_steps, noise, seed):
+    n_steps, n_inputs = raster.shape
+    n2 = g.shape[1]
+    n = n2 // 2
+    acc = np.empty(n2)
+    var = np.empty(n2)
+    v = np.zeros(n)
+    ref = np.zeros(n, np.int32)
+    s_prev = np.zeros(n, np.uint8)
+    # Active rows of this step in ascending order: input events, then the neurons that
+    # spiked at the previous step (appended while scanning neurons, so also ascending).
+    rows = np.empty(n_inputs + n, np.int64)
+    n_fired = 0
+    state = np.uint64(seed)
+    synaptic_events = 0
+    for t in range(n_steps):
+        # The recurrent rows from the previous step sit at rows[:n_fired]; move them behind
+        # this step's input rows.
+        n_in = 0
+        for i in range(n_inputs):
+            n_in += raster[t, i] != 0
+        for k in range(n_fired - 1, -1, -1):
+            rows[n_in + k] = rows[k]
+        m = 0
+        for i in range(n_inputs):
+            if raster[t, i] != 0:
+                rows[m] = i
+                m += 1
+        n_active = n_in + n_fired
+        synaptic_events += n_active
+        if n_active == 0:
+            acc[:] = 0.0
+            var[:] = 0.0
+        else:
+            _accumulate(acc, g, rows, n_active)
+            if noise:
+                _accumulate(var, g_var, rows, n_active)
+        n_fired = 0
+        for j in range(n):
+            i_pos = acc[2 * j] * v_read
+            i_neg = acc[2 * j + 1] * v_read
+            if noise:
+                state, z0, z1 = _normal_pair(state)
+                i_pos += np.sqrt(var[2 * j]) * v_read * z0
+                i_neg += np.sqrt(var[2 * j + 1]) * v_read * z1
+            drive = (_adc(i_pos, adc_bits, lsb, max_code)
+                     - _adc(i_neg, adc_bits, lsb, max_code)) * factor
+            vj, sj, rj = _neuron_update(v[j], np.float64(s_prev[j]), ref[j], drive, decay,
+                                        threshold, reset_mode, refractory_steps)
+            v[j] = vj
+            ref[j] = rj
+            s_prev[j] = sj
+            if sj:
+                rows[n_fired] = n_inputs + j
+                n_fired += 1
+                spikes_out[t, j] = 1
+    v_out[:] = v
+    return synaptic_events
+
+
+@njit(cache=True, parallel=True)
+def _run_parallel(g, g_var, rasters, spikes, v_final, events, v_read, adc_bits, lsb, max_code,
+                  factor, decay, threshold, reset_mode, refractory_steps, noise, seeds):
+    for b in prange(rasters.shape[0]):
+        events[b] = _run_one(g, g_var, rasters[b], spikes[b], v_final[b], v_read, adc_bits,
+                             lsb, max_code, factor, decay, threshold, reset_mode,
+                             refractory_steps, noise, seeds[b])
+
+
+@njit(cache=True)
+def _run_serial(g, g_var, rasters, spikes, v_final, events, v_read, adc_bits, lsb, max_code,
+                factor, decay, threshold, reset_mode, refractory_steps, noise, seeds):
+    for b in range(rasters.shape[0]):
+        events[b] = _run_one(g, g_var, rasters[b], spikes[b], v_final[b], v_read, adc_bits,
+                             lsb, max_code, factor, decay, threshold, reset_mode,
+                             refractory_steps, noise, seeds[b])
+
+
+def run_fused(g, g_var, rasters, spikes, v_final, events, v_read, adc_bits, lsb, factor,
+              decay, threshold, reset_mode, refractory_steps, noise, seeds, parallel=True):
+    """Run the whole reservoir for a batch, writing into preallocated outputs.
+
+    ``g`` float64 (n_inputs + n, 2n) noise-free tile conductances (µS, rows = inputs then
+    neurons, interleaved differential columns); ``g_var`` float64 of the same shape: per-cell
+    read-noise variance (µS², only read when ``noise``); ``rasters`` uint8 (batch, T,
+    n_inputs); ``spikes`` zeroed uint8 (batch, T, n); ``v_final`` float64 (batch, n);
+    ``events`` int64 (batch,) receives the row additions done per sample. ``adc_bits`` <= 0
+    means an ideal ADC. ``seeds`` uint64 (batch,) seed each sample's noise stream.
+    """
+    max_code = float(2 ** adc_bits - 1) if adc_bits > 0 else 0.0
+    fn = _run_parallel if parallel else _run_serial
+    fn(g, g_var, rasters, spikes, v_final, events, v_read, adc_bits, lsb, max_code, factor,
+       decay, threshold, reset_mode, refractory_steps, noise, seeds)

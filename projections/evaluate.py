@@ -1,0 +1,182 @@
+"""Metrics on embeddings (numpy): cross-modal retrieval, prototype classification, few-shot.
+
+Retrieval of a query counts as correct when the retrieved item of the other modality has
+the query's class ("class match"), as in the paper. Chance levels are computed exactly from
+the class frequencies of queries and gallery, so imbalanced sets are judged fairly.
+"""
+from __future__ import annotations
+
+from math import comb
+
+import numpy as np
+from scipy import stats
+
+from rram_lsm.errors import ConfigError
+
+__all__ = [
+    "retrieval_metrics",
+    "prototype_accuracy",
+    "fewshot_episodes",
+    "fewshot_accuracy",
+    "summarize",
+]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _check(q, q_labels, g, g_labels):
+    if len(q) != len(q_labels) or len(g) != len(g_labels):
+        raise ConfigError("each embedding array needs one label per row")
+    if len(q) == 0 or len(g) == 0:
+        raise ConfigError("queries and gallery must both be non-empty")
+
+
+def retrieval_metrics(q: np.ndarray, q_labels, g: np.ndarray, g_labels, k: int = 5) -> dict:
+    """Top-1 and recall@k class-match retrieval of queries ``q`` among gallery ``g``.
+
+    Similarity is the dot product (embeddings are L2-normalised by the heads). Returns
+    fractions ``top1``, ``recall_at_{k}``, their chance levels for a random ranking, and the
+    counts ``n_queries``, ``n_gallery``. Ties resolve to the lowest gallery index.
+    """
+    _check(q, q_labels, g, g_labels)
+    q_labels, g_labels = np.asarray(q_labels), np.asarray(g_labels)
+    sim = np.asarray(q, np.float64) @ np.asarray(g, np.float64).T
+    k_eff = min(k, len(g))
+    top = np.argsort(-sim, axis=1, kind="stable")[:, :k_eff]
+    hits = g_labels[top] == q_labels[:, None]
+    n_g = len(g_labels)
+    match = np.array([(g_labels == c).sum() for c in q_labels])
+    chance_k = 1.0 - np.array([comb(n_g - m, k_eff) / comb(n_g, k_eff) for m in match])
+    return {
+        "top1": float(hits[:, 0].mean()),
+        f"recall_at_{k}": float(hits.any(axis=1).mean()),
+        "chance_top1": float((match / n_g).mean()),
+        f"chance_recall_at_{k}": float(chance_k.mean()),
+        "n_queries": int(len(q_labels)),
+        "n_gallery": int(n_g),
+    }
+
+
+def prototype_accuracy(q: np.ndarray, q_labels, g: np.ndarray, g_labels) -> dict:
+    """Classify queries by the nearest class prototype (normalised class mean of ``g``)."""
+    _check(q, q_labels, g, g_labels)
+    q_labels, g_labels = np.asarray(q_labels), np.asarray(g_labels)
+    classes = np.unique(g_labels)
+    protos = _unit(np.stack([_unit(g[g_labels == c]).mean(0) for c in classes]))
+    pred = classes[np.argmax(_unit(q) @ protos.T, axis=1)]
+    return {"accuracy": float((pred == q_labels).mean()), "chance": 1.0 / len(classes),
+            "n_queries": int(len(q_labels))}
+
+
+def fewshot_episodes(image_labels, image_idx, audio_labels, audio_idx, shots: int,
+                     episodes: int, rng: np.random.Generator):
+    """Yield few-shot episodes over the given samples as dicts of index arrays.
+
+    Each episode draws ``shots`` image and ``shots`` audio samples per class as the paired
+    support (``support_image``, ``support_audio``, class-sorted); the queries
+    (``query_image``, ``query_audio``) are every other sample of those classes, so no
+    query is ever a support sample. Classes with too few samples raise ConfigError.
+    """
+    if shots < 1 or episodes < 1:
+        raise ConfigError(f"shots and episodes must be >= 1, got {shots} and {episodes}")
+    image_labels, audio_labels = np.asarray(image_labels), np.asarray(audio_labels)
+    image_idx, audio_idx = np.asarray(image_idx), np.asarray(audio_idx)
+    classes = np.unique(image_labels[image_idx])
+    pools = {}
+    for c in classes:
+        pi = image_idx[image_labels[image_idx] == c]
+        pa = audio_idx[audio_labels[audio_idx] == c]
+        if len(pi) <= shots or len(pa) <= shots:
+            raise ConfigError(f"class {c} has {len(pi)} image / {len(pa)} audio samples; "
+                              f"{shots}-shot needs more than {shots} of each")
+        pools[c] = (pi, pa)
+    for _ in range(episodes):
+        sup_i, sup_a = [], []
+        for c in classes:
+            pi, pa = pools[c]
+            sup_i.append(rng.choice(pi, shots, replace=False))
+            sup_a.append(rng.choice(pa, shots, replace=False))
+        sup_i, sup_a = np.concatenate(sup_i), np.concatenate(sup_a)
+        yield {
+            "classes": classes,
+            "support_image": sup_i,
+            "support_audio": sup_a,
+            "query_image": np.setdiff1d(image_idx, sup_i),
+            "query_audio": np.setdiff1d(audio_idx, sup_a),
+        }
+
+
+def fewshot_accuracy(episode: dict, z_image, z_audio, image_labels, audio_labels, *,
+                     sources: str = "both", raw_image=None, raw_audio=None,
+                     raw_weight: float = 0.0) -> dict:
+    """Nearest-prototype accuracy of one episode in both directions.
+
+    ``audio_to_image``: audio queries are assigned the class of the best-scoring prototype
+    (the image class it retrieves); ``image_to_audio`` likewise. Prototypes are normalised
+    class means of the support embeddings of ``sources`` (``image``, ``audio``, ``both``).
+    With ``raw_weight`` > 0 the score mixes in the cosine to same-modality prototypes of
+    the raw (standardised) features ``raw_image``/``raw_audio``.
+    """
+    image_labels, audio_labels = np.asarray(image_labels), np.asarray(audio_labels)
+    classes = episode["classes"]
+    si, sa = episode["support_image"], episode["support_audio"]
+
+    def protos(z, idx, labels):
+        return np.stack([_unit(z[idx[labels[idx] == c]]).mean(0) for c in classes])
+
+    out = {}
+    for name, q_idx, z_q, raw_q, q_labels in (
+            ("audio_to_image", episode["query_audio"], z_audio, raw_audio, audio_labels),
+            ("image_to_audio", episode["query_image"], z_image, raw_image, image_labels)):
+        score = np.zeros((len(q_idx), len(classes)))
+        if raw_weight < 1.0:
+            parts = []
+            if sources in ("image", "both"):
+                parts.append(protos(z_image, si, image_labels))
+            if sources in ("audio", "both"):
+                parts.append(protos(z_audio, sa, audio_labels))
+            p = _unit(sum(parts))
+            score += (1.0 - raw_weight) * (_unit(z_q[q_idx]) @ p.T)
+        if raw_weight > 0.0:
+            if raw_q is None:
+                raise ConfigError("raw_weight > 0 needs raw_image and raw_audio features")
+            if name == "audio_to_image":
+                p = _unit(protos(raw_audio, sa, audio_labels))
+            else:
+                p = _unit(protos(raw_image, si, image_labels))
+            score += raw_weight * (_unit(raw_q[q_idx]) @ p.T)
+        pred = classes[np.argmax(score, axis=1)]
+        out[name] = {"top1": float((pred == q_labels[q_idx]).mean()),
+                     "n_queries": int(len(q_idx))}
+    return out
+
+
+def summarize(values, groups=None) -> dict:
+    """``{mean, std, ci95: [lo, hi], n}`` of ``values`` (NaNs dropped).
+
+    ``std`` is over all values. The 95 % interval is a t-interval over the group means
+    when ``groups`` (e.g. the split of each run) has more than one group — runs of one
+    split are correlated, so the split is the unit — and over the values otherwise.
+    """
+    v = np.asarray(values, np.float64)
+    keep = np.isfinite(v)
+    v = v[keep]
+    if v.size == 0:
+        return {"mean": None, "std": None, "ci95": [None, None], "n": 0}
+    units = v
+    if groups is not None:
+        g = np.asarray(groups)[keep]
+        uniq = np.unique(g)
+        if len(uniq) > 1:
+            units = np.array([v[g == u].mean() for u in uniq])
+    mean = float(v.mean())
+    if len(units) > 1:
+        half = float(stats.t.ppf(0.975, len(units) - 1) * units.std(ddof=1)
+                     / np.sqrt(len(units)))
+    else:
+        half = float("nan")
+    return {"mean": mean, "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+            "ci95": [mean - half, mean + half], "n": int(v.size)}

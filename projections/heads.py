@@ -1,0 +1,105 @@
+"""Projection heads: one per modality, mapping frozen reservoir features to a shared space."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from rram_lsm.errors import ConfigError
+
+__all__ = ["ProjectionHead", "DualEncoder", "HEAD_KINDS"]
+
+HEAD_KINDS = ("linear", "fc_gelu", "mlp")
+"""``linear``: one affine map; ``fc_gelu``: one affine map then GELU (the paper's head);
+``mlp``: affine -> GELU -> affine."""
+
+
+def _init_linear(layer: nn.Linear, gen: torch.Generator) -> None:
+    # torch's default Linear init, but drawn from our generator so runs are reproducible
+    # without touching the global RNG.
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=gen)
+    bound = 1.0 / math.sqrt(layer.in_features)
+    nn.init.uniform_(layer.bias, -bound, bound, generator=gen)
+
+
+class ProjectionHead(nn.Module):
+    """Feature standardisation (optional) followed by a linear, FC+GELU or MLP map.
+
+    ``mean``/``std`` are fixed buffers computed from training features by the caller (a
+    constant shift and scale, not learned); ``normalize`` L2-normalises the output.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int = 64, kind: str = "fc_gelu",
+                 hidden: int = 256, normalize: bool = True,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        if kind not in HEAD_KINDS:
+            raise ConfigError(f"unknown head kind {kind!r}; expected one of {HEAD_KINDS}")
+        if in_dim < 1 or out_dim < 1 or hidden < 1:
+            raise ConfigError(f"head sizes must be positive (in {in_dim}, out {out_dim}, "
+                              f"hidden {hidden})")
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.kind = kind
+        self.normalize = normalize
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("std", torch.ones(in_dim))
+        if kind == "mlp":
+            self.fc1 = nn.Linear(in_dim, hidden)
+            self.fc2 = nn.Linear(hidden, out_dim)
+            _init_linear(self.fc2, gen)
+        else:
+            self.fc1 = nn.Linear(in_dim, out_dim)
+        _init_linear(self.fc1, gen)
+
+    def set_standardisation(self, features: torch.Tensor) -> None:
+        """Fix the input shift/scale to the per-feature mean and std of ``features``."""
+        self.mean.copy_(features.mean(0))
+        self.std.copy_(features.std(0).clamp_min(1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embed a batch ``(n, in_dim)`` -> ``(n, out_dim)``."""
+        h = self.fc1((x - self.mean) / self.std)
+        if self.kind == "fc_gelu":
+            h = F.gelu(h)
+        elif self.kind == "mlp":
+            h = self.fc2(F.gelu(h))
+        return F.normalize(h, dim=1) if self.normalize else h
+
+    def flops_per_sample(self) -> int:
+        """Forward floating-point operations for one sample (MAC = 2 FLOPs)."""
+        n = 2 * self.fc1.in_features * self.fc1.out_features + 2 * self.fc1.in_features
+        if self.kind == "mlp":
+            n += 2 * self.fc2.in_features * self.fc2.out_features
+        n += 8 * self.fc1.out_features  # GELU and normalisation, a few ops per unit
+        return n
+
+
+class DualEncoder(nn.Module):
+    """One head per modality (``image``, ``audio``) and a temperature (fixed or learned)."""
+
+    def __init__(self, image_dim: int, audio_dim: int, out_dim: int = 64,
+                 kind: str = "fc_gelu", hidden: int = 256, normalize: bool = True,
+                 temperature: float = 1.0, learn_temperature: bool = False,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        if temperature <= 0:
+            raise ConfigError(f"temperature must be positive, got {temperature}")
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.image = ProjectionHead(image_dim, out_dim, kind, hidden, normalize, gen)
+        self.audio = ProjectionHead(audio_dim, out_dim, kind, hidden, normalize, gen)
+        log_t = torch.tensor(math.log(temperature))
+        if learn_temperature:
+            self.log_temperature = nn.Parameter(log_t)
+        else:
+            self.register_buffer("log_temperature", log_t)
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        """Current temperature (a scalar tensor)."""
+        return self.log_temperature.exp()
+
+    def forward(self, x_image: torch.Tensor, x_audio: torch.Tensor):
+        """Embed both modalities; returns ``(z_image, z_audio)``."""
+        return self.image(x_image), self.audio(x_audio)

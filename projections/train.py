@@ -1,0 +1,270 @@
+"""Training of the projection heads on paired features, with validation-only model selection.
+
+Everything is seeded through one ``torch.Generator`` (initialisation and batch order), so
+the same inputs and seed give the same model. The checkpoint kept is the epoch with the best
+validation score (mean of audio->image and image->audio top-1 retrieval on the validation
+pairs); with ``patience`` set, training stops once that score has not improved for that many
+epochs. Test and unseen data never enter this module.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from rram_lsm.errors import ConfigError
+
+from . import functional as Fn
+from .heads import HEAD_KINDS, DualEncoder
+
+__all__ = ["MethodConfig", "METHODS", "get_method", "TrainResult", "train_heads"]
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """A training recipe for the two heads, plus how few-shot prototypes are formed."""
+
+    name: str = "custom"
+    """Label used in results."""
+    head: str = "fc_gelu"
+    """Head kind: ``linear``, ``fc_gelu`` (paper) or ``mlp``."""
+    dim: int = 64
+    """Embedding dimension."""
+    hidden: int = 256
+    """Hidden width of the ``mlp`` head (ignored otherwise)."""
+    standardize: bool = False
+    """Standardise each feature with the training-set mean and std before the head."""
+    temperature: float = 1.0
+    """Softmax temperature of the contrastive losses (initial value if learned)."""
+    learn_temperature: bool = False
+    """Learn log-temperature jointly with the heads (CLIP)."""
+    clip_weight: float = 1.0
+    """Weight of the symmetric CLIP/InfoNCE loss."""
+    supcon_weight: float = 0.0
+    """Weight of the cross-modal supervised-contrastive loss (label-aware)."""
+    proto_weight: float = 0.0
+    """Weight of the cross-modal prototypical loss."""
+    align_weight: float = 0.0
+    """Weight of the Wang & Isola alignment term."""
+    uniform_weight: float = 0.0
+    """Weight of the Wang & Isola uniformity term (applied to each modality)."""
+    cwcl_weight: float = 0.0
+    """Weight of CWCL (intra-modal similarity of frozen features as soft targets)."""
+    structure_weight: float = 0.0
+    """Weight of the structure-preserving regulariser (applied to each modality)."""
+    structure_temperature: float = 0.1
+    """Temperature of the neighbourhood distributions in the structure regulariser."""
+    epochs: int = 100
+    """Maximum training epochs."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    weight_decay: float = 0.0
+    """Adam weight decay (L2)."""
+    batch_size: int = 128
+    """Pairs per batch."""
+    patience: int | None = None
+    """Stop after this many epochs without validation improvement (None: run all)."""
+    fewshot_sources: str = "both"
+    """Few-shot prototypes from the support of ``image``, ``audio`` or ``both`` modalities,
+    in the learned embedding."""
+    fewshot_raw_weight: float = 0.0
+    """Few-shot score = (1 - w) * cosine in the embedding + w * cosine to same-modality
+    prototypes of standardised raw features (0: embedding only, 1: raw only)."""
+    trained: bool = True
+    """False for the no-training raw-feature baseline (embeddings = standardised features)."""
+
+    def __post_init__(self):
+        if self.head not in HEAD_KINDS:
+            raise ConfigError(f"unknown head {self.head!r}; expected one of {HEAD_KINDS}")
+        if self.fewshot_sources not in ("image", "audio", "both"):
+            raise ConfigError("fewshot_sources must be 'image', 'audio' or 'both', got "
+                              f"{self.fewshot_sources!r}")
+        if not 0.0 <= self.fewshot_raw_weight <= 1.0:
+            raise ConfigError(f"fewshot_raw_weight must be in [0, 1], got "
+                              f"{self.fewshot_raw_weight}")
+        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.temperature <= 0:
+            raise ConfigError("epochs >= 1, batch_size >= 2, lr > 0 and temperature > 0 "
+                              f"are required (got {self.epochs}, {self.batch_size}, "
+                              f"{self.lr}, {self.temperature})")
+
+    def replace(self, **changes) -> "MethodConfig":
+        """A copy with some fields changed; unknown names raise ConfigError."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown method fields {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+
+METHODS: dict[str, MethodConfig] = {
+    # The paper's recipe: one FC layer + GELU per modality, dim 64, plain CLIP, T = 1.0,
+    # Adam 1e-3, 100 epochs (here with validation checkpoint selection).
+    "paper": MethodConfig(name="paper", fewshot_sources="image"),
+    # Prototypical network on the same features: prototypes of the other modality,
+    # L2-normalised embeddings (Euclidean on the sphere), episodic in every batch.
+    "protonet": MethodConfig(name="protonet", head="linear", clip_weight=0.0,
+                             proto_weight=1.0, temperature=0.1, standardize=True,
+                             fewshot_sources="image"),
+    # No training: standardised raw reservoir features, nearest prototype (few-shot only).
+    "raw": MethodConfig(name="raw", trained=False, fewshot_sources="audio",
+                        fewshot_raw_weight=1.0),
+}
+
+
+def get_method(name: str) -> MethodConfig:
+    """The named recipe from :data:`METHODS`; unknown names raise ConfigError."""
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; expected one of {sorted(METHODS)}")
+    return METHODS[name]
+
+
+@dataclass
+class TrainResult:
+    """A trained :class:`DualEncoder` and its learning curves."""
+
+    model: DualEncoder
+    """The heads at the selected (best-validation) epoch."""
+    best_epoch: int
+    """Epoch (1-based) whose weights were kept."""
+    curves: dict = field(default_factory=dict)
+    """``train_loss``, ``val_loss``, ``val_top1`` per epoch (lists)."""
+    train_flops: int = 0
+    """Counted floating-point operations of training (forward + backward ~ 3x forward)."""
+    wall_s: float = 0.0
+    """Wall-clock seconds of training."""
+
+    def embed(self, values: np.ndarray, modality: str) -> np.ndarray:
+        """Embed raw features of ``image`` or ``audio`` with the selected heads."""
+        head = {"image": self.model.image, "audio": self.model.audio}.get(modality)
+        if head is None:
+            raise ConfigError(f"modality must be 'image' or 'audio', got {modality!r}")
+        with torch.no_grad():
+            return head(torch.as_tensor(np.asarray(values, np.float32))).numpy()
+
+
+def _loss(cfg: MethodConfig, model: DualEncoder, xi, xa, y):
+    zi, za = model(xi, xa)
+    t = model.temperature
+    total = zi.new_zeros(())
+    if cfg.clip_weight:
+        total = total + cfg.clip_weight * Fn.clip_loss(za, zi, t)
+    if cfg.supcon_weight:
+        total = total + cfg.supcon_weight * Fn.supcon_loss(za, zi, y, t)
+    if cfg.proto_weight:
+        total = total + cfg.proto_weight * Fn.prototype_loss(za, zi, y, t)
+    if cfg.align_weight:
+        total = total + cfg.align_weight * Fn.alignment_loss(za, zi)
+    if cfg.uniform_weight:
+        total = total + cfg.uniform_weight * 0.5 * (Fn.uniformity_loss(za)
+                                                    + Fn.uniformity_loss(zi))
+    if cfg.cwcl_weight:
+        total = total + cfg.cwcl_weight * Fn.cwcl_loss(za, zi, xa, xi, t)
+    if cfg.structure_weight:
+        s = Fn.structure_loss(za, xa, cfg.structure_temperature) + \
+            Fn.structure_loss(zi, xi, cfg.structure_temperature)
+        total = total + cfg.structure_weight * 0.5 * s
+    return total
+
+
+def _val_top1(model: DualEncoder, xi, yi, xa, ya) -> float:
+    """Mean of a->i and i->a nearest-neighbour class-match rate on the validation samples."""
+    with torch.no_grad():
+        zi, za = model(xi, xa)
+        sim = za @ zi.T
+        a2i = (yi[sim.argmax(1)] == ya).float().mean()
+        i2a = (ya[sim.argmax(0)] == yi).float().mean()
+    return float(0.5 * (a2i + i2a))
+
+
+def train_heads(cfg: MethodConfig, image_values: np.ndarray, audio_values: np.ndarray,
+                train_pairs, val_pairs, image_labels, audio_labels, *, seed: int = 0,
+                progress: bool = False) -> TrainResult:
+    """Train both heads on ``train_pairs`` and select the epoch on ``val_pairs``.
+
+    ``*_values`` are full feature arrays; ``*_pairs`` are ``(image_idx, audio_idx)`` index
+    arrays into them (as :meth:`lsm.data.CrossModalSplit.pairs` returns). Only the samples
+    those pairs name are ever read.
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    if not cfg.trained:
+        raise ConfigError(f"method {cfg.name!r} has no training step")
+    ti, ta = (np.asarray(a, np.int64) for a in train_pairs)
+    vi, va = (np.asarray(a, np.int64) for a in val_pairs)
+    if len(ti) < 2 or len(vi) < 1:
+        raise ConfigError(f"need at least 2 training pairs and 1 validation pair; got "
+                          f"{len(ti)} and {len(vi)}")
+    image_labels = np.asarray(image_labels)
+    audio_labels = np.asarray(audio_labels)
+    if np.any(image_labels[ti] != audio_labels[ta]):
+        raise ConfigError("training pairs must join samples of the same class")
+    xi_tr = torch.as_tensor(np.asarray(image_values, np.float32)[ti])
+    xa_tr = torch.as_tensor(np.asarray(audio_values, np.float32)[ta])
+    y_tr = torch.as_tensor(image_labels[ti])
+    # validation retrieval runs over the distinct validation samples of each modality
+    ui, ua = np.unique(vi), np.unique(va)
+    xi_val = torch.as_tensor(np.asarray(image_values, np.float32)[ui])
+    xa_val = torch.as_tensor(np.asarray(audio_values, np.float32)[ua])
+    yi_val = torch.as_tensor(image_labels[ui])
+    ya_val = torch.as_tensor(audio_labels[ua])
+    xi_vp = torch.as_tensor(np.asarray(image_values, np.float32)[vi])
+    xa_vp = torch.as_tensor(np.asarray(audio_values, np.float32)[va])
+    y_vp = torch.as_tensor(image_labels[vi])
+
+    gen = torch.Generator().manual_seed(int(seed))
+    model = DualEncoder(xi_tr.shape[1], xa_tr.shape[1], cfg.dim, cfg.head, cfg.hidden,
+                        True, cfg.temperature, cfg.learn_temperature, gen)
+    if cfg.standardize:
+        # unique training samples only, so reused (cycled) samples do not weigh more
+        model.image.set_standardisation(
+            torch.as_tensor(np.asarray(image_values, np.float32)[np.unique(ti)]))
+        model.audio.set_standardisation(
+            torch.as_tensor(np.asarray(audio_values, np.float32)[np.unique(ta)]))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    curves = {"train_loss": [], "val_loss": [], "val_top1": []}
+    best = (-1.0, 0, copy.deepcopy(model.state_dict()))
+    n = len(ti)
+    bs = min(cfg.batch_size, n)
+    steps = 0
+    start = time.perf_counter()
+    for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"train {cfg.name}", disable=not progress,
+                      leave=False):
+        model.train()
+        order = torch.randperm(n, generator=gen)
+        total, batches = 0.0, 0
+        # drop a last batch of one pair: a one-element batch has no negatives
+        for s in range(0, n - 1, bs):
+            idx = order[s:s + bs]
+            if len(idx) < 2:
+                continue
+            loss = _loss(cfg, model, xi_tr[idx], xa_tr[idx], y_tr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+            batches += 1
+            steps += len(idx)
+        model.eval()
+        with torch.no_grad():
+            val_loss = float(_loss(cfg, model, xi_vp, xa_vp, y_vp))
+        score = _val_top1(model, xi_val, yi_val, xa_val, ya_val)
+        curves["train_loss"].append(total / max(batches, 1))
+        curves["val_loss"].append(val_loss)
+        curves["val_top1"].append(score)
+        if score > best[0]:
+            best = (score, epoch, copy.deepcopy(model.state_dict()))
+        elif cfg.patience is not None and epoch - best[1] >= cfg.patience:
+            break
+    wall = time.perf_counter() - start
+    model.load_state_dict(best[2])
+    model.eval()
+    per_sample = model.image.flops_per_sample() + model.audio.flops_per_sample()
+    # forward + backward (~2x forward) per sample, plus the batch similarity matrix
+    flops = 3 * steps * (per_sample + 2 * bs * cfg.dim)
+    return TrainResult(model=model, best_epoch=best[1], curves=curves, train_flops=int(flops),
+                       wall_s=wall)

@@ -1,0 +1,127 @@
+"""The device side (Emulator.receive) with exact frames, and the driver wired to it in-process."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from hardware import (Command, Emulator, Faults, FrameDecoder, MessageAssembler, SerialMacro,
+                      Status, encode_message)
+from hardware import codec
+from hardware.emulator import NO_SEQ
+from rram_lsm.errors import ConfigError
+from rram_lsm.macro import Region
+
+
+@pytest.fixture
+def small_profile(noise_free_profile):
+    return replace(noise_free_profile, array=replace(noise_free_profile.array, rows=32, cols=32))
+
+
+@pytest.fixture
+def emu(small_profile):
+    from sim import SimMacro
+
+    return Emulator(SimMacro(seed=11, profile=small_profile))
+
+
+def _replies(data: bytes):
+    asm = MessageAssembler()
+    msgs = [asm.add(f) for f in FrameDecoder().feed(data)]
+    return [m for m in msgs if m is not None]
+
+
+FORM = codec.encode_form_request(Region(0, 0, 4, 4), 3.7, 1e-6, 100.0)
+
+
+def test_exactly_once_form_replays_the_cached_reply(emu):
+    req = encode_message(500, Command.FORM, FORM)
+    first = emu.receive(req)
+    again = emu.receive(req)  # the host never saw `first` and retransmits
+    assert again == first
+    assert emu.counters["state_changes"] == 1 and emu.counters["replays"] == 1
+    # same seq but another payload is a new command, not a retransmission
+    other = codec.encode_form_request(Region(4, 4, 4, 4), 3.7, 1e-6, 100.0)
+    emu.receive(encode_message(500, Command.FORM, other))
+    assert emu.counters["state_changes"] == 2
+    # reads are never cached
+    read = encode_message(501, Command.READ, codec.pack_region(Region(0, 0, 4, 4)))
+    emu.receive(read), emu.receive(read)
+    assert emu.counters["replays"] == 1
+
+
+def test_retried_advance_moves_the_clock_once(emu):
+    req = encode_message(7, Command.ADVANCE, codec.encode_f64(100.0))
+    replies = [_replies(emu.receive(req))[0] for _ in range(3)]
+    assert all(codec.decode_f64(r.payload, 1, "t")[0] == 100.0 for r in replies)
+    assert emu.macro.clock_s() == 100.0
+
+
+@pytest.mark.parametrize("payload, cmd, status", [
+    (codec.encode_form_request(Region(30, 0, 4, 4), 3.7, 1e-6, 100.0), Command.FORM,
+     Status.REGION_ERROR),
+    (codec.encode_form_request(Region(0, 0, 4, 4), 7.0, 1e-6, 100.0), Command.FORM,
+     Status.SAFETY_LIMIT),
+    (codec.encode_form_request(Region(0, 0, 4, 4), 3.0, 1.0, 100.0), Command.FORM,
+     Status.SAFETY_LIMIT),
+    (codec.encode_program_request(Region(0, 0, 2, 2), np.full((2, 2), 1e6), 0.1, 5),
+     Command.PROGRAM, Status.BAD_ARGUMENT),
+    (codec.encode_f64(-1.0), Command.ADVANCE, Status.BAD_ARGUMENT),
+    (b"\x00\x01", Command.READ, Status.BAD_PAYLOAD),
+    (b"", 0x7E, Status.UNKNOWN_COMMAND),
+])
+def test_device_side_checks(emu, payload, cmd, status):
+    (msg,) = _replies(emu.receive(encode_message(3, cmd, payload)))
+    assert (msg.seq, msg.cmd, msg.status) == (3, cmd, status)
+    assert msg.payload  # a human-readable reason
+    assert emu.counters["state_changes"] == 0
+
+
+def test_naks_for_damaged_frames_and_versions(emu):
+    req = bytearray(encode_message(9, Command.READ, codec.pack_region(Region(0, 0, 1, 1))))
+    req[16] ^= 0x10
+    (nak,) = _replies(emu.receive(bytes(req)))
+    assert (nak.seq, nak.status) == (9, Status.BAD_CRC)
+    assert emu.receive(b"\x13\x37 noise") == b""
+    (nak,) = _replies(emu.flush())  # quiet line after garbage: unattributed NAK
+    assert (nak.seq, nak.cmd, nak.status) == (NO_SEQ, 0, Status.BAD_FRAME)
+    (msg,) = _replies(emu.receive(encode_message(4, Command.INFO, b"", version=2)))
+    assert msg.status == Status.BAD_VERSION
+    chunk1 = encode_message(5, Command.PROGRAM, b"x" * 5000)[4096 + 18:]
+    (msg,) = _replies(emu.receive(chunk1))
+    assert msg.status == Status.CHUNK_ERROR
+
+
+def test_run_reservoir_unsupported_without_runner(small_profile):
+    from sim import SimMacro
+
+    emu = Emulator(SimMacro(seed=1, profile=small_profile), run_reservoir=False)
+    (msg,) = _replies(emu.receive(encode_message(1, Command.RUN_RESERVOIR, b"")))
+    assert msg.status == Status.UNSUPPORTED
+    info, _ = codec.decode_info(_replies(emu.receive(encode_message(2, Command.INFO)))[0].payload)
+    assert info.capabilities == ()
+
+
+def test_driver_survives_lost_replies_exactly_once(emu, device_port_cls):
+    # writes: 0 INFO, 1 FORM (reply lost), 2 FORM retry, 3 PROGRAM (reply lost), 4 retry
+    port = device_port_cls(emu, lose_replies={1, 3})
+    m = SerialMacro(port, timeout_s=0.05, backoff_s=0.0)
+    res = m.form((0, 0, 4, 4), 3.7, 1e-6, 100.0)
+    target = np.where(res.formed, 10.0, res.conductance_us)
+    prog = m.program((0, 0, 4, 4), target, 0.2, 50)
+    assert m.stats.retries == 2 and m.stats.timeouts == 2
+    assert emu.counters["state_changes"] == 2 and emu.counters["replays"] == 2
+    assert port.written[1] == port.written[2] and port.written[3] == port.written[4]
+    np.testing.assert_array_equal(prog.conductance_us,
+                                  emu.macro.read_conductance((0, 0, 4, 4)))
+    st = m.status()
+    assert st.state_changes == 2 and st.boot_count == 1 and not st.busy
+
+
+def test_faults_validate():
+    with pytest.raises(ConfigError):
+        Faults(corrupt_rate=1.5)
+    with pytest.raises(ConfigError):
+        Faults(latency_s=-1.0)
+    assert not Faults().active and Faults(drop_rate=0.1).active
