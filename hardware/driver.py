@@ -21,7 +21,7 @@ from . import codec
 from .errors import (ChunkError, CorruptFrameError, DeviceArgumentError, DeviceBusyError,
                      DeviceError, DeviceRegionError, DeviceSafetyLimitError, DeviceShapeError,
                      FirmwareMismatchError, HardwareError, LinkTimeoutError, ProtocolError)
-from .protocol import (DEFAULT_MAX_FRAME_PAYLOAD, PROTOCOL_VERSION, Command, FrameDecoder,
+from .protocol import (DEFAULT_MAX_FRAME_PAYLOAD, NO_SEQ, PROTOCOL_VERSION, Command, FrameDecoder,
                        MessageAssembler, Status, encode_message)
 
 __all__ = ["SerialMacro", "LinkStats", "check_binary", "check_program_args"]
@@ -56,6 +56,10 @@ class LinkStats:
     """Bytes written to the port."""
     bytes_received: int = 0
     """Bytes read from the port."""
+    payload_sent: int = 0
+    """Message payload bytes in the transmitted requests (framing excluded)."""
+    payload_received: int = 0
+    """Payload bytes of the accepted reply frames (framing, junk and stale frames excluded)."""
 
 
 def check_binary(inputs, rows: int, what: str = "inputs", ndim: int = 2) -> np.ndarray:
@@ -135,6 +139,9 @@ class SerialMacro:
             self._port = port
             self._owns_port = False
         self.port_name = getattr(self._port, "port", None) or str(port)
+        self._poll_s = min(_POLL_S, self.inter_byte_timeout_s / 4)
+        if self._owns_port:
+            self._port.timeout = self._poll_s
         port_timeout = getattr(self._port, "timeout", None)
         self._blocking_read_ok = port_timeout is not None and port_timeout <= _POLL_S
         self.set_wire_log(wire_log)
@@ -205,9 +212,9 @@ class SerialMacro:
             if waiting:
                 data = self._port.read(waiting)
             elif self._blocking_read_ok:
-                data = self._port.read(1)  # returns on the first byte or after _POLL_S
+                data = self._port.read(1)  # returns on the first byte or after the poll time
             else:
-                time.sleep(_POLL_S)
+                time.sleep(self._poll_s)
                 data = b""
         except Exception as exc:
             raise HardwareError(f"reading from {self.port_name} failed: {exc}") from exc
@@ -248,22 +255,27 @@ class SerialMacro:
                         f"no reply to {Command(cmd).name} (seq {seq}) from {self.port_name} "
                         f"within {self.timeout_s:g} s")
                 continue
+            if any(not isinstance(i, CorruptFrameError) for i in items):
+                garbage_mark = self._decoder.garbage_bytes  # a frame arrived after the junk
             for item in items:
                 if isinstance(item, CorruptFrameError):
                     hdr = item.header
                     if hdr is None or hdr["seq"] == seq:
                         raise item
                     continue  # a damaged stale frame of an older command
+                if (item.is_response and item.cmd == 0 and item.seq == NO_SEQ
+                        and item.status in _RETRY_STATUSES):
+                    raise CorruptFrameError("the device received a damaged frame")
                 if not item.is_response or item.seq != seq or item.cmd != cmd:
                     continue  # stale reply of an earlier attempt or command
                 deadline = min(now + self.timeout_s, hard_deadline)
+                self.stats.payload_received += len(item.payload)
                 msg = self._assembler.add(item)
                 if msg is None:
                     continue
                 if msg.status == Status.IN_PROGRESS:
                     continue  # keep-alive: the deadline was just extended
                 return msg
-            garbage_mark = self._decoder.garbage_bytes
 
     def _exchange(self, cmd: Command, payload: bytes = b"") -> bytes:
         """Send one command (retrying within bounds) and return the OK reply's payload."""
@@ -280,6 +292,7 @@ class SerialMacro:
                     time.sleep(delay)
                 self._resync()
             self.stats.attempts += 1
+            self.stats.payload_sent += len(payload)
             self._write(wire)
             try:
                 msg = self._await_reply(seq, cmd)

@@ -29,16 +29,15 @@ from rram_lsm.macro import RUN_RESERVOIR, check_form_request, check_region
 
 from . import codec
 from .errors import ChunkError, CorruptFrameError, HardwareError, ProtocolError
-from .protocol import (DEFAULT_MAX_FRAME_PAYLOAD, DEFAULT_MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+from .protocol import (DEFAULT_MAX_FRAME_PAYLOAD, DEFAULT_MAX_MESSAGE_BYTES, NO_SEQ,
+                       PROTOCOL_VERSION,
                        STATE_CHANGING, Command, FrameDecoder, Message, MessageAssembler,
                        Status, crc32, encode_message)
 
-__all__ = ["Faults", "Emulator", "open_emulated", "FIRMWARE_VERSION", "NO_SEQ"]
+__all__ = ["Faults", "Emulator", "open_emulated", "FIRMWARE_VERSION"]
 
 FIRMWARE_VERSION = "emu-1.0"
 """Firmware version string the emulator reports."""
-NO_SEQ = 0xFFFF
-"""Sequence number of a NAK that cannot be attributed to a request (command byte 0)."""
 _ERROR_STATUS = (  # most specific first: RegionError and ShapeError are ValueErrors too
     (RegionError, Status.REGION_ERROR),
     (ShapeError, Status.SHAPE_ERROR),
@@ -61,7 +60,7 @@ class Faults:
     """Delay (s) added before every reply."""
     reset_rate: float = 0.0
     """Probability per executed command that the device reboots before replying."""
-    seed: int = 0
+    fault_seed: int = 0
     """Seed of the fault streams (one child stream per fault source)."""
 
     def __post_init__(self):
@@ -109,7 +108,7 @@ class Emulator:
         self._runner = _default_reservoir_runner() if run_reservoir is None else run_reservoir
         self._decoder = FrameDecoder(self.wire.max_frame_payload)
         self._assembler = MessageAssembler(self.wire.max_message_bytes)
-        seqs = np.random.SeedSequence(self.faults.seed).spawn(5)
+        seqs = np.random.SeedSequence(self.faults.fault_seed).spawn(5)
         self._rng = dict(zip(("corrupt_rx", "drop_rx", "corrupt_tx", "drop_tx", "reset"),
                              (np.random.default_rng(s) for s in seqs)))
         # the exactly-once record lives in memory that survives a reboot (docs/protocol.md)
@@ -245,11 +244,12 @@ class Emulator:
                 self.counters["frames_bad"] += 1
                 self._assembler.reset()
                 h = item.header
+                # NAKs carry no text: the shorter they are, the likelier they cross a bad link
                 if h is not None and not h["flags"] & 1:
                     status = Status.BAD_CRC if "CRC" in str(item) else Status.BAD_FRAME
-                    out += self._reply(h["seq"], h["cmd"], status, str(item).encode())
+                    out += self._reply(h["seq"], h["cmd"], status)
                 elif h is None:
-                    out += self._reply(NO_SEQ, 0, Status.BAD_FRAME, str(item).encode())
+                    out += self._reply(NO_SEQ, 0, Status.BAD_FRAME)
                 continue
             self.counters["frames_ok"] += 1
             if item.is_response:
@@ -355,7 +355,10 @@ class Emulator:
             return b""
 
         while not stop():
-            ready, _, _ = select.select([fd], [], [], 0.002 if self._job else poll_s)
+            waiting = self._job or self._decoder.pending or \
+                self._decoder.garbage_bytes != self._garbage_mark
+            ready, _, _ = select.select([fd], [], [], min(0.002, self.gap_s / 4) if waiting
+                                        else poll_s)
             now = time.monotonic()
             if ready:
                 try:
@@ -425,7 +428,7 @@ def open_emulated(seed: int = 0, profile=None, *, timeout_s: float = 1.0, retrie
 
     Returns a ``SerialMacro`` on the pseudo-terminal; its ``close()`` also stops the
     process. ``faults`` are :class:`Faults` fields (corrupt_rate, drop_rate, latency_s,
-    reset_rate, seed). ``factory`` names the macro class ``module:callable`` the child
+    reset_rate, fault_seed). ``factory`` names the macro class ``module:callable`` the child
     builds with ``(seed=, profile=)``.
     """
     import tty
@@ -444,7 +447,7 @@ def open_emulated(seed: int = 0, profile=None, *, timeout_s: float = 1.0, retrie
            "--parent-pid", str(os.getpid()),
            "--corrupt-rate", str(fault_cfg.corrupt_rate), "--drop-rate",
            str(fault_cfg.drop_rate), "--latency-s", str(fault_cfg.latency_s),
-           "--reset-rate", str(fault_cfg.reset_rate), "--fault-seed", str(fault_cfg.seed)]
+           "--reset-rate", str(fault_cfg.reset_rate), "--fault-seed", str(fault_cfg.fault_seed)]
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(cmd, pass_fds=(master, slave), stdout=subprocess.PIPE,
                                 stderr=err, stdin=subprocess.DEVNULL)

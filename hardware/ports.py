@@ -57,13 +57,18 @@ class PortReport:
 
 
 def scan_ports(probe: bool = True, baudrate: int = 921600, timeout_s: float = 0.5,
-               extra: tuple[str, ...] = ()) -> list[PortReport]:
-    """List serial ports (plus ``extra`` paths/URLs); with ``probe``, try the handshake."""
+               extra: tuple[str, ...] = (), system: bool = True) -> list[PortReport]:
+    """List the system's serial ports (if ``system``) and ``extra`` paths/URLs.
+
+    With ``probe``, each one that opens gets the INFO handshake: ``status`` says whether a
+    macro answered, stayed silent, or could not be opened (``detail`` says why).
+    """
     from serial.tools import list_ports
 
     from .driver import SerialMacro
 
-    entries = [(p.device, p.description or "", p.hwid or "") for p in list_ports.comports()]
+    entries = ([(p.device, p.description or "", p.hwid or "") for p in list_ports.comports()]
+               if system else [])
     entries += [(e, "given on the command line", "") for e in extra]
     reports = []
     for device, desc, hwid in entries:

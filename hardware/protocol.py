@@ -18,7 +18,7 @@ from .errors import ChunkError, CorruptFrameError
 __all__ = [
     "SYNC", "PROTOCOL_VERSION", "HEADER_SIZE", "TRAILER_SIZE", "FRAME_OVERHEAD",
     "DEFAULT_MAX_FRAME_PAYLOAD", "DEFAULT_MAX_MESSAGE_BYTES",
-    "FLAG_RESPONSE", "FLAG_MORE", "Command", "Status", "STATE_CHANGING",
+    "FLAG_RESPONSE", "FLAG_MORE", "NO_SEQ", "Command", "Status", "STATE_CHANGING",
     "Frame", "crc16", "crc32", "encode_frame", "encode_message",
     "FrameDecoder", "MessageAssembler", "Message",
 ]
@@ -31,6 +31,9 @@ TRAILER_SIZE = 4  # CRC-32 of bytes 2 .. end of payload
 FRAME_OVERHEAD = HEADER_SIZE + TRAILER_SIZE
 DEFAULT_MAX_FRAME_PAYLOAD = 4096
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+NO_SEQ = 0xFFFF
+"""Sequence number of a NAK the device cannot attribute to a request (its command byte is 0)."""
 
 FLAG_RESPONSE = 0x01
 FLAG_MORE = 0x02

@@ -60,8 +60,12 @@ def _drive_factor(spec: ReservoirSpec, read_voltage_v: float) -> float:
     return spec.weight_scale / (read_voltage_v * spec.g_ref_us)
 
 
-def _run_stepwise(macro, region: Region, rasters: np.ndarray, spec: ReservoirSpec):
-    """The per-step loop of ReservoirSpec through ``mvm``; returns (spikes, final membrane)."""
+def _run_stepwise(macro, region: Region, rasters: np.ndarray, spec: ReservoirSpec,
+                  history: np.ndarray | None = None):
+    """The per-step loop of ReservoirSpec through ``mvm``; returns (spikes, final membrane).
+
+    ``history`` (batch, T, n) float64, when given, receives the membrane after every step.
+    """
     info = macro.info()
     factor = _drive_factor(spec, info.read_voltage_v)
     batch, n_steps, n_in = rasters.shape
@@ -83,6 +87,8 @@ def _run_stepwise(macro, region: Region, rasters: np.ndarray, spec: ReservoirSpe
         lif_step_batch(v, s, ref, drive, spec.decay, spec.threshold, _RESETS[spec.reset],
                        spec.refractory_steps)
         spikes[:, t] = s
+        if history is not None:
+            history[:, t] = v
     return spikes, v
 
 
@@ -336,6 +342,18 @@ class Reservoir:
         w = self.spec.weight_scale * (g[:, 0::2] - g[:, 1::2]) / self.spec.g_ref_us
         return w[: self.spec.n_inputs], w[self.spec.n_inputs:]
 
+    def fast_runner(self):
+        """A snapshot of the chip for the fused kernel (:class:`lsm.fast.FastRunner`).
+
+        Its ``run(rasters)`` has no per-call set-up, for streaming one sample at a time;
+        take a new snapshot after the chip changes (forming, programming, ``advance_time``).
+        """
+        from .fast import FastRunner
+
+        if not _is_sim(self.macro):
+            raise ConfigError("the fast path needs a sim.SimMacro; use path='generic'")
+        return FastRunner.from_macro(self.macro, self.region, self.spec, self._noise_rng)
+
     def _choose_path(self, path: str) -> str:
         if path not in PATHS:
             raise ConfigError(f"path must be one of {PATHS}, got {path!r}")
@@ -370,11 +388,7 @@ class Reservoir:
 
         spikes = np.zeros((arr.shape[0], arr.shape[1], self.spec.n_neurons), np.uint8)
         v_final = np.zeros((arr.shape[0], self.spec.n_neurons))
-        fast = None
-        if chosen == "fast":
-            from .fast import FastRunner
-
-            fast = FastRunner.from_macro(self.macro, self.region, self.spec, self._noise_rng)
+        fast = self.fast_runner() if chosen == "fast" else None
         starts = range(0, arr.shape[0], max(1, int(batch_size)))
         for b0 in tqdm(starts, disable=not progress, desc=f"LSM ({chosen})", unit="batch"):
             chunk = arr[b0:b0 + batch_size]
@@ -388,6 +402,14 @@ class Reservoir:
                 spikes[sl], v_final[sl] = _run_stepwise(self.macro, self.region, chunk,
                                                         self.spec)
         return (spikes, v_final) if return_membrane else spikes
+
+    def trace(self, raster) -> tuple[np.ndarray, np.ndarray]:
+        """Spikes uint8 (T, n) and membrane float64 (T, n) after every step, for one raster
+        (T, n_inputs), run through ``mvm`` step by step (any macro)."""
+        arr = _check_rasters(np.asarray(raster)[None], self.spec.n_inputs)
+        history = np.zeros((1, arr.shape[1], self.spec.n_neurons))
+        spikes, _ = _run_stepwise(self.macro, self.region, arr, self.spec, history)
+        return spikes[0], history[0]
 
     def features(self, rasters, kind: str = "counts", path: str = "auto", progress: bool = True,
                  *, labels=None, is_test=None, n_windows: int = 5, batch_size: int = 256,

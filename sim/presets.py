@@ -24,7 +24,7 @@ MACRO40NM_SOURCES: dict[str, str] = {
     "array.read_voltage_v": f"{ASSUMED}: typical 40 nm RRAM read voltage, non-disturbing",
     "forming.breakdown_mean_v": (
         "related work: breakdown voltages quasi-normal, sweep from 3 V in 0.05 V steps to a "
-        "target sparsity; mean chosen (assumed) so ~50 % of cells form at 3.6 V"),
+        "target sparsity; mean assumed so the sweep passes 50 % formed at 3.60 V"),
     "forming.breakdown_std_v": f"{ASSUMED}: 0.25 V puts <1 % of cells formed at 3.0 V",
     "forming.min_compliance_ua": f"{ASSUMED}: compliance used is not given",
     "forming.formed_distribution": "related work: measured histogram is near-normal, bounded",

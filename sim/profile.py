@@ -61,7 +61,7 @@ class FormingConfig:
     """Electroforming: per-cell breakdown voltage and formed conductance, both per chip."""
 
     breakdown_mean_v: float = 3.59
-    """Mean breakdown voltage (V, absolute); a sweep from 3.0 V reaches 50 % formed here."""
+    """Mean breakdown voltage (V, absolute); a 0.05 V-step sweep first passes 50 % at 3.60 V."""
     breakdown_std_v: float = 0.25
     """Standard deviation of the breakdown voltage (V, absolute) across cells."""
     min_compliance_ua: float = 20.0

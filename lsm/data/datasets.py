@@ -103,8 +103,11 @@ class _FsddSource(_Source):
         key = json.dumps([FRONTEND_VERSION, self.identity], sort_keys=True)
         return cache_dir() / "cochlea" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".npz")
 
-    def _load_all(self) -> None:
-        if len(self._memo) == len(self.paths):
+    def _load(self, indices) -> None:
+        """Fill the memo for ``indices``: from the disk cache when it exists, else by
+        converting just the missing files; saves the cache once every file is converted."""
+        todo = [int(i) for i in indices if int(i) not in self._memo]
+        if not todo:
             return
         path = self._cache_path()
         if path.is_file():
@@ -114,23 +117,22 @@ class _FsddSource(_Source):
                 self._memo = {i: events[starts[i]:starts[i + 1]]
                               for i in range(len(self.paths))}
                 return
-        todo = [i for i in range(len(self.paths)) if i not in self._memo]
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             for i, ev in zip(todo, pool.map(self._convert, todo)):
                 self._memo[i] = ev
-        events, starts = _Source.batch(self, range(len(self.paths)))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, events=events, starts=starts)
-        os.replace(tmp, path)  # atomic: concurrent readers never see half a file
+        if len(self._memo) == len(self.paths):
+            events, starts = _Source.batch(self, range(len(self.paths)))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, events=events, starts=starts)
+            os.replace(tmp, path)  # atomic: concurrent readers never see half a file
 
     def events(self, i):
-        if i not in self._memo:
-            self._memo[i] = self._convert(i)
+        self._load([i])
         return self._memo[i]
 
     def batch(self, indices):
-        self._load_all()
+        self._load(indices)
         return _Source.batch(self, indices)
 
 
@@ -208,22 +210,34 @@ class EventDataset:
                               f"got {type(config).__name__}")
         return config
 
-    def rasters(self, config=None, progress: bool = True) -> np.ndarray:
-        """All samples as binary rasters, uint8 ``(N, n_steps, n_inputs)``."""
+    def rasters(self, config=None, progress: bool = True, indices=None) -> np.ndarray:
+        """Binary rasters, uint8 ``(N, n_steps, n_inputs)``: all samples, or only
+        ``indices`` (in that order) without loading the others."""
         from tqdm.auto import tqdm
 
         config = self._check_config(config)
+        idx_all = np.arange(len(self)) if indices is None else self._check_indices(indices)
         raster = vision_raster if self.modality == "vision" else audio_raster
-        out = np.zeros((len(self), config.n_steps, config.n_inputs), dtype=np.uint8)
-        with tqdm(total=len(self), desc=f"{self.name} rasters", unit="sample",
+        out = np.zeros((len(idx_all), config.n_steps, config.n_inputs), dtype=np.uint8)
+        with tqdm(total=len(idx_all), desc=f"{self.name} rasters", unit="sample",
                   disable=not progress, leave=False) as bar:
-            for lo in range(0, len(self), _BATCH):
-                idx = np.arange(lo, min(lo + _BATCH, len(self)))
+            for lo in range(0, len(idx_all), _BATCH):
+                idx = idx_all[lo:lo + _BATCH]
                 events, starts = self._source.batch(idx)
                 sample = np.repeat(np.arange(len(idx)), np.diff(starts))
                 out[lo:lo + len(idx)] = raster(events, config, sample, len(idx))
                 bar.update(len(idx))
         return out
+
+    def _check_indices(self, indices) -> np.ndarray:
+        idx = np.asarray(indices)
+        if idx.ndim != 1 or (len(idx) and not np.issubdtype(idx.dtype, np.integer)):
+            raise ConfigError(f"indices must be a 1-D integer array, got {idx.dtype} "
+                              f"{idx.shape}")
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
+            raise ConfigError(f"indices must lie in [0, {len(self)}), got "
+                              f"{idx.min()}..{idx.max()}")
+        return idx.astype(np.int64)
 
     def event_counts(self, progress: bool = True) -> np.ndarray:
         """Number of events per sample (int64, N)."""
@@ -392,6 +406,11 @@ def open_dataset(name: str, data_dir: str | os.PathLike | None, split: str = "al
         raise ConfigError(f"unknown dataset {name!r}; expected one of {DATASETS}")
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if cochlea is not None and (name != "fsdd" or data_dir is None):
+        raise ConfigError("cochlea= configures the FSDD front end only (real FSDD data)")
+    if len(synthetic_per_class) != 2 or min(synthetic_per_class) < 0:
+        raise ConfigError(f"synthetic_per_class must be (train, test) counts >= 0, got "
+                          f"{synthetic_per_class}")
     if data_dir is None:
         parts = _open_synthetic(name, split, tuple(synthetic_per_class), synthetic_seed)
         synthetic = True

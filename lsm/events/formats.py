@@ -142,7 +142,8 @@ def _pack(hi0: np.ndarray, hi1: np.ndarray, p: np.ndarray, t: np.ndarray) -> byt
     return out.tobytes()
 
 
-def _check_fields(events: np.ndarray, names: tuple[str, ...], what: str) -> None:
+def check_fields(events: np.ndarray, names: tuple[str, ...], what: str) -> None:
+    """Raise ConfigError unless ``events`` is a structured array with fields ``names``."""
     if events.dtype.names is None or any(n not in events.dtype.names for n in names):
         raise ConfigError(f"{what} needs a structured array with fields {names}, "
                           f"got dtype {events.dtype}")
@@ -154,7 +155,7 @@ def write_nmnist(path: str | os.PathLike, events: np.ndarray) -> None:
     Timestamps of 2**23 µs or more are written with overflow markers (x = 0, y = 240,
     timestamp 0), as few as possible; that needs non-decreasing timestamps past 2**23 µs.
     """
-    _check_fields(events, ("x", "y", "t", "p"), "write_nmnist")
+    check_fields(events, ("x", "y", "t", "p"), "write_nmnist")
     x = events["x"].astype(np.int64)
     y = events["y"].astype(np.int64)
     t = events["t"].astype(np.int64)
@@ -202,7 +203,7 @@ def read_bs1(path: str | os.PathLike, n_channels: int = 64) -> np.ndarray:
 
 def write_bs1(path: str | os.PathLike, events: np.ndarray) -> None:
     """Write audio events as an N-TIDIGITS ``.bs1`` file (inverse of :func:`read_bs1`)."""
-    _check_fields(events, ("x", "t", "p"), "write_bs1")
+    check_fields(events, ("x", "t", "p"), "write_bs1")
     x = events["x"].astype(np.int64)
     t = events["t"].astype(np.int64)
     if len(t) and (x.min() < 0 or x.max() > 0xFFFF or t.min() < 0 or t.max() >= _TS_LIMIT):

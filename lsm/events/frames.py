@@ -21,7 +21,8 @@ import numpy as np
 
 from rram_lsm.errors import ConfigError
 
-from .formats import NMNIST_SENSOR
+from .formats import NMNIST_SENSOR, check_fields
+from .kernels.denoise import denoise_mask
 
 __all__ = ["VisionRasterConfig", "AudioRasterConfig", "vision_raster", "audio_raster",
            "vision_indices", "audio_indices", "POLARITIES"]
@@ -45,8 +46,13 @@ class VisionRasterConfig:
     duration_us: int | None = None
     """Span of the bins in µs from t = 0; None: each recording's last event time. Events
     after a fixed span are dropped."""
+    denoise_us: int | None = None
+    """Background-activity filter window in µs (tonic's ``Denoise(filter_time)``, applied on
+    the full sensor before the crop); None: off."""
 
     def __post_init__(self):
+        if self.denoise_us is not None and self.denoise_us < 1:
+            raise ConfigError(f"denoise_us must be >= 1 or None, got {self.denoise_us}")
         if self.polarity not in POLARITIES:
             raise ConfigError(f"polarity must be one of {POLARITIES}, got {self.polarity!r}")
         if self.n_steps < 1:
@@ -112,6 +118,18 @@ def _span(t: np.ndarray, sample: np.ndarray, n_samples: int, duration_us) -> np.
     return last[sample]
 
 
+def _denoise(events, sample, config: VisionRasterConfig) -> np.ndarray:
+    if len(sample) > 1 and np.any(np.diff(sample) < 0):
+        raise ConfigError("denoising a batch needs each sample's events contiguous")
+    x = events["x"].astype(np.int64)
+    y = events["y"].astype(np.int64)
+    w, h = config.sensor_px
+    if len(x) and (x.min() < 0 or y.min() < 0 or x.max() >= w or y.max() >= h):
+        raise ConfigError(f"events outside the {w} x {h} sensor cannot be denoised")
+    return denoise_mask(x, y, events["t"].astype(np.int64), sample, int(config.denoise_us),
+                        w, h)
+
+
 def vision_indices(events: np.ndarray, config: VisionRasterConfig,
                    sample: np.ndarray | None = None, n_samples: int = 1):
     """``(keep, step, channel)`` per event: a mask and the raster indices of kept events.
@@ -120,6 +138,7 @@ def vision_indices(events: np.ndarray, config: VisionRasterConfig,
     Channel = ``y * crop_w + x`` after the crop (plus ``crop_w * crop_h`` for ON events
     under polarity "both").
     """
+    check_fields(events, ("x", "y", "t", "p"), "a vision raster")
     t = events["t"].astype(np.int64)
     if sample is None:
         sample = np.zeros(len(t), dtype=np.int64)
@@ -130,6 +149,8 @@ def vision_indices(events: np.ndarray, config: VisionRasterConfig,
     y = events["y"].astype(np.int64) - y0
     p = events["p"].astype(bool)
     keep = (x >= 0) & (x < w) & (y >= 0) & (y < h) & (t >= 0) & (t <= span)
+    if config.denoise_us is not None:
+        keep &= _denoise(events, sample, config)
     if config.polarity == "on":
         keep &= p
     elif config.polarity == "off":
@@ -145,6 +166,7 @@ def vision_indices(events: np.ndarray, config: VisionRasterConfig,
 def audio_indices(events: np.ndarray, config: AudioRasterConfig,
                   sample: np.ndarray | None = None, n_samples: int = 1):
     """``(keep, step, channel)`` per event for an audio raster; see :class:`AudioRasterConfig`."""
+    check_fields(events, ("x", "t"), "an audio raster")
     t = events["t"].astype(np.int64)
     if sample is None:
         sample = np.zeros(len(t), dtype=np.int64)

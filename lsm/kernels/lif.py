@@ -110,6 +110,32 @@ def _accumulate(dst, src, rows, n_active):
         k += 1
 
 
+@njit(cache=True, inline="always")
+def _drive(acc, var, drive, v_read, adc_bits, lsb, max_code, factor, noise, state):
+    """Differential drive of every neuron from the column sums, as the macro reads them.
+
+    Kept free of the spike bookkeeping so that the compiler can vectorise it (the ADC's
+    division and floor dominate otherwise).
+    """
+    n = drive.shape[0]
+    if noise:
+        for j in range(n):
+            state, z0, z1 = _normal_pair(state)
+            i_pos = acc[2 * j] * v_read + np.sqrt(var[2 * j]) * v_read * z0
+            i_neg = acc[2 * j + 1] * v_read + np.sqrt(var[2 * j + 1]) * v_read * z1
+            drive[j] = (_adc(i_pos, adc_bits, lsb, max_code)
+                        - _adc(i_neg, adc_bits, lsb, max_code)) * factor
+    elif adc_bits <= 0:
+        for j in range(n):
+            drive[j] = (acc[2 * j] * v_read - acc[2 * j + 1] * v_read) * factor
+    else:
+        for j in range(n):
+            c_pos = min(max(np.floor(acc[2 * j] * v_read / lsb + 0.5), 0.0), max_code)
+            c_neg = min(max(np.floor(acc[2 * j + 1] * v_read / lsb + 0.5), 0.0), max_code)
+            drive[j] = (c_pos * lsb - c_neg * lsb) * factor
+    return state
+
+
 @njit(cache=True)
 def _run_one(g, g_var, raster, spikes_out, v_out, v_read, adc_bits, lsb, max_code, factor,
              decay, threshold, reset_mode, refractory_steps, noise, seed):
@@ -118,29 +144,27 @@ def _run_one(g, g_var, raster, spikes_out, v_out, v_read, adc_bits, lsb, max_cod
     n = n2 // 2
     acc = np.empty(n2)
     var = np.empty(n2)
+    drive = np.empty(n)
     v = np.zeros(n)
     ref = np.zeros(n, np.int32)
-    s_prev = np.zeros(n, np.uint8)
-    # Active rows of this step in ascending order: input events, then the neurons that
-    # spiked at the previous step (appended while scanning neurons, so also ascending).
+    s_prev = np.zeros(n, np.float64)
+    # Active rows of a step in ascending order: input events, then the recurrent rows of
+    # the neurons that spiked at the previous step (collected in ascending neuron order).
     rows = np.empty(n_inputs + n, np.int64)
+    fired = np.empty(n, np.int64)
     n_fired = 0
     state = np.uint64(seed)
     synaptic_events = 0
     for t in range(n_steps):
-        # The recurrent rows from the previous step sit at rows[:n_fired]; move them behind
-        # this step's input rows.
-        n_in = 0
+        x = raster[t]
+        n_active = 0
         for i in range(n_inputs):
-            n_in += raster[t, i] != 0
-        for k in range(n_fired - 1, -1, -1):
-            rows[n_in + k] = rows[k]
-        m = 0
-        for i in range(n_inputs):
-            if raster[t, i] != 0:
-                rows[m] = i
-                m += 1
-        n_active = n_in + n_fired
+            if x[i] != 0:
+                rows[n_active] = i
+                n_active += 1
+        for k in range(n_fired):
+            rows[n_active + k] = n_inputs + fired[k]
+        n_active += n_fired
         synaptic_events += n_active
         if n_active == 0:
             acc[:] = 0.0
@@ -149,23 +173,16 @@ def _run_one(g, g_var, raster, spikes_out, v_out, v_read, adc_bits, lsb, max_cod
             _accumulate(acc, g, rows, n_active)
             if noise:
                 _accumulate(var, g_var, rows, n_active)
+        state = _drive(acc, var, drive, v_read, adc_bits, lsb, max_code, factor, noise, state)
         n_fired = 0
         for j in range(n):
-            i_pos = acc[2 * j] * v_read
-            i_neg = acc[2 * j + 1] * v_read
-            if noise:
-                state, z0, z1 = _normal_pair(state)
-                i_pos += np.sqrt(var[2 * j]) * v_read * z0
-                i_neg += np.sqrt(var[2 * j + 1]) * v_read * z1
-            drive = (_adc(i_pos, adc_bits, lsb, max_code)
-                     - _adc(i_neg, adc_bits, lsb, max_code)) * factor
-            vj, sj, rj = _neuron_update(v[j], np.float64(s_prev[j]), ref[j], drive, decay,
-                                        threshold, reset_mode, refractory_steps)
+            vj, sj, rj = _neuron_update(v[j], s_prev[j], ref[j], drive[j], decay, threshold,
+                                        reset_mode, refractory_steps)
             v[j] = vj
             ref[j] = rj
             s_prev[j] = sj
             if sj:
-                rows[n_fired] = n_inputs + j
+                fired[n_fired] = j
                 n_fired += 1
                 spikes_out[t, j] = 1
     v_out[:] = v

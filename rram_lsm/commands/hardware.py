@@ -13,7 +13,8 @@ def _devices(args) -> int:
     from ..records import write_record
 
     reports = scan_ports(probe=not args.no_probe, baudrate=args.baud,
-                         timeout_s=args.timeout_s, extra=tuple(args.ports))
+                         timeout_s=args.timeout_s, extra=tuple(args.ports),
+                         system=not args.only)
     if not reports:
         print("no serial ports found (a macro on USB shows up as /dev/ttyUSB* or /dev/ttyACM*)")
     for r in reports:
@@ -93,6 +94,8 @@ def register(sub) -> None:
     p.add_argument("--baud", type=int, default=921600, help="baud rate for the handshake")
     p.add_argument("--timeout-s", type=float, default=0.5, help="handshake timeout per port")
     p.add_argument("--no-probe", action="store_true", help="list only; send nothing")
+    p.add_argument("--only", action="store_true",
+                   help="look only at the ports named on the command line")
     add_json(p)
     p.set_defaults(handler=_devices)
 

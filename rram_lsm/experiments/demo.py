@@ -181,12 +181,15 @@ def run_demo(opts: DemoOptions, *, config: dict | None = None,
              f"{c['unformed_fraction']:.3f}, formed G {c['formed_conductance_us']['mean']:.2f} "
              f"± {c['formed_conductance_us']['std']:.2f} µS, g_ref {c['g_ref_us']:.3g} µS")
 
+    timing = {"chip_s": time.perf_counter() - t_start}
+
     # 2. Encode both modalities (feature cache: a second run loads them).
     feats = {}
     for name in (_IMAGE, audio_name):
         _say(f"[lsm] encoding {name} ...")
         feats[name] = encode_dataset(name, root, progress=opts.progress, **chip_kw)
     data = PairedFeatures.from_features(feats[_IMAGE], feats[audio_name])
+    timing["encode_s"] = time.perf_counter() - t_start - sum(timing.values())
 
     # 3. Contrastive heads on the paper split, validation-only selection; + baselines.
     seen, unseen = PAPER_SPLIT
@@ -210,6 +213,8 @@ def run_demo(opts: DemoOptions, *, config: dict | None = None,
                                  episodes=episodes) for s in seeds]
         baselines[bname] = ZeroShotResult(method=bcfg, runs=b_runs, splits=[(seen, unseen)],
                                           seeds=seeds, shots=(5,)).to_dict()
+
+    timing["train_eval_s"] = time.perf_counter() - t_start - sum(timing.values())
 
     # 4. Table, figures, record.
     synthetic = {n: bool(feats[n].meta.get("synthetic")) for n in feats}
@@ -263,7 +268,9 @@ def run_demo(opts: DemoOptions, *, config: dict | None = None,
                       for n in feats}
     results["table"] = {"title": title, "header": header, "rows": rows}
     results["figures"] = [str(p) for p in figures]
-    results["timing"] = {"wall_s": time.perf_counter() - t_start}
+    timing["figures_s"] = time.perf_counter() - t_start - sum(timing.values())
+    timing["wall_s"] = time.perf_counter() - t_start
+    results["timing"] = timing
     record_seeds = {"chip_seed": opts.chip_seed, "training_seeds": seeds,
                     "split_seeds": seeds}
     cfg_record = config if config is not None else dataclasses.asdict(opts)

@@ -123,12 +123,13 @@ def _chip_html(chip) -> str:
 
 def show(obj):
     """Return something Jupyter renders readably: the object itself if it already has
-    ``_repr_html_``; a chip (anything with ``info()`` and ``clock_s()``) as a table; a
-    device profile via its own HTML; otherwise a key/value table of a dataclass or dict."""
-    if hasattr(obj, "info") and hasattr(obj, "clock_s"):
-        return _Shown(obj, _chip_html(obj))
+    ``_repr_html_`` (SimMacro, DeviceProfile, results); a chip without one (anything with
+    ``info()`` and ``clock_s()``, e.g. SerialMacro) as a table; a dataclass or dict as a
+    key/value table; anything else unchanged."""
     if hasattr(obj, "_repr_html_"):
         return obj
+    if hasattr(obj, "info") and hasattr(obj, "clock_s"):
+        return _Shown(obj, _chip_html(obj))
     import dataclasses
 
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

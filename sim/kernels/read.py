@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .rng import ZIG_RATIO, ZIG_X, splitmix64, ziggurat
+from .rng import ZIG_RATIO, ZIG_X, splitmix64, ziggurat, ziggurat_pair
 
 STUCK_NONE = 0
 STUCK_OPEN = 1
@@ -49,12 +49,55 @@ def adc(current_ua, bits, lsb_ua):
     return code * lsb_ua
 
 
-@njit(cache=True)
-def adc_array(currents_ua, bits, lsb_ua, out):
-    """Digitise a 2-D array of currents into ``out``."""
-    for b in range(currents_ua.shape[0]):
-        for j in range(currents_ua.shape[1]):
-            out[b, j] = adc(currents_ua[b, j], bits, lsb_ua)
+@njit(cache=True, inline="always")
+def active_rows(xb, idx):
+    """Write the indices of the non-zero entries of ``xb`` (ascending) to ``idx``; count."""
+    n = 0
+    for i in range(xb.shape[0]):
+        if xb[i] != 0:
+            idx[n] = i
+            n += 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def sum_rows(g_us, idx, n, acc):
+    """``acc[j] += g_us[idx[k], j]`` for k = 0..n-1, in that order, for every column.
+
+    Four rows per pass, still added one after another, so each column sees exactly the
+    ascending-order float64 sum of the contract while ``acc`` is loaded and stored a quarter
+    as often.
+    """
+    k = 0
+    while k + 4 <= n:
+        g0, g1, g2, g3 = g_us[idx[k]], g_us[idx[k + 1]], g_us[idx[k + 2]], g_us[idx[k + 3]]
+        for j in range(acc.shape[0]):
+            acc[j] = (((acc[j] + g0[j]) + g1[j]) + g2[j]) + g3[j]
+        k += 4
+    while k < n:
+        g0 = g_us[idx[k]]
+        for j in range(acc.shape[0]):
+            acc[j] += g0[j]
+        k += 1
+
+
+@njit(cache=True, inline="always")
+def sum_rows_and_squares(g_us, idx, n, acc, sq):
+    """:func:`sum_rows` into ``acc`` plus the sum of squares into ``sq`` (any order)."""
+    k = 0
+    while k + 4 <= n:
+        g0, g1, g2, g3 = g_us[idx[k]], g_us[idx[k + 1]], g_us[idx[k + 2]], g_us[idx[k + 3]]
+        for j in range(acc.shape[0]):
+            a0, a1, a2, a3 = g0[j], g1[j], g2[j], g3[j]
+            acc[j] = (((acc[j] + a0) + a1) + a2) + a3
+            sq[j] += (a0 * a0 + a1 * a1) + (a2 * a2 + a3 * a3)
+        k += 4
+    while k < n:
+        g0 = g_us[idx[k]]
+        for j in range(acc.shape[0]):
+            acc[j] += g0[j]
+            sq[j] += g0[j] * g0[j]
+        k += 1
 
 
 @njit(cache=True, parallel=True)
@@ -62,11 +105,9 @@ def mvm_clean(x, g_us, v_read, bits, lsb_ua, out):
     """Noise-free binary MVM: ``x`` uint8 (B, R), ``g_us`` (R, C) -> ``out`` (B, C) µA."""
     n_rows, n_cols = g_us.shape
     for b in prange(x.shape[0]):
+        idx = np.empty(n_rows, np.int64)
         acc = np.zeros(n_cols)
-        for i in range(n_rows):
-            if x[b, i] != 0:
-                for j in range(n_cols):
-                    acc[j] += g_us[i, j]
+        sum_rows(g_us, idx, active_rows(x[b], idx), acc)
         for j in range(n_cols):
             out[b, j] = adc(acc[j] * v_read, bits, lsb_ua)
 
@@ -76,23 +117,24 @@ def mvm_column_noise(x, g_us, v_read, noise_rel, key, bits, lsb_ua, out):
     """Binary MVM with read noise added per column: the sum of independent per-cell Gaussians
     ``N(0, (noise_rel * G_ij)**2)`` over the active rows is ``N(0, noise_rel**2 * sum G_ij**2)``.
 
-    The standard normals come from a ziggurat on a splitmix64 sequence seeded by
-    ``(key, sample)``, so results do not depend on thread scheduling.
+    The standard normals come from a ziggurat (two per hash) on a splitmix64 sequence seeded
+    by ``(key, sample)``, so results do not depend on thread scheduling.
     """
     n_rows, n_cols = g_us.shape
     for b in prange(x.shape[0]):
+        idx = np.empty(n_rows, np.int64)
         acc = np.zeros(n_cols)
         sq = np.zeros(n_cols)
-        for i in range(n_rows):
-            if x[b, i] != 0:
-                for j in range(n_cols):
-                    g = g_us[i, j]
-                    acc[j] += g
-                    sq[j] += g * g
+        sum_rows_and_squares(g_us, idx, active_rows(x[b], idx), acc, sq)
+        # normals first (branchy, scalar), then one branch-free pass the compiler vectorises
+        z = np.empty(n_cols)
         state = splitmix64(key ^ splitmix64(np.uint64(b)))
+        for j in range(0, n_cols - 1, 2):
+            z[j], z[j + 1], state = ziggurat_pair(state, ZIG_X, ZIG_RATIO)
+        if n_cols % 2:
+            z[n_cols - 1], state = ziggurat(state, ZIG_X, ZIG_RATIO)
         for j in range(n_cols):
-            z, state = ziggurat(state, ZIG_X, ZIG_RATIO)
-            total = acc[j] + noise_rel * math.sqrt(sq[j]) * z
+            total = acc[j] + noise_rel * math.sqrt(sq[j]) * z[j]
             out[b, j] = adc(total * v_read, bits, lsb_ua)
 
 

@@ -18,6 +18,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _TWO_PI = 2.0 * math.pi
 _INV_2_53 = 1.0 / 9007199254740992.0
 _INV_2_52 = 2.0 * _INV_2_53
+_INV_2_24 = 1.0 / 16777216.0
 
 
 @njit(cache=True, inline="always")
@@ -85,34 +86,69 @@ def _zig_tail(state, negative):
 
 
 @njit(cache=True, inline="always")
+def _zig_attempt(u, i, state, zig_x, zig_ratio):
+    """One ziggurat attempt for ``u`` in [-1, 1) and layer ``i``: ``(z, accepted, state)``."""
+    if abs(u) < zig_ratio[i]:
+        return u * zig_x[i], True, state
+    if i == 0:
+        z, state = _zig_tail(state, u < 0)
+        return z, True, state
+    x = u * zig_x[i]
+    f0 = math.exp(-0.5 * (zig_x[i] * zig_x[i] - x * x))
+    f1 = math.exp(-0.5 * (zig_x[i + 1] * zig_x[i + 1] - x * x))
+    state = next_state(state)
+    w = float(_uniform_from(state) >> np.uint64(11)) * _INV_2_53
+    return x, f1 + w * (f0 - f1) < 1.0, state
+
+
+@njit(cache=True, inline="always")
 def ziggurat(state, zig_x, zig_ratio):
     """One standard normal from the sequential splitmix64 ``state`` (ZIGNOR, 128 layers).
 
-    Returns ``(z, new_state)``. About one hash per normal: far cheaper than Box-Muller,
-    which matters because the MVM's read noise needs one normal per output.
+    Returns ``(z, new_state)``. One hash per attempt (53-bit u, 7-bit layer); about 1 %
+    of attempts need the wedge or tail test.
     """
     while True:
         state = next_state(state)
         h = _uniform_from(state)
         # signed view: the top 53 bits give u in [-1, 1) with a fast int64 -> float convert
         u = float(np.int64(h) >> np.int64(11)) * _INV_2_52
-        i = np.int64(h & np.uint64(0x7F))
-        if abs(u) < zig_ratio[i]:
-            return u * zig_x[i], state
-        if i == 0:
-            return _zig_tail(state, u < 0)
-        x = u * zig_x[i]
-        f0 = math.exp(-0.5 * (zig_x[i] * zig_x[i] - x * x))
-        f1 = math.exp(-0.5 * (zig_x[i + 1] * zig_x[i + 1] - x * x))
-        state = next_state(state)
-        w = float(_uniform_from(state) >> np.uint64(11)) * _INV_2_53
-        if f1 + w * (f0 - f1) < 1.0:
-            return x, state
+        z, ok, state = _zig_attempt(u, np.int64(h & np.uint64(0x7F)), state, zig_x, zig_ratio)
+        if ok:
+            return z, state
+
+
+@njit(cache=True, inline="always")
+def _half(bits32, state, zig_x, zig_ratio):
+    # bits 0-6 pick the layer, bits 7-31 give u in [-1, 1) in steps of 2**-24
+    u = float(np.int64(bits32 >> np.uint64(7))) * _INV_2_24 - 1.0
+    z, ok, state = _zig_attempt(u, np.int64(bits32 & np.uint64(0x7F)), state, zig_x, zig_ratio)
+    if ok:
+        return z, state
+    return ziggurat(state, zig_x, zig_ratio)
+
+
+@njit(cache=True, inline="always")
+def ziggurat_pair(state, zig_x, zig_ratio):
+    """Two independent standard normals from one hash (24-bit u each); ``(z1, z2, state)``.
+
+    Read noise needs far less than 53 bits of resolution, and halving the hashes per normal
+    is what keeps the MVM's noise cost small next to the accumulation.
+    """
+    state = next_state(state)
+    h = _uniform_from(state)
+    z1, state = _half(h & np.uint64(0xFFFFFFFF), state, zig_x, zig_ratio)
+    z2, state = _half(h >> np.uint64(32), state, zig_x, zig_ratio)
+    return z1, z2, state
 
 
 @njit(cache=True)
 def fill_normal(key, out):
-    """Fill a 1-D array with standard normals from ``key`` (for tests of ``ziggurat``)."""
+    """Fill a 1-D array with standard normals from ``key``, as the MVM kernel draws them:
+    in pairs from :func:`ziggurat_pair`, an odd last one from :func:`ziggurat`."""
     state = splitmix64(key)
-    for k in range(out.shape[0]):
-        out[k], state = ziggurat(state, ZIG_X, ZIG_RATIO)
+    n = out.shape[0]
+    for k in range(0, n - 1, 2):
+        out[k], out[k + 1], state = ziggurat_pair(state, ZIG_X, ZIG_RATIO)
+    if n % 2:
+        out[n - 1], state = ziggurat(state, ZIG_X, ZIG_RATIO)

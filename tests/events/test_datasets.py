@@ -9,7 +9,7 @@ import pytest
 
 from lsm.data import EventDataset, open_dataset
 from lsm.data.synthetic import synthetic_audio_sample, synthetic_vision_sample
-from lsm.events import VisionRasterConfig, write_nmnist, write_ntidigits_hdf5
+from lsm.events import CochleaConfig, VisionRasterConfig, write_nmnist, write_ntidigits_hdf5
 from rram_lsm.errors import ConfigError, DataError, DataNotFoundError
 
 
@@ -124,6 +124,10 @@ def test_missing_data_names_layout_and_sources(tmp_path):
         open_dataset("mnist", None)
     with pytest.raises(ConfigError):
         open_dataset("nmnist", None, split="val")
+    with pytest.raises(ConfigError):
+        open_dataset("nmnist", None, cochlea=CochleaConfig())
+    with pytest.raises(ConfigError):
+        open_dataset("fsdd", None, synthetic_per_class=(-1, 2))
 
 
 def test_bad_index_is_typed():
@@ -145,7 +149,7 @@ def test_shared_data_counts(shared_data_dir):
 
 
 def _nearest_centroid_accuracy(ds):
-    x = ds.rasters(progress=False).reshape(len(ds), -1).astype(float)
+    x = ds.rasters(progress=False).sum(axis=1, dtype=float)  # active steps per input
     train, test = ~ds.is_test, ds.is_test
     cent = np.stack([x[train & (ds.labels == c)].mean(0) for c in range(ds.n_classes)])
     pred = np.argmin(((x[test, None, :] - cent[None]) ** 2).sum(-1), axis=1)
@@ -169,3 +173,16 @@ def test_synthetic_audio_rate_is_realistic():
     seconds = ev["t"].max() / 1e6
     assert 400 < len(ev) / seconds < 1600
     assert VisionRasterConfig().n_inputs == 256
+
+
+def test_rasters_of_a_subset(tmp_path):
+    root = make_fsdd(tmp_path, speakers=("ann",), takes=(0, 5))
+    ds = open_dataset("fsdd", root)
+    part = ds.rasters(progress=False, indices=[7, 2])
+    assert len(ds._source._memo) == 2  # the other files never went through the cochlea
+    full = ds.rasters(progress=False)
+    np.testing.assert_array_equal(part, full[[7, 2]])
+    with pytest.raises(ConfigError):
+        ds.rasters(progress=False, indices=[len(ds)])
+    with pytest.raises(ConfigError):
+        ds.rasters(progress=False, indices=[0.5])

@@ -123,3 +123,40 @@ def test_batch_equals_per_sample(n, seed):
     batch = vision_raster(events, sample=which, n_samples=n)
     for i, s in enumerate(samples):
         np.testing.assert_array_equal(batch[i], vision_raster(s))
+
+
+def test_wrong_event_array_is_a_typed_error():
+    with pytest.raises(ConfigError, match="fields"):
+        vision_raster(np.zeros(5))
+    with pytest.raises(ConfigError, match="fields"):
+        audio_raster(np.zeros(3, dtype=[("t", "<i8")]))
+
+
+def test_denoise_agrees_with_tonic_after_the_first_window(shared_data_dir):
+    from tonic.functional import denoise_numpy
+
+    from lsm.events import read_nmnist
+    from lsm.events.kernels.denoise import denoise_mask
+
+    window = 5000
+    for f in sorted((shared_data_dir / "nmnist_small" / "Test").glob("*/*.bin"))[:5]:
+        ev = read_nmnist(f)
+        ours = ev[denoise_mask(ev["x"].astype(np.int64), ev["y"].astype(np.int64), ev["t"],
+                               np.zeros(len(ev), np.int64), window, 34, 34)]
+        ref = denoise_numpy(ev, filter_time=window)
+        # tonic treats every pixel as having fired at t = 0, so it differs only early on
+        np.testing.assert_array_equal(ours[ours["t"] >= window], ref[ref["t"] >= window])
+        assert 0 < len(ours) < len(ev)
+
+
+def test_denoise_drops_isolated_events_in_rasters():
+    # two neighbours 100 us apart survive (the second sees the first); a lone pixel does not
+    ev = vision(x=[10, 11, 20], y=[10, 10, 20], t=[0, 100, 200], p=[True, True, True])
+    cfg = VisionRasterConfig(crop_px=(34, 34), n_steps=1, denoise_us=1000)
+    r = vision_raster(ev, cfg)[0]
+    assert r.sum() == 1 and r[10 * 34 + 11] == 1
+    both = np.concatenate([ev, ev])
+    batch = vision_raster(both, cfg, sample=np.repeat([0, 1], 3), n_samples=2)
+    np.testing.assert_array_equal(batch[0], batch[1])  # memory restarts per sample
+    with pytest.raises(ConfigError):
+        vision_raster(both, cfg, sample=np.array([0, 1, 0, 1, 0, 1]), n_samples=2)

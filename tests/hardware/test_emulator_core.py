@@ -9,7 +9,7 @@ import pytest
 from hardware import (Command, Emulator, Faults, FrameDecoder, MessageAssembler, SerialMacro,
                       Status, encode_message)
 from hardware import codec
-from hardware.emulator import NO_SEQ
+from hardware.protocol import NO_SEQ
 from rram_lsm.errors import ConfigError
 from rram_lsm.macro import Region
 

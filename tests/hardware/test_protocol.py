@@ -233,6 +233,7 @@ def test_nak_and_unattributed_nak_trigger_immediate_retransmission(scripted):
                      (req, reply(0xFFFF, 0, b"garbage", Status.BAD_FRAME)), (req, ok)])
     m = _open(port, timeout_s=5.0)  # NAKs must not wait for the timeout
     assert m.advance_time(5.0) == 5.0 and m.stats.retries == 2 and port.done()
+    assert m.stats.timeouts == 0
 
 
 def test_stale_replies_and_keepalives_are_skipped(scripted):

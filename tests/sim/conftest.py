@@ -9,8 +9,9 @@ from sim import macro40nm
 
 
 def with_changes(profile=macro40nm, **sections):
-    """Profile with ``section={field: value}`` changes applied."""
-    updates = {k: dataclasses.replace(getattr(profile, k), **v) for k, v in sections.items()}
+    """Profile with ``section={field: value}`` changes applied (``name="x"`` as is)."""
+    updates = {k: dataclasses.replace(getattr(profile, k), **v) if isinstance(v, dict) else v
+               for k, v in sections.items()}
     return dataclasses.replace(profile, **updates)
 
 

@@ -83,3 +83,11 @@ def test_repr_and_html_are_compact():
 def test_adc_lsb():
     assert macro40nm.adc.lsb_ua == pytest.approx(200.0 / 256)
     assert dataclasses.replace(macro40nm.adc, bits=None).lsb_ua == 0.0
+
+
+def test_docs_list_every_parameter():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "device-model.md").read_text()
+    missing = [name for name in MACRO40NM_SOURCES if f"`{name}`" not in text]
+    assert not missing, f"docs/device-model.md lacks {missing}"

@@ -1,7 +1,8 @@
-"""A small dense macro that follows the rram_lsm.macro contract literally (test double)."""
+"""Fixtures of the LSM tests: a literal dense macro (test double) and small chips."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from rram_lsm.errors import ShapeError
 from rram_lsm.macro import FormResult, MacroInfo, ProgramResult, check_region
@@ -89,3 +90,29 @@ class DenseMacro:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class BackendLoopMacro(DenseMacro):
+    """A DenseMacro that advertises run_reservoir and runs it through run_on_macro."""
+
+    def __init__(self, **kw):
+        super().__init__(capabilities=("run_reservoir",), **kw)
+        self.run_reservoir_calls = 0
+
+    def run_reservoir(self, region, rasters, spec):
+        from lsm import run_on_macro
+
+        self.run_reservoir_calls += 1
+        return run_on_macro(self, region, rasters, spec)
+
+
+@pytest.fixture
+def dense_macro():
+    """Factory of DenseMacro test doubles."""
+    return DenseMacro
+
+
+@pytest.fixture
+def backend_loop_macro():
+    """Factory of macros advertising run_reservoir."""
+    return BackendLoopMacro

@@ -1,0 +1,113 @@
+"""Experiments as files: TOML configs are validated, records rerun to the same numbers."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from rram_lsm.cli import build_parser, main
+from rram_lsm.errors import ConfigError
+from rram_lsm.experiments.runfile import (argv_for, argv_from_record, compare_records,
+                                          load_experiment)
+from rram_lsm.records import read_record
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_in_an_experiment_file_is_a_config_error(tmp_path):
+    exp = _write(tmp_path / "e.toml", 'experiment = "energy"\nsampels = 4\n')
+    command, options = load_experiment(exp)
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['sampels'\]"):
+        argv_for(command, options)
+    assert main(["run", str(exp)]) == 1
+
+
+@pytest.mark.parametrize("text, match", [
+    ('samples = 4\n', "needs experiment"),
+    ('experiment = "energi"\n', "unknown command"),
+    ('experiment = "energy"\n[extra]\nx = 1\n', "not tables"),
+    ('experiment = "energy"\nsamples = \n', "not valid TOML"),
+])
+def test_malformed_experiment_files(tmp_path, text, match):
+    exp = _write(tmp_path / "e.toml", text)
+    with pytest.raises(ConfigError, match=match):
+        argv_for(*load_experiment(exp))
+
+
+def test_argv_round_trips_through_argparse():
+    config = {"dataset": "fsdd", "chip_seeds": 2, "values": ["adc_bits=0,3", "chip_age_s=1,2"],
+              "serial": True, "progress": False, "no_noise": False, "data_dir": None,
+              "train_per_class": 3, "metric": "prototype"}
+    argv = argv_for("sweep", config)
+    args = build_parser().parse_args(argv)
+    for key, value in config.items():
+        assert getattr(args, key) == value, key
+
+
+def test_run_then_rerun_reproduces_the_numbers(tmp_path, capsys):
+    first = tmp_path / "energy.json"
+    exp = _write(tmp_path / "e.toml",
+                 'experiment = "energy"\ndescription = "tiny"\ndataset = "nmnist"\n'
+                 f'samples = 4\njson = "{first}"\n')
+    with pytest.raises(ConfigError, match="'json'"):  # the output goes with `run --json`
+        argv_for(*load_experiment(exp))
+    exp.write_text('experiment = "energy"\ndataset = "nmnist"\nsamples = 4\n'
+                   'projection_dim = 32\nprogress = false\n')
+    assert main(["run", str(exp), "--json", str(first)]) == 0
+    rec = read_record(first)
+    assert rec["command"] == "energy" and rec["config"]["samples"] == 4
+    assert rec["nmnist"]["counts"]["projection_dim"] == 32
+    second = tmp_path / "again.json"
+    assert main(["rerun", str(first), "--json", str(second), "--check"]) == 0
+    assert "all equal" in capsys.readouterr().out
+    cmp = compare_records(rec, read_record(second))
+    assert cmp["compared"] > 20 and not cmp["differ"] and not cmp["missing"]
+
+
+def test_rerun_of_a_sweep_record_gives_the_same_accuracies(tmp_path):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    assert main(["sweep", "--serial", "--axes", "read_noise_rel", "--values",
+                 "read_noise_rel=0,0.3", "--chip-seeds", "1", "--train-per-class", "3",
+                 "--test-per-class", "2", "--metric", "prototype", "--no-progress",
+                 "--json", str(first)]) == 0
+    assert main(["rerun", str(first), "--json", str(second), "--check"]) == 0
+    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+    assert [t["accuracy"] for t in a["tasks"]] == [t["accuracy"] for t in b["tasks"]]
+
+
+def test_compare_records_reports_differences():
+    a = {"x": {"mean": 0.5, "list": [1, 2]}, "environment": {"t": 1}}
+    b = {"x": {"mean": 0.6, "list": [1, 2]}, "environment": {"t": 2}, "y": 1}
+    cmp = compare_records(a, b)
+    assert cmp["differ"] == [("x.mean", 0.5, 0.6)]
+    assert cmp["missing"] == ["y"] and cmp["compared"] == 3
+
+
+def test_records_without_command_are_rejected():
+    with pytest.raises(ConfigError, match="not a result record"):
+        argv_from_record({"results": 1})
+
+
+def test_store_actions_of_every_kind_are_emitted():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers()
+    q = sub.add_parser("x")
+    q.add_argument("pos")
+    q.add_argument("--flag", action="store_true")
+    q.add_argument("--off", dest="on", action="store_false")
+    q.add_argument("--n", type=int, nargs="+")
+    q.add_argument("-v", action="count", default=0)
+    from rram_lsm.experiments import runfile
+
+    opts = runfile._options(runfile._subparser(p, ["x"]))
+    config = {"pos": "-odd", "flag": True, "on": False, "n": [1, 2], "v": 2}
+    argv = ["x"]
+    tail = []
+    for dest, action in opts.items():
+        (argv if action.option_strings else tail).extend(runfile._emit(action, config[dest]))
+    args = p.parse_args(argv + ["--", *tail])
+    assert (args.pos, args.flag, args.on, args.n, args.v) == ("-odd", True, False, [1, 2], 2)

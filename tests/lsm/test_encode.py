@@ -1,0 +1,103 @@
+"""Features, the feature cache, the encode/classify CLI and the plots (synthetic data)."""
+from __future__ import annotations
+
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+
+from lsm import Features, encode_dataset
+from lsm.features import spike_features
+from lsm.plots import plot_activity, plot_raster
+from rram_lsm.cli import main
+from rram_lsm.errors import ConfigError
+from rram_lsm.records import get_path
+
+
+@pytest.fixture
+def synthetic(monkeypatch):
+    """No data directory anywhere: every dataset is the synthetic stand-in."""
+    monkeypatch.delenv("RRAM_LSM_DATA", raising=False)
+
+
+def test_spike_features_by_hand():
+    s = np.zeros((1, 10, 3), np.uint8)
+    s[0, [2, 3, 8], 0] = 1
+    s[0, 9, 2] = 1
+    np.testing.assert_allclose(spike_features(s, "counts")[0], [0.3, 0.0, 0.1])
+    np.testing.assert_allclose(spike_features(s, "first_spike")[0], [0.2, 1.0, 0.9])
+    w = spike_features(s, "windowed", n_windows=2)[0]
+    np.testing.assert_allclose(w, [0.4, 0.0, 0.0, 0.2, 0.0, 0.2])
+    assert spike_features(s, "counts").dtype == np.float32
+    with pytest.raises(ConfigError, match="membrane"):
+        spike_features(s, "membrane")
+    with pytest.raises(ConfigError, match="kind"):
+        spike_features(s, "rates")
+
+
+def test_windowed_counts_average_back_to_counts():
+    s = (np.random.default_rng(0).random((5, 50, 7)) < 0.2).astype(np.uint8)
+    w = spike_features(s, "windowed", n_windows=5).reshape(5, 5, 7)
+    np.testing.assert_allclose(w.mean(axis=1), spike_features(s, "counts"), rtol=1e-6)
+
+
+def test_encode_is_cached_and_keyed_by_chip_seed_and_age(synthetic, tmp_path):
+    first = encode_dataset("nmnist", chip_seed=0, progress=False)
+    assert first.meta["cache"] == "miss" and first.meta["synthetic"] is True
+    assert first.values.shape == (500, 200) and first.values.dtype == np.float32
+    assert 0.001 < first.meta["firing_rate_per_step"] < 0.5  # synthetic input is sparse
+    again = encode_dataset("nmnist", chip_seed=0, progress=False)
+    assert again.meta["cache"] == "hit"
+    assert again.meta["cache_key"] == first.meta["cache_key"]
+    np.testing.assert_array_equal(again.values, first.values)
+    np.testing.assert_array_equal(again.labels, first.labels)
+    other_chip = encode_dataset("nmnist", chip_seed=1, progress=False)
+    older = encode_dataset("nmnist", chip_seed=0, chip_age_s=1e6, progress=False)
+    keys = {f.meta["cache_key"] for f in (first, other_chip, older)}
+    assert len(keys) == 3 and other_chip.meta["cache"] == older.meta["cache"] == "miss"
+    assert not np.array_equal(other_chip.values, first.values)
+    path = first.save(tmp_path / "f.npz")
+    loaded = Features.load(path)
+    np.testing.assert_array_equal(loaded.is_test, first.is_test)
+    assert loaded.meta["lsm_config"]["n_neurons"] == 200
+
+
+def test_encode_rejects_mismatched_preset(synthetic):
+    from rram_lsm.errors import ShapeError
+
+    with pytest.raises(ShapeError, match="preset"):
+        encode_dataset("fsdd", lsm_preset="nmnist", cache=False, progress=False)
+    with pytest.raises(ConfigError, match="dataset"):
+        encode_dataset("mnist", progress=False)
+
+
+def test_classify_cli_writes_the_accuracy_keys(synthetic, tmp_path):
+    out = tmp_path / "classify.json"
+    assert main(["classify", "--dataset", "nmnist", "--seeds", "1", "--epochs", "3",
+                 "--no-progress", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    for key in ("lsm.test_accuracy.mean", "lsm.test_accuracy.std",
+                "raw_input.test_accuracy.mean"):
+        assert 0.0 <= get_path(record, key) <= 1.0
+    assert record["synthetic"] is True
+    # synthetic digits are learnable: far above the 10 % of chance
+    assert get_path(record, "lsm.test_accuracy.mean") > 0.3
+
+
+def test_encode_cli_json_and_figure(synthetic, tmp_path):
+    out, png = tmp_path / "encode.json", tmp_path / "activity.png"
+    assert main(["encode", "--dataset", "fsdd", "--no-progress", "--json", str(out),
+                 "--plot", str(png)]) == 0
+    record = json.loads(out.read_text())
+    assert record["n_features"] == 200 and record["synthetic"] is True
+    assert png.stat().st_size > 10_000
+
+
+def test_plots_return_figures():
+    s = (np.random.default_rng(1).random((20, 6)) < 0.2).astype(np.uint8)
+    v = np.random.default_rng(2).normal(size=(20, 6))
+    fig = plot_raster(s, inputs=np.ones((20, 4), np.uint8))
+    assert isinstance(fig, matplotlib.figure.Figure)
+    fig2 = plot_activity(s, v, threshold=1.0)
+    assert len(fig2.axes) == 2
