@@ -114,6 +114,7 @@ class SerialMacro:
             raise HardwareError("timeout_s and inter_byte_timeout_s must be positive and "
                                 "retries non-negative")
         self.timeout_s = float(timeout_s)
+        self.baudrate = int(baudrate)
         self.retries = int(retries)
         self.inter_byte_timeout_s = float(inter_byte_timeout_s)
         self.backoff_s = float(backoff_s)
@@ -198,6 +199,9 @@ class SerialMacro:
 
     def _write(self, data: bytes) -> None:
         self._trace(">", data)
+        need_s = 2.0 + 30.0 * len(data) / self.baudrate  # a big message takes a while
+        if self._owns_port and need_s > (self._port.write_timeout or 0.0):
+            self._port.write_timeout = need_s  # (setting it reconfigures the port: rarely)
         try:
             self._port.write(data)
             self._port.flush()
@@ -283,7 +287,7 @@ class SerialMacro:
             raise HardwareError(f"the link to {self.port_name} is closed; open a new SerialMacro")
         seq = self._next_seq()
         wire = encode_message(seq, cmd, payload, max_payload=self._max_payload)
-        last_error: HardwareError | None = None
+        last_error = HardwareError(f"{cmd.name}: no attempt made")
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats.retries += 1
@@ -329,7 +333,6 @@ class SerialMacro:
                 name = f"status {status:#04x}"
             kind = _ERROR_TYPES.get(status, DeviceError)
             raise kind(f"device refused {cmd.name}: {name}: {text}", status=status)
-        assert last_error is not None
         raise type(last_error)(
             f"{cmd.name} failed after {self.retries + 1} attempts on {self.port_name}: "
             f"{last_error}")

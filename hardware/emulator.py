@@ -281,16 +281,17 @@ class Emulator:
 
         No faults, no threads; ``flush()`` plays the role of a quiet line.
         """
-        def run_now(msg):
-            return self._finish(msg, *self.execute(msg.cmd, msg.payload))
         items = self._decoder.feed(data)
-        if items and not isinstance(items[-1], CorruptFrameError):
+        if any(not isinstance(i, CorruptFrameError) for i in items):
             self._garbage_mark = self._decoder.garbage_bytes
-        return self._on_items(items, run_now)
+        return self._on_items(items, self._run_now)
 
     def flush(self) -> bytes:
         """The line went quiet: NAK partial frames or garbage (synchronous core)."""
-        return self._on_items(self._quiet_items(), lambda msg: b"")
+        return self._on_items(self._quiet_items(), self._run_now)
+
+    def _run_now(self, msg: Message) -> bytes:
+        return self._finish(msg, *self.execute(msg.cmd, msg.payload))
 
     # ---- serving a file descriptor ----------------------------------------------------------
     def _damage(self, data: bytes, direction: str) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from .errors import HardwareError
+from .errors import HardwareError, LinkTimeoutError
 
 __all__ = ["open_port", "explain_open_error", "PortReport", "scan_ports"]
 
@@ -51,7 +51,8 @@ class PortReport:
     hwid: str
     """Hardware id (USB VID:PID, serial number)."""
     status: str
-    """``"macro"`` (answered the handshake), ``"silent"``, ``"unavailable"``."""
+    """``"macro"`` (answered the handshake), ``"incompatible"`` (answered, refused),
+    ``"silent"``, ``"unavailable"`` (cannot be opened) or ``"unprobed"``."""
     detail: str
     """Model and firmware of a macro, or why the port is silent/unavailable."""
 
@@ -87,9 +88,13 @@ def scan_ports(probe: bool = True, baudrate: int = 921600, timeout_s: float = 0.
                           f"protocol {i.protocol_version}, capabilities "
                           f"{','.join(i.capabilities) or '-'}")
                 reports.append(PortReport(device, desc, hwid, "macro", detail))
-        except HardwareError as exc:
+        except LinkTimeoutError:
             reports.append(PortReport(device, desc, hwid, "silent",
-                                      f"no macro handshake: {exc}"))
+                                      f"opened, but nothing answered the INFO handshake within "
+                                      f"{timeout_s:g} s at {baudrate} baud (not a macro, "
+                                      "wrong baud rate, or firmware not running)"))
+        except HardwareError as exc:  # answered, but not in a way this driver accepts
+            reports.append(PortReport(device, desc, hwid, "incompatible", str(exc)))
         finally:
             port.close()
     return reports

@@ -21,7 +21,7 @@ import warnings
 warnings.filterwarnings("ignore", message="IProgress not found")  # bars are off here
 import numpy as np
 import matplotlib
-matplotlib.rcParams["figure.dpi"] = 72
+matplotlib.rcParams["figure.dpi"] = 90
 from rram_lsm.experiments import show"""
 
 NOTEBOOKS = {

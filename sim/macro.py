@@ -34,6 +34,8 @@ __all__ = ["SimMacro", "ProgramTargetError"]
 
 MODEL = "rram-40nm-256kb-sim"
 
+# Regions whose contiguous conductance copy is kept between calls (a run uses one or two).
+_MAX_CACHED_TILES = 8
 # Cap on the per-cell noise tensor of one chunk in the exact (validation) MVM mode.
 _PER_CELL_CHUNK_ELEMENTS = 16_000_000
 
@@ -247,6 +249,8 @@ class SimMacro:
                     self._g0_us, self._formed, self._written_s, c.nu, c.stuck, c.stuck_us,
                     self._clock_s, self.profile.drift.t0_s, self._effective)
             tile = np.ascontiguousarray(self._effective[r.slices])
+            if len(self._tiles) >= _MAX_CACHED_TILES:
+                self._tiles.clear()
             self._tiles[r] = tile
         return tile
 

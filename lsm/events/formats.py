@@ -66,8 +66,8 @@ def _records(raw: np.ndarray, path) -> np.ndarray:
 
 
 def _timestamps(rec: np.ndarray) -> np.ndarray:
-    r = rec.astype(np.int64)
-    return ((r[:, 2] & 0x7F) << 16) | (r[:, 3] << 8) | r[:, 4]
+    return (((rec[:, 2] & 0x7F).astype(np.int64) << 16) | (rec[:, 3].astype(np.int64) << 8)
+            | rec[:, 4])
 
 
 def decode_nmnist(raw: np.ndarray, file_starts=None, *, path=None,

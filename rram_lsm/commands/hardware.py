@@ -1,7 +1,6 @@
 """Subcommands ``devices``, ``emulate`` and ``parity``: the serial macro and its emulator."""
 from __future__ import annotations
 
-import argparse
 import json
 
 from .common import add_backend, add_json
@@ -99,8 +98,7 @@ def register(sub) -> None:
     add_json(p)
     p.set_defaults(handler=_devices)
 
-    p = sub.add_parser("emulate", help="serve a virtual macro on a pseudo-terminal",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser("emulate", help="serve a virtual macro on a pseudo-terminal")
     p.add_argument("--seed", type=int, default=0, help="chip seed (as --chip-seed elsewhere)")
     p.add_argument("--profile", default=None, help="device profile: preset name or JSON file")
     p.add_argument("--baud", type=int, default=None,

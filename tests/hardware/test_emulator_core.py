@@ -5,9 +5,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from hardware import (Command, Emulator, Faults, FrameDecoder, MessageAssembler, SerialMacro,
-                      Status, encode_message)
+from hardware import (Command, Emulator, Faults, Frame, FrameDecoder, MessageAssembler,
+                      SerialMacro, Status, encode_message)
 from hardware import codec
 from hardware.protocol import NO_SEQ
 from rram_lsm.errors import ConfigError
@@ -125,3 +127,79 @@ def test_faults_validate():
     with pytest.raises(ConfigError):
         Faults(latency_s=-1.0)
     assert not Faults().active and Faults(drop_rate=0.1).active
+
+
+@pytest.fixture(scope="module")
+def fuzz_emu(noise_free_profile):
+    from sim import SimMacro
+
+    small = replace(noise_free_profile, array=replace(noise_free_profile.array, rows=8, cols=8))
+    return Emulator(SimMacro(seed=2, profile=small))
+
+
+@given(data=st.lists(st.binary(max_size=80), max_size=6), cmd=st.sampled_from(list(Command)),
+       payload=st.binary(max_size=120))
+def test_fuzz_device_answers_anything_with_valid_frames(fuzz_emu, data, cmd, payload):
+    out = b""
+    for piece in data + [encode_message(77, cmd, payload)]:
+        out += fuzz_emu.receive(piece)
+    out += fuzz_emu.flush()
+    items = FrameDecoder().feed(out)
+    assert all(isinstance(i, Frame) and i.is_response for i in items)
+    assert any(i.seq == 77 and i.cmd == cmd for i in items)  # the request got its answer
+
+
+class _SlowMacro:
+    """Delegates to a SimMacro; its MVM takes ``delay_s`` (a long command)."""
+
+    def __init__(self, macro, delay_s):
+        self._m, self.delay_s = macro, delay_s
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+    def mvm(self, *args, **kw):
+        import time
+
+        time.sleep(self.delay_s)
+        return self._m.mvm(*args, **kw)
+
+
+def test_served_long_command_sends_keepalives_and_busy(small_profile):
+    import os
+    import select
+    import threading
+    import tty
+
+    from sim import SimMacro
+
+    emu = Emulator(_SlowMacro(SimMacro(seed=3, profile=small_profile), 0.8), keepalive_s=0.1)
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    stop = threading.Event()
+    server = threading.Thread(target=emu.serve, args=(master, stop.is_set), daemon=True)
+    server.start()
+    try:
+        mvm = encode_message(40, Command.MVM, codec.encode_mvm_request(
+            Region(0, 0, 4, 2), np.ones((1, 4), np.uint8), False))
+        os.write(slave, mvm)
+        os.write(slave, encode_message(41, Command.CLOCK))  # while busy
+        os.write(slave, mvm)  # a retransmission of the running command
+        got, decoder = [], FrameDecoder()
+        while not any(f.seq == 40 and f.status == Status.OK for f in got):
+            ready, _, _ = select.select([slave], [], [], 5.0)
+            assert ready, f"no final reply; got {got}"
+            got += decoder.feed(os.read(slave, 4096))
+        statuses = [(f.seq, Status(f.status)) for f in got]
+        assert (41, Status.BUSY) in statuses
+        assert statuses.count((40, Status.IN_PROGRESS)) >= 3  # 0.8 s at 0.1 s intervals
+        # with keep-alives a driver whose timeout is shorter than the command still succeeds
+        m = SerialMacro(os.ttyname(slave), timeout_s=0.3)
+        out = m.mvm((0, 0, 4, 2), np.ones((1, 4), np.uint8))
+        assert out.shape == (1, 2) and m.stats.timeouts == 0 and m.stats.retries == 0
+        m.close()
+    finally:
+        stop.set()
+        server.join(5)
+        os.close(master)
+        os.close(slave)
