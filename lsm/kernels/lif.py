@@ -16,17 +16,18 @@ RESET_SUBTRACT = 1
 
 @njit(cache=True, inline="always")
 def _neuron_update(v, s_prev, ref, drive, decay, threshold, reset_mode, refractory_steps):
-    """One neuron, one step -> (v, s, ref). The order of float ops is the contract."""
+    """One neuron, one step -> (v, s, ref); ``s_prev`` and ``s`` are 0.0 or 1.0.
+
+    The order of float ops is the contract both paths share. Written without data-dependent
+    branches so that the compiler can vectorise loops over neurons.
+    """
     if reset_mode == RESET_ZERO:
         v = decay * v * (1.0 - s_prev) + drive
     else:
         v = decay * v + drive - threshold * s_prev
-    s = 0
-    if ref > 0:
-        ref -= 1
-    elif v > threshold:
-        s = 1
-        ref = refractory_steps
+    fire = (v > threshold) and (ref == 0)
+    s = 1.0 if fire else 0.0
+    ref = refractory_steps if fire else max(ref - 1, 0)
     return v, s, ref
 
 
@@ -44,7 +45,7 @@ def lif_step_batch(v, s, ref, drive, decay, threshold, reset_mode, refractory_st
             vj, sj, rj = _neuron_update(v[b, j], np.float64(s[b, j]), ref[b, j], drive[b, j],
                                         decay, threshold, reset_mode, refractory_steps)
             v[b, j] = vj
-            s[b, j] = sj
+            s[b, j] = np.uint8(sj)
             ref[b, j] = rj
 
 
@@ -172,9 +173,8 @@ def _run_one(g, g_var, raster, spikes_out, v_out, v_read, adc_bits, lsb, max_cod
         x = raster[t]
         n_active = 0
         for i in range(n_inputs):
-            if x[i] != 0:
-                rows[n_active] = i
-                n_active += 1
+            rows[n_active] = i
+            n_active += x[i] != 0
         for k in range(n_fired):
             rows[n_active + k] = n_inputs + fired[k]
         n_active += n_fired
@@ -187,17 +187,18 @@ def _run_one(g, g_var, raster, spikes_out, v_out, v_read, adc_bits, lsb, max_cod
             if noise:
                 _accumulate(var, g_var, rows, n_active)
         state = _drive(acc, var, drive, v_read, adc_bits, lsb, max_code, factor, noise, state)
-        n_fired = 0
+        out = spikes_out[t]
         for j in range(n):
             vj, sj, rj = _neuron_update(v[j], s_prev[j], ref[j], drive[j], decay, threshold,
                                         reset_mode, refractory_steps)
             v[j] = vj
             ref[j] = rj
             s_prev[j] = sj
-            if sj:
-                fired[n_fired] = j
-                n_fired += 1
-                spikes_out[t, j] = 1
+            out[j] = np.uint8(sj)
+        n_fired = 0
+        for j in range(n):
+            fired[n_fired] = j
+            n_fired += out[j]
     v_out[:] = v
     return synaptic_events
 
