@@ -48,6 +48,17 @@ _ERROR_STATUS = (  # most specific first: RegionError and ShapeError are ValueEr
 )
 
 
+class _Unsupported(HardwareError):
+    """A capability this firmware lacks (answered UNSUPPORTED)."""
+
+
+class _UnknownCommand(HardwareError):
+    """A command code this firmware does not know (answered UNKNOWN_COMMAND)."""
+
+
+_SPECIAL = {_Unsupported: Status.UNSUPPORTED, _UnknownCommand: Status.UNKNOWN_COMMAND}
+
+
 @dataclass(frozen=True)
 class Faults:
     """Link and device faults the emulator injects (all off by default)."""
@@ -394,17 +405,6 @@ class Emulator:
                 elif now - last_keepalive > self.keepalive_s:
                     last_keepalive = now
                     self._write(fd, self._reply(seq, cmd, Status.IN_PROGRESS))
-
-
-class _Unsupported(HardwareError):
-    pass
-
-
-class _UnknownCommand(HardwareError):
-    pass
-
-
-_SPECIAL = {_Unsupported: Status.UNSUPPORTED, _UnknownCommand: Status.UNKNOWN_COMMAND}
 
 
 # ---- a child process behind a pseudo-terminal ---------------------------------------------

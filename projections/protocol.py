@@ -295,7 +295,7 @@ class ZeroShotResult:
                  "</tr>"]
         for key, s in self.headline():
             parts = key.split(".")
-            if parts[0] == "fewshot_by_shots":
+            if parts[0] == "fewshot":
                 ch = chance.get("fewshot", {}).get(parts[1], {}).get(parts[3])
             else:
                 ch = chance.get(parts[0], {}).get(parts[1], {}).get("top1")

@@ -1,6 +1,128 @@
-"""Subcommands: placeholder until its issue lands (registers nothing yet)."""
+"""``rram-lsm zeroshot``: contrastive projections, honest zero-shot and few-shot evaluation."""
 from __future__ import annotations
+
+import argparse
+
+from .common import add_backend, add_data_dir, add_json, add_seeds
+
+
+def _splits(value: str):
+    if value == "all":
+        return "all"
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--splits takes a number or 'all', got {value!r}")
+    if n < 1:
+        raise argparse.ArgumentTypeError("--splits must be >= 1")
+    return n
 
 
 def register(sub) -> None:
-    """Register this module's subcommands on sub."""
+    """Register ``zeroshot`` on ``sub``."""
+    p = sub.add_parser(
+        "zeroshot",
+        help="train contrastive projections on seen digits; evaluate zero-/few-shot on unseen",
+        description=(
+            "Train one projection head per modality on LSM features of seen digits (model "
+            "selection on validation pairs only) and evaluate cross-modal retrieval on the "
+            "seen-class test files and on unseen digits never seen in training; with "
+            "--shots, also few-shot on the unseen digits. Reports mean, std and 95 % CI over "
+            "splits x seeds next to chance."),
+    )
+    add_data_dir(p)
+    add_backend(p)
+    add_seeds(p, default=3)
+    add_json(p)
+    p.add_argument("--method", default="default",
+                   help="recipe: default (our best, chosen on seen-class validation), paper, "
+                        "protonet, raw (no training; few-shot only), or another name in "
+                        "projections.METHODS")
+    p.add_argument("--seen", type=int, nargs="+", default=None, help="seen classes (1-7)")
+    p.add_argument("--unseen", type=int, nargs="+", default=None, help="unseen classes (8 9)")
+    p.add_argument("--splits", type=_splits, default=None,
+                   help="N seeded random 7/2 splits of digits 1-9, or 'all' (36)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed drawing the random splits")
+    p.add_argument("--shots", type=int, nargs="+", default=None,
+                   help="few-shot support sizes per unseen class, e.g. --shots 1 5")
+    p.add_argument("--episodes", type=int, default=50, help="few-shot episodes per run")
+    p.add_argument("--audio", default="auto", choices=("auto", "fsdd", "ntidigits"),
+                   help="audio dataset (auto: ntidigits if its hdf5 is present, else fsdd)")
+    p.add_argument("--features", default=None, metavar="NPZ",
+                   help="use saved features (projections.data.save_npz layout) instead of "
+                        "encoding with the LSM")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="write figures (embedding map, similarity, confusion, learning "
+                        "curves, accuracy per split) for the first split and seed")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(handler=_run)
+
+
+def _run(args) -> int:
+    from pathlib import Path
+
+    from projections import encode_pair, get_method, load_npz, run_protocol
+    from rram_lsm.errors import ConfigError
+    from rram_lsm.records import write_record
+
+    method = get_method(args.method)
+    if args.shots and any(k < 1 for k in args.shots):
+        raise ConfigError(f"--shots must be >= 1, got {args.shots}")
+    if not method.trained and not args.shots:
+        raise ConfigError(f"method {method.name!r} has no zero-shot ability; add --shots K")
+    progress = not args.no_progress
+    if args.features:
+        data = load_npz(args.features)
+    else:
+        data = encode_pair(args.data_dir, backend=args.backend, chip_seed=args.chip_seed,
+                           profile=args.profile, noise=not args.no_noise, audio=args.audio,
+                           progress=progress)
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    result = run_protocol(data, method, splits=args.splits, split_seed=args.split_seed,
+                          seen=args.seen, unseen=args.unseen, seeds=seeds,
+                          shots=tuple(args.shots or ()), episodes=args.episodes,
+                          progress=progress)
+    record = result.to_dict()
+    record["data"] = _provenance(data)
+    _print_table(result, record)
+    if args.plots:
+        from projections.plots import save_figures
+
+        paths = save_figures(result, data, Path(args.plots))
+        record["figures"] = [str(p) for p in paths]
+        print(f"figures in {args.plots}: {', '.join(p.name for p in paths)}")
+    if args.json_path:
+        config = {k: v for k, v in vars(args).items() if k != "handler"}
+        config["method_config"] = method
+        write_record(args.json_path, record, command="zeroshot", config=config, seeds=seeds)
+        print(f"wrote {args.json_path}")
+    return 0
+
+
+def _provenance(data) -> dict:
+    out = {"n_image": int(len(data.image_labels)), "n_audio": int(len(data.audio_labels))}
+    for m in ("image", "audio"):
+        meta = data.meta.get(m, {})
+        out[m] = {k: meta.get(k) for k in ("dataset", "synthetic", "fingerprint", "backend",
+                                           "chip_seed", "profile", "cache_key") if k in meta}
+    if "source" in data.meta:
+        out["source"] = data.meta["source"]
+    return out
+
+
+def _print_table(result, record) -> None:
+    chance = record["chance"]
+    print(f"method {record['method']}: {record['n_splits']} split(s) x "
+          f"{record['n_seeds']} seed(s)")
+    print(f"{'metric':44s} {'mean':>6s} {'std':>6s}  {'95% CI':>13s} {'chance':>6s}")
+    for key, s in result.headline():
+        parts = key.split(".")
+        if parts[0] == "fewshot":
+            ch = chance.get("fewshot", {}).get(parts[1], {}).get(parts[3])
+            key = f"fewshot {parts[1]}-shot {'.'.join(parts[2:])}"
+        else:
+            ch = chance.get(parts[0], {}).get(parts[1], {}).get("top1")
+        lo, hi = s["ci95"]
+        ci = "" if lo is None or hi is None or lo != lo else f"{lo:.3f}-{hi:.3f}"
+        print(f"{key:44s} {s['mean']:6.3f} {s['std']:6.3f}  {ci:>13s} "
+              f"{'' if ch is None else f'{ch:6.3f}'}")

@@ -1,7 +1,7 @@
 """The demo: the whole co-design end to end, with a printed table, results.json and figures.
 
 Steps: form the reservoir tiles on a virtual (or real) chip through the macro interface;
-encode both modalities with the LSM (``lsm.encode_dataset``, feature cache on); train the
+encode both modalities with the LSM (``projections.encode_pair``, feature cache on); train the
 contrastive projection heads on digits 1-7 and evaluate zero-shot and 5-shot on 8-9
 (``projections`` protocol: selection on validation pairs only); price the inference in
 energy and latency; write everything to ``--out``.
@@ -132,22 +132,22 @@ def _pick_examples(ds, seed: int) -> np.ndarray:
 def run_demo(opts: DemoOptions, *, config: dict | None = None,
              json_path: str | None = None) -> DemoResult:
     """Run the demo; write ``<out>/results.json`` (and ``json_path`` if given) and figures."""
-    from lsm import encode_dataset
     from lsm.data import open_dataset
-    from projections.protocol import PAPER_SPLIT, PairedFeatures, ZeroShotResult, evaluate_split
+    from projections import PAPER_SPLIT, ZeroShotResult, encode_pair, evaluate_split
+    from projections.data import resolve_audio
     from projections.train import get_method
 
     from ..records import write_record
     from ..settings import resolve_data_dir
     from . import demo_figures as figs
     from .energy import measure_energy
-    from .pipeline import audio_dataset_name, reservoir_on_chip, subset_rasters
+    from .pipeline import reservoir_on_chip, subset_rasters
 
     t_start = time.perf_counter()
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     root = resolve_data_dir(opts.data_dir)
-    audio_name = audio_dataset_name(root)
+    audio_name = resolve_audio("auto", root)
     if root is None:
         _say("=" * 78 + "\n  NO DATA DIRECTORY (--data-dir or $RRAM_LSM_DATA): running on SYNTHETIC\n"
              "  event digits. The numbers show the pipeline works, not how well it does on\n"
@@ -184,11 +184,10 @@ def run_demo(opts: DemoOptions, *, config: dict | None = None,
     timing = {"chip_s": time.perf_counter() - t_start}
 
     # 2. Encode both modalities (feature cache: a second run loads them).
-    feats = {}
-    for name in (_IMAGE, audio_name):
-        _say(f"[lsm] encoding {name} ...")
-        feats[name] = encode_dataset(name, root, progress=opts.progress, **chip_kw)
-    data = PairedFeatures.from_features(feats[_IMAGE], feats[audio_name])
+    _say(f"[lsm] encoding {_IMAGE} and {audio_name} on the same chip ...")
+    data = encode_pair(root, audio=audio_name, progress=opts.progress, **chip_kw)
+    meta = {_IMAGE: data.meta["image"], audio_name: data.meta["audio"]}
+    sizes = {_IMAGE: len(data.image_labels), audio_name: len(data.audio_labels)}
     timing["encode_s"] = time.perf_counter() - t_start - sum(timing.values())
 
     # 3. Contrastive heads on the paper split, validation-only selection; + baselines.
@@ -217,7 +216,7 @@ def run_demo(opts: DemoOptions, *, config: dict | None = None,
     timing["train_eval_s"] = time.perf_counter() - t_start - sum(timing.values())
 
     # 4. Table, figures, record.
-    synthetic = {n: bool(feats[n].meta.get("synthetic")) for n in feats}
+    synthetic = {n: bool(meta[n].get("synthetic")) for n in meta}
     header = ["metric (top-1)", f"ours: {cfg.name}", "protonet", "raw features",
               "paper (RRAM)", "chance"]
     rows = []
@@ -240,8 +239,8 @@ def run_demo(opts: DemoOptions, *, config: dict | None = None,
                      _fmt(_get(baselines["raw"], key)),
                      "—" if paper is None else f"{paper:.3f}",
                      "—" if chance is None else f"{chance:.3f}"])
-    kind = " + ".join(f"{n} ({'SYNTHETIC' if synthetic[n] else 'real'}, {len(feats[n])})"
-                      for n in feats)
+    kind = " + ".join(f"{n} ({'SYNTHETIC' if synthetic[n] else 'real'}, {sizes[n]})"
+                      for n in meta)
     title = (f"RRAM-LSM demo: {kind}; backend {opts.backend}, chip seed {opts.chip_seed}; "
              f"paper split seen 1-7 / unseen 8-9; {len(seeds)} training seed(s); "
              f"mean ± std over seeds")
@@ -258,14 +257,13 @@ def run_demo(opts: DemoOptions, *, config: dict | None = None,
     results["data"] = {
         "data_dir": None if root is None else str(root),
         "image": {"dataset": _IMAGE, "synthetic": synthetic[_IMAGE],
-                  "n": len(feats[_IMAGE]), "fingerprint": feats[_IMAGE].meta.get("fingerprint")},
+                  "n": sizes[_IMAGE], "fingerprint": meta[_IMAGE].get("fingerprint")},
         "audio": {"dataset": audio_name, "synthetic": synthetic[audio_name],
-                  "n": len(feats[audio_name]),
-                  "fingerprint": feats[audio_name].meta.get("fingerprint")},
+                  "n": sizes[audio_name], "fingerprint": meta[audio_name].get("fingerprint")},
     }
-    results["lsm"] = {n: {k: feats[n].meta.get(k) for k in ("lsm_config", "g_ref_us",
+    results["lsm"] = {n: {k: meta[n].get(k) for k in ("lsm_config", "g_ref_us",
                                                               "firing_rate_per_step", "path")}
-                      for n in feats}
+                      for n in meta}
     results["table"] = {"title": title, "header": header, "rows": rows}
     results["figures"] = [str(p) for p in figures]
     timing["figures_s"] = time.perf_counter() - t_start - sum(timing.values())

@@ -19,13 +19,6 @@ _MODALITY = {"nmnist": "vision (N-MNIST)", "fsdd": "audio (FSDD cochlea)",
              "ntidigits": "audio (N-TIDIGITS)"}
 
 
-def _class_colours(n: int):
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    return [cmap(i % 10) for i in range(n)]
-
-
 def plot_reservoir_raster(rasters: dict, spikes: dict, labels: dict, synthetic: dict):
     """Input events and reservoir spikes of one example per modality (time on x)."""
     fig = _figure((12, 6.5))
@@ -83,72 +76,51 @@ def _unit(z):
     return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
-def plot_embedding_map(kept: dict, data, max_per_class: int = 60, seed: int = 0):
-    """PCA of the learned embedding: seen-class test samples and unseen classes, both
-    modalities (circles = image, crosses = audio)."""
-    z = {m: _unit(kept["embeddings"][m]) for m in ("image", "audio")}
-    labels = {"image": data.image_labels, "audio": data.audio_labels}
+def _pick(kept: dict, data, part: str, per_class: int, seed: int) -> dict:
+    """Up to ``per_class`` samples per class of ``part``, per modality (seeded)."""
     rng = np.random.default_rng(seed)
-    picks = {}
-    for part in ("test", "unseen"):
-        for m in ("image", "audio"):
-            idx = np.asarray(kept["parts"][m][part])
-            chosen = [rng.permutation(idx[labels[m][idx] == c])[:max_per_class]
-                      for c in np.unique(labels[m][idx])]
-            picks[part, m] = np.concatenate(chosen) if chosen else idx
-    stacked = np.concatenate([z[m][picks[k]] for k in picks for m in [k[1]]])
-    mean = stacked.mean(0)
-    _, _, vt = np.linalg.svd(stacked - mean, full_matrices=False)
-    colours = _class_colours(10)
+    labels = {"image": data.image_labels, "audio": data.audio_labels}
+    out = {}
+    for m in ("image", "audio"):
+        idx = np.asarray(kept["parts"][m][part])
+        out[m] = np.concatenate([np.sort(rng.permutation(idx[labels[m][idx] == c])[:per_class])
+                                 for c in np.unique(labels[m][idx])])
+    return out
+
+
+def plot_embedding_map(kept: dict, data, max_per_class: int = 60, seed: int = 0):
+    """PCA of the learned embedding (``projections.plots.plot_embedding``): seen-class test
+    samples and unseen classes side by side, both modalities (o image, x audio)."""
+    from projections.plots import plot_embedding
+
     fig = _figure((12, 5.4))
     axes = fig.subplots(1, 2)
     for ax, part, title in ((axes[0], "test", "seen digits 1-7 (official test files)"),
                             (axes[1], "unseen", "unseen digits 8-9 (never trained on)")):
-        for m, marker in (("image", "o"), ("audio", "x")):
-            idx = picks[part, m]
-            p = (z[m][idx] - mean) @ vt[:2].T
-            for c in np.unique(labels[m][idx]):
-                sel = labels[m][idx] == c
-                ax.scatter(p[sel, 0], p[sel, 1], s=14, marker=marker, alpha=0.7,
-                           color=colours[int(c) % 10],
-                           label=f"{m} {int(c)}" if m == "image" else None,
-                           facecolors="none" if marker == "o" else None)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("PC 1")
-        ax.set_ylabel("PC 2")
-        ax.legend(fontsize=7, ncol=2, title="class (o image, x audio)", title_fontsize=7)
-    fig.suptitle("Shared embedding after contrastive training (PCA of unit vectors)")
+        sel = _pick(kept, data, part, max_per_class, seed)
+        plot_embedding(_unit(kept["embeddings"]["image"][sel["image"]]),
+                       data.image_labels[sel["image"]],
+                       _unit(kept["embeddings"]["audio"][sel["audio"]]),
+                       data.audio_labels[sel["audio"]], ax=ax, title=title)
+    fig.suptitle("Shared embedding after contrastive training (PCA of unit vectors; "
+                 "colour = digit, o = image, x = audio)")
     return fig
 
 
 def plot_similarity_matrix(kept: dict, data, per_class: int = 25, seed: int = 0):
-    """Cosine similarity audio (rows) x image (columns) on unseen classes, sorted by class."""
-    rng = np.random.default_rng(seed)
-    sel = {}
-    for m, labels in (("image", data.image_labels), ("audio", data.audio_labels)):
-        idx = np.asarray(kept["parts"][m]["unseen"])
-        sel[m] = np.concatenate([np.sort(rng.permutation(idx[labels[idx] == c])[:per_class])
-                                 for c in np.unique(labels[idx])])
-    za = _unit(kept["embeddings"]["audio"][sel["audio"]])
-    zi = _unit(kept["embeddings"]["image"][sel["image"]])
-    sim = za @ zi.T
+    """Cosine similarity audio (rows) x image (columns) on unseen classes, sorted by class
+    (``projections.plots.plot_similarity`` on unit vectors)."""
+    from projections.plots import plot_similarity
+
+    sel = _pick(kept, data, "unseen", per_class, seed)
     fig = _figure((6.4, 5.6))
     ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(sim, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest",
-                   aspect="auto")
-    fig.colorbar(im, ax=ax, label="cosine similarity")
-    ya, yi = data.audio_labels[sel["audio"]], data.image_labels[sel["image"]]
-    for lab, axis in ((ya, "y"), (yi, "x")):
-        edges = np.flatnonzero(np.diff(lab)) + 0.5
-        centres = [np.mean(np.flatnonzero(lab == c)) for c in np.unique(lab)]
-        for e in edges:
-            (ax.axhline if axis == "y" else ax.axvline)(e, color="k", lw=1)
-        (ax.set_yticks if axis == "y" else ax.set_xticks)(
-            centres, [f"digit {int(c)}" for c in np.unique(lab)])
-    ax.set_ylabel("audio queries (unseen)")
-    ax.set_xlabel("image gallery (unseen)")
-    ax.set_title("Zero-shot similarity: same digit should be red on the diagonal blocks",
-                 fontsize=9.5)
+    plot_similarity(_unit(kept["embeddings"]["audio"][sel["audio"]]),
+                    data.audio_labels[sel["audio"]],
+                    _unit(kept["embeddings"]["image"][sel["image"]]),
+                    data.image_labels[sel["image"]], ax=ax, max_per_class=per_class,
+                    title="Zero-shot similarity on unseen digits\n(same digit should be "
+                          "bright on the diagonal blocks)")
     return fig
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,20 @@ def test_store_actions_of_every_kind_are_emitted():
         (argv if action.option_strings else tail).extend(runfile._emit(action, config[dest]))
     args = p.parse_args(argv + ["--", *tail])
     assert (args.pos, args.flag, args.on, args.n, args.v) == ("-odd", True, False, [1, 2], 2)
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "rram_lsm" / "experiments"
+                   / "examples").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_experiment_files_parse_as_command_lines(path):
+    command, options = load_experiment(path)
+    from rram_lsm.experiments.runfile import _subparser
+
+    try:
+        _subparser(build_parser(), command.split())
+    except ConfigError:
+        pytest.skip(f"command {command!r} is not registered in this checkout")
+    args = build_parser().parse_args(argv_for(command, options))
+    assert args.handler is not None

@@ -1,0 +1,76 @@
+"""Feature sources for the protocol: the LSM encoder, or a saved ``.npz`` file."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rram_lsm.errors import ConfigError, DataNotFoundError
+
+from .protocol import PairedFeatures
+
+__all__ = ["AUDIO_CHOICES", "resolve_audio", "encode_pair", "load_npz", "save_npz"]
+
+AUDIO_CHOICES = ("auto", "fsdd", "ntidigits")
+"""``auto`` uses N-TIDIGITS when its hdf5 is in the data directory, else FSDD."""
+
+_KEYS = ("values", "labels", "is_test")
+
+
+def resolve_audio(audio: str, data_dir) -> str:
+    """The audio dataset name for ``audio`` (``auto`` looks for the N-TIDIGITS hdf5)."""
+    if audio not in AUDIO_CHOICES:
+        raise ConfigError(f"unknown audio dataset {audio!r}; choose one of {AUDIO_CHOICES}")
+    if audio != "auto":
+        return audio
+    if data_dir is not None:
+        root = Path(data_dir)
+        if (root / "ntidigits" / "n-tidigits.hdf5").is_file() or \
+                (root / "n-tidigits.hdf5").is_file():
+            return "ntidigits"
+    return "fsdd"
+
+
+def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, profile=None,
+                noise: bool = True, audio: str = "auto", progress: bool = True
+                ) -> PairedFeatures:
+    """Encode N-MNIST and the audio dataset with ``lsm.encode_dataset`` (feature cache on).
+
+    Both modalities use the same virtual or physical chip (``backend``, ``chip_seed``).
+    """
+    from lsm import encode_dataset
+    from rram_lsm.settings import resolve_data_dir
+
+    root = resolve_data_dir(data_dir)
+    audio_name = resolve_audio(audio, root)
+    kw = dict(backend=backend, chip_seed=chip_seed, profile=profile, noise=noise,
+              cache=True, progress=progress)
+    image = encode_dataset("nmnist", root, **kw)
+    sound = encode_dataset(audio_name, root, **kw)
+    return PairedFeatures.from_features(image, sound)
+
+
+def load_npz(path: str | os.PathLike) -> PairedFeatures:
+    """Features saved by :func:`save_npz` (``image_values``, ``audio_labels``, ...)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"feature file {path} does not exist")
+    with np.load(path, allow_pickle=False) as z:
+        missing = [f"{m}_{k}" for m in ("image", "audio") for k in _KEYS
+                   if f"{m}_{k}" not in z.files]
+        if missing:
+            raise ConfigError(f"{path} lacks arrays {missing}; expected image_/audio_ "
+                              f"values, labels, is_test")
+        arrays = {f"{m}_{k}": z[f"{m}_{k}"] for m in ("image", "audio") for k in _KEYS}
+    return PairedFeatures(
+        arrays["image_values"].astype(np.float32), arrays["image_labels"].astype(np.int64),
+        arrays["image_is_test"].astype(bool), arrays["audio_values"].astype(np.float32),
+        arrays["audio_labels"].astype(np.int64), arrays["audio_is_test"].astype(bool),
+        {"source": str(path)})
+
+
+def save_npz(data: PairedFeatures, path: str | os.PathLike) -> None:
+    """Save features in the layout :func:`load_npz` reads."""
+    np.savez(path, **{f"{m}_{k}": getattr(data, f"{m}_{k}")
+                      for m in ("image", "audio") for k in _KEYS})

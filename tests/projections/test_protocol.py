@@ -1,0 +1,145 @@
+import numpy as np
+import pytest
+import torch
+
+import projections.protocol as protocol
+from projections import (METHODS, PairedFeatures, get_method, make_splits, run_protocol,
+                         train_heads)
+from projections.selection import select_method, validation_view
+from rram_lsm.errors import ConfigError
+
+FAST = METHODS["paper"].replace(name="fast", epochs=15)
+
+
+def test_make_splits():
+    assert make_splits() == [((1, 2, 3, 4, 5, 6, 7), (8, 9))]
+    every = make_splits("all")
+    assert len(every) == 36 and len(set(every)) == 36
+    for seen, unseen in every:
+        assert len(seen) == 7 and len(unseen) == 2 and not set(seen) & set(unseen)
+    ten = make_splits(10, split_seed=3)
+    assert len(set(ten)) == 10 and ten == make_splits(10, split_seed=3)
+    assert ten != make_splits(10, split_seed=4)
+    assert make_splits(None, unseen=(4, 7)) == [((1, 2, 3, 5, 6, 8, 9), (4, 7))]
+    with pytest.raises(ConfigError):
+        make_splits(37)
+    with pytest.raises(ConfigError):
+        make_splits(3, seen=(1, 2))
+
+
+def test_training_never_sees_unseen_classes_or_test_files(synthetic, monkeypatch):
+    calls = []
+    real = protocol.train_heads
+
+    def spy(cfg, xi, xa, train_pairs, val_pairs, yi, ya, **kw):
+        calls.append((train_pairs, val_pairs))
+        return real(cfg, xi, xa, train_pairs, val_pairs, yi, ya, **kw)
+
+    monkeypatch.setattr(protocol, "train_heads", spy)
+    run_protocol(synthetic, FAST, unseen=(3, 8), seeds=2, shots=(2,), episodes=3,
+                 progress=False)
+    assert len(calls) == 2
+    for pairs in calls:
+        for ii, ia in pairs:
+            for idx, labels, is_test in ((ii, synthetic.image_labels, synthetic.image_is_test),
+                                         (ia, synthetic.audio_labels, synthetic.audio_is_test)):
+                assert not np.isin(labels[idx], (3, 8)).any()
+                assert not is_test[idx].any()
+
+
+def test_train_heads_reads_only_paired_rows(synthetic):
+    # poison every row outside the pairs: any read of them would make the weights NaN
+    xi = np.full_like(synthetic.image_values, np.nan)
+    xa = np.full_like(synthetic.audio_values, np.nan)
+    tr = (np.array([0, 1, 40, 41]), np.array([0, 1, 40, 41]))
+    va = (np.array([2, 42]), np.array([2, 42]))
+    for i in np.r_[tr[0], va[0]]:
+        xi[i] = synthetic.image_values[i]
+        xa[i] = synthetic.audio_values[i]
+    res = train_heads(FAST.replace(standardize=True), xi, xa, tr, va,
+                      synthetic.image_labels, synthetic.audio_labels)
+    assert all(torch.isfinite(p).all() for p in res.model.parameters())
+    assert all(torch.isfinite(b).all() for b in res.model.buffers())
+
+
+def test_training_is_deterministic_and_selects_on_validation(synthetic):
+    sp = (np.arange(0, 200, 2), np.arange(0, 200, 2))
+    vp = (np.arange(1, 60, 2), np.arange(1, 60, 2))
+    a = train_heads(FAST, synthetic.image_values, synthetic.audio_values, sp, vp,
+                    synthetic.image_labels, synthetic.audio_labels, seed=5)
+    b = train_heads(FAST, synthetic.image_values, synthetic.audio_values, sp, vp,
+                    synthetic.image_labels, synthetic.audio_labels, seed=5)
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)
+    assert a.curves == b.curves
+    assert len(a.curves["val_top1"]) == FAST.epochs
+    assert a.curves["val_top1"][a.best_epoch - 1] == max(a.curves["val_top1"])
+
+
+def test_mismatched_pairs_rejected(synthetic):
+    with pytest.raises(ConfigError):
+        train_heads(FAST, synthetic.image_values, synthetic.audio_values,
+                    (np.array([0, 1]), np.array([0, 200])), (np.array([2]), np.array([2])),
+                    synthetic.image_labels, synthetic.audio_labels)
+
+
+def test_zero_shot_beats_chance_on_shared_structure(synthetic):
+    res = run_protocol(synthetic, FAST.replace(epochs=40), seeds=2, progress=False)
+    d = res.to_dict()
+    for direction in ("audio_to_image", "image_to_audio"):
+        assert d["unseen"][direction]["top1"]["mean"] > d["chance"]["unseen"][direction][
+            "top1"] + 0.2
+        assert d["seen_test"][direction]["top1"]["mean"] > 0.5
+    assert d["chance"]["unseen"]["audio_to_image"]["top1"] == pytest.approx(0.5)
+    assert d["n_splits"] == 1 and d["n_seeds"] == 2
+
+
+def test_zero_shot_is_chance_without_shared_structure():
+    # audio clusters are a random relabelling of image clusters: seen classes teach nothing
+    # about where unseen ones go, so zero-shot must stay near chance on average
+    from projections_synth import make_features
+
+    tops = []
+    for seed in range(4):
+        a = make_features(seed=seed)
+        b = make_features(seed=100 + seed)
+        data = PairedFeatures(a.image_values, a.image_labels, a.image_is_test,
+                              b.audio_values, b.audio_labels, b.audio_is_test)
+        res = run_protocol(data, FAST, splits=3, split_seed=seed, seeds=1, progress=False)
+        tops.append(res.to_dict()["unseen"]["audio_to_image"]["top1"]["mean"])
+    assert abs(np.mean(tops) - 0.5) < 0.15
+
+
+def test_raw_fewshot_and_result_layout(synthetic):
+    res = run_protocol(synthetic, "raw", splits=2, seeds=1, shots=(1, 3), episodes=5,
+                       progress=False)
+    d = res.to_dict()
+    assert "unseen" not in d  # no zero-shot without training
+    assert d["fewshot"]["shots"] == 3
+    top = d["fewshot"]["unseen"]["audio_to_image"]["top1"]
+    assert 0.8 < top["mean"] <= 1.0 and top["n"] == 2
+    assert d["chance"]["fewshot"]["3"]["audio_to_image"] == 0.5
+    assert len(d["per_split"]) == 2
+    assert "<table>" in res._repr_html_()
+
+
+def test_selection_uses_only_seen_training_files(synthetic):
+    view = validation_view(synthetic)
+    for m in ("image", "audio"):
+        labels = getattr(view, f"{m}_labels")
+        assert set(np.unique(labels)) == set(range(1, 8))
+        assert 0.1 < getattr(view, f"{m}_is_test").mean() < 0.3
+    n_train_seen = np.sum(np.isin(synthetic.image_labels, range(1, 8))
+                          & ~synthetic.image_is_test)
+    assert len(view.image_labels) == n_train_seen
+    best, scores = select_method(synthetic, ["raw", FAST], n_splits=2, seeds=1, shots=2,
+                                 progress=False)
+    assert best in scores and set(scores) == {"raw", "fast"}
+    assert scores["raw"]["zeroshot_top1"] is None
+
+
+def test_unknown_method():
+    with pytest.raises(ConfigError):
+        get_method("nope")
+    with pytest.raises(ConfigError):
+        METHODS["paper"].replace(no_such_field=1)
