@@ -101,18 +101,9 @@ def run(args) -> dict:
 
 
 if __name__ == "__main__":
-    import json
     import sys
 
-    from rram_lsm.records import write_record
+    from rram_lsm.cli import main
 
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    add_arguments(parser)
-    parser.add_argument("--json", dest="json_path", default=None, metavar="FILE")
-    ns = parser.parse_args()
-    out = run(ns)
-    print(json.dumps(out, indent=2, default=str))
-    if ns.json_path:
-        write_record(ns.json_path, out, command="bench loading",
-                     config={k: v for k, v in vars(ns).items() if k != "json_path"})
-    sys.exit(0)
+    # one code path with ``rram-lsm bench loading`` (same options, same JSON record)
+    sys.exit(main(["bench", "loading", *sys.argv[1:]]))

@@ -89,16 +89,9 @@ def run(args) -> dict:
 
 
 if __name__ == "__main__":
-    import json
+    import sys
 
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    add_arguments(parser)
-    parser.add_argument("--json", dest="json_path", default=None)
-    ns = parser.parse_args()
-    res = run(ns)
-    print(json.dumps(res, indent=2))
-    if ns.json_path:
-        from rram_lsm.records import write_record
+    from rram_lsm.cli import main
 
-        write_record(ns.json_path, res, command="bench sim",
-                     config={k: v for k, v in vars(ns).items() if k != "json_path"}, seeds=ns.seed)
+    # one code path with ``rram-lsm bench sim`` (same options, same JSON record)
+    sys.exit(main(["bench", "sim", *sys.argv[1:]]))

@@ -45,11 +45,14 @@ def classify(dataset: str, data_dir=None, *, backend: str = "sim", chip_seeds=(0
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     cfg = preset(dataset) if regime is None else preset(dataset, regime)
     t0 = time.perf_counter()
+    ds = open_dataset(dataset, resolve_data_dir(data_dir), split="all", progress=progress)
+    raw = ds.rasters(None, progress=progress)
     lsm_runs, rates, silent, meta = [], [], [], {}
     for chip_seed in chip_seeds:
         feats = encode_dataset(dataset, data_dir, backend=backend, chip_seed=chip_seed,
                                profile=profile, noise=noise, lsm_preset=cfg, kind=kind,
-                               cache=cache, progress=progress)
+                               cache=cache, progress=progress, dataset=ds,
+                               rasters=raw)
         meta = feats.meta
         rates.append(feats.meta["firing_rate_per_step"])
         silent.append(feats.meta["silent_fraction"])
@@ -60,8 +63,6 @@ def classify(dataset: str, data_dir=None, *, backend: str = "sim", chip_seeds=(0
                              "model": r.model, "val_accuracy": r.val_accuracy,
                              "test_accuracy": r.test_accuracy, "per_model": r.per_model})
     t_lsm = time.perf_counter() - t0
-    ds = open_dataset(dataset, resolve_data_dir(data_dir), split="all", progress=progress)
-    raw = ds.rasters(None, progress=progress)
     raw_values = raw.reshape(len(raw), -1).astype(np.float32)
     raw_runs = []
     for train_seed in train_seeds:

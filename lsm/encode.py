@@ -40,7 +40,8 @@ def _profile_identity(backend_kind: str, profile, noise: bool):
 def encode_dataset(name: str, data_dir=None, *, backend: str = "sim", chip_seed: int = 0,
                    profile=None, noise: bool = True, lsm_preset=None, chip_age_s: float = 0.0,
                    kind: str = "counts", cache: bool = True, progress: bool = True,
-                   path: str = "auto", n_windows: int = 5) -> Features:
+                   path: str = "auto", n_windows: int = 5, dataset=None,
+                   rasters=None) -> Features:
     """Features of every sample of dataset ``name`` (nmnist | fsdd | ntidigits).
 
     Opens ``backend`` (``rram_lsm.backends.open_backend``) with ``chip_seed``/``profile``/
@@ -49,7 +50,9 @@ def encode_dataset(name: str, data_dir=None, *, backend: str = "sim", chip_seed:
     ages the chip by ``chip_age_s`` seconds and encodes. With ``cache`` the result is stored
     under a key of dataset fingerprint + preprocessing, profile, chip seed, chip age, LSM
     config, backend, path, feature kind; a second identical call loads it. Serial backends
-    are cached by URL: clear the cache when the chip itself changes.
+    are cached by URL: clear the cache when the chip itself changes. ``dataset``: an
+    already opened ``lsm.data.EventDataset`` of ``name`` to use instead of opening one, and
+    ``rasters`` its default-preprocessing rasters if the caller already has them.
     """
     from rram_lsm.backends import open_backend, parse_backend
     from rram_lsm.settings import resolve_data_dir
@@ -62,7 +65,10 @@ def encode_dataset(name: str, data_dir=None, *, backend: str = "sim", chip_seed:
         raise ConfigError(f"chip_age_s must be >= 0, got {chip_age_s}")
     cfg = resolve_config(name, lsm_preset)
     backend_kind, url = parse_backend(backend)
-    ds = open_dataset(name, resolve_data_dir(data_dir), split="all", progress=progress)
+    if dataset is not None and dataset.name != name:
+        raise ConfigError(f"dataset is {dataset.name!r} but name is {name!r}")
+    ds = dataset if dataset is not None else open_dataset(name, resolve_data_dir(data_dir),
+                                                           split="all", progress=progress)
     key = None
     if cache:
         key = cache_key({
@@ -76,7 +82,10 @@ def encode_dataset(name: str, data_dir=None, *, backend: str = "sim", chip_seed:
         if hit is not None:
             return Features(hit.values, hit.labels, hit.is_test,
                             {**hit.meta, "cache": "hit", "cache_key": key})
-    rasters = ds.rasters(None, progress=progress)
+    if rasters is None:
+        rasters = ds.rasters(None, progress=progress)
+    elif dataset is None or len(rasters) != len(ds):
+        raise ConfigError("rasters= needs dataset= and one raster per sample of it")
     if rasters.shape[1:] != (cfg.n_steps, cfg.n_inputs):
         raise ShapeError(
             f"{name} rasters are (T, inputs) = {rasters.shape[1:]} but the LSM config "

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 __all__ = [
     "clip_loss",
     "supcon_loss",
+    "joint_supcon_loss",
     "prototype_loss",
     "alignment_loss",
     "uniformity_loss",
@@ -65,6 +66,28 @@ def supcon_loss(za: torch.Tensor, zb: torch.Tensor, labels: torch.Tensor,
     logits = za @ zb.T / temperature
     same = (labels[:, None] == labels[None, :]).to(logits.dtype)
     return 0.5 * (_soft_target_ce(logits, same) + _soft_target_ce(logits.T, same))
+
+
+def joint_supcon_loss(za: torch.Tensor, zb: torch.Tensor, labels: torch.Tensor,
+                      temperature=0.1) -> torch.Tensor:
+    """Supervised-contrastive loss over the union of both modalities (SupCon, 2 views).
+
+    Khosla et al. 2020, eq. 2 ("L_out"), with the two modalities as the two views: for
+    every one of the ``2n`` embeddings, all other embeddings of its class, of either
+    modality, are positives and the anchor itself is excluded. Unlike
+    :func:`supcon_loss` it also clusters each modality by class on its own, which is what
+    nearest-prototype few-shot within a modality needs.
+    """
+    _check_pair(za, zb)
+    z = torch.cat([za, zb])
+    y = torch.cat([labels, labels])
+    n = z.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=z.device)
+    logits = (z @ z.T / temperature).masked_fill(eye, float("-inf"))
+    pos = ((y[:, None] == y[None, :]) & ~eye).to(z.dtype)
+    logp = F.log_softmax(logits, dim=1).masked_fill(eye, 0.0)
+    per_anchor = -(pos * logp).sum(1) / pos.sum(1).clamp_min(1.0)
+    return per_anchor[pos.sum(1) > 0].mean()
 
 
 def prototype_loss(za: torch.Tensor, zb: torch.Tensor, labels: torch.Tensor,

@@ -45,6 +45,8 @@ class MethodConfig:
     """Weight of the symmetric CLIP/InfoNCE loss."""
     supcon_weight: float = 0.0
     """Weight of the cross-modal supervised-contrastive loss (label-aware)."""
+    joint_weight: float = 0.0
+    """Weight of supervised-contrastive over both modalities together (joint SupCon)."""
     proto_weight: float = 0.0
     """Weight of the cross-modal prototypical loss."""
     align_weight: float = 0.0
@@ -152,6 +154,8 @@ def _loss(cfg: MethodConfig, model: DualEncoder, xi, xa, y):
         total = total + cfg.clip_weight * Fn.clip_loss(za, zi, t)
     if cfg.supcon_weight:
         total = total + cfg.supcon_weight * Fn.supcon_loss(za, zi, y, t)
+    if cfg.joint_weight:
+        total = total + cfg.joint_weight * Fn.joint_supcon_loss(za, zi, y, t)
     if cfg.proto_weight:
         total = total + cfg.proto_weight * Fn.prototype_loss(za, zi, y, t)
     if cfg.align_weight:

@@ -32,6 +32,10 @@ from .profile import ArrayConfig, DeviceProfile, load_profile
 
 __all__ = ["fit_device_profile", "measure_forming_sweep"]
 
+# Breakdown-law quantile the top voltage must pass before the unformed cells left there are
+# read as stuck open (beyond it, fewer than 1 % of healthy cells are still unformed).
+_TOP_FORMED_QUANTILE = 0.99
+
 
 class _State(NamedTuple):
     voltage_v: float | None
@@ -50,11 +54,16 @@ def measure_forming_sweep(macro: Macro, voltages_v: Sequence[float], *, region=N
     """
     from tqdm.auto import tqdm
 
+    _check_n_reads(n_reads)
+    voltages_v = list(voltages_v)
+    if not voltages_v:
+        raise ConfigError("a forming sweep needs at least one voltage (check --v-start "
+                          "<= --v-stop)")
     info = macro.info()
     r = check_region(region if region is not None else (0, 0, info.rows, info.cols),
                      info.rows, info.cols)
     maps = []
-    for v in tqdm(list(voltages_v), desc="forming sweep", unit="V", disable=not progress):
+    for v in tqdm(voltages_v, desc="forming sweep", unit="V", disable=not progress):
         macro.form(r, float(v), pulse_width_s, compliance_ua)
         maps.append(np.stack([macro.read_conductance(r) for _ in range(n_reads)]))
     return maps
@@ -122,8 +131,14 @@ def fit_device_profile(conductance_maps, *, forming_voltage_v=None, base=None,
         array=_array_of(conductance_maps, base.array))
 
 
+def _check_n_reads(n_reads) -> None:
+    if isinstance(n_reads, bool) or not isinstance(n_reads, (int, np.integer)) or n_reads < 1:
+        raise ConfigError(f"n_reads must be a positive integer, got {n_reads!r}")
+
+
 def _states(source, voltages, region, n_reads, progress) -> list[_State]:
     if isinstance(source, Macro):
+        _check_n_reads(n_reads)
         if voltages is not None and np.ndim(voltages) == 1:
             maps = measure_forming_sweep(source, voltages, region=region, n_reads=n_reads,
                                          progress=progress)
@@ -149,9 +164,9 @@ def _states(source, voltages, region, n_reads, progress) -> list[_State]:
         m = np.asarray(m, dtype=np.float64)
         if m.ndim == 2:
             m = m[None]
-        if m.ndim != 3 or m.shape[1:] != np.shape(source[0])[-2:]:
-            raise ShapeError(f"every map must be (rows, cols) or (n_reads, rows, cols) of one "
-                             f"tile; got {m.shape}")
+        if m.ndim != 3 or m.shape[0] == 0 or m.shape[1:] != np.shape(source[0])[-2:]:
+            raise ShapeError(f"every map must be (rows, cols) or (n_reads >= 1, rows, cols) of "
+                             f"one tile; got {m.shape}")
         states.append(_State(None if v is None else float(v), m))
     return states
 
@@ -209,5 +224,14 @@ def _fit_breakdown(voltages, fractions, p_high, std_default, p_open_default):
     mid = v[np.argmin(np.abs(fr - fr.max() / 2))]
     p0 = [mid, std_default] + ([max(1.0 - p_high - fr.max(), 0.0)] if fit_open else [])
     sol = optimize.least_squares(lambda p: model(p) - fr, p0, x_scale="jac")
-    p_open = float(np.clip(sol.x[2], 0.0, 1.0)) if fit_open else p_open_default
-    return float(sol.x[0]), float(abs(sol.x[1])), p_open
+    mean_v, std_v = float(sol.x[0]), float(abs(sol.x[1]))
+    if not fit_open:
+        return mean_v, std_v, p_open_default
+    p_open = float(np.clip(sol.x[2], 0.0, 1.0))
+    # Least squares weighs the steep middle of the curve, whose sampling scatter (~1e-3) is
+    # as large as a realistic stuck-open fraction; once the top voltage is far past the
+    # breakdown law, the cells still unformed there measure p_open directly.
+    top = float(stats.norm.cdf((v[-1] - mean_v) / std_v))
+    if top > _TOP_FORMED_QUANTILE:
+        p_open = float(np.clip(1.0 - p_high - fr[-1] / top, 0.0, 1.0))
+    return mean_v, std_v, p_open

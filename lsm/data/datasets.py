@@ -20,10 +20,11 @@ import numpy as np
 
 from lsm.events.cochlea import CochleaConfig, cochlea_events, read_wav
 from lsm.events.formats import (AUDIO_EVENT_DTYPE, NTIDIGITS_CLASSES, VISION_EVENT_DTYPE,
-                                NTidigitsFile, decode_nmnist, ntidigits_class)
+                                NTidigitsFile, check_record_bytes, decode_nmnist,
+                                ntidigits_class)
 from lsm.events.frames import (AudioRasterConfig, VisionRasterConfig, audio_raster,
                                vision_raster)
-from rram_lsm.errors import ConfigError, DataError, DataNotFoundError, EventFileError
+from rram_lsm.errors import ConfigError, DataError, DataNotFoundError
 from rram_lsm.settings import DOWNLOAD_HELP, cache_dir
 
 from .synthetic import synthetic_audio_sample, synthetic_vision_sample
@@ -73,9 +74,8 @@ class _NmnistSource(_Source):
         for p in paths:
             with open(p, "rb") as fh:
                 b = fh.read()
-            if len(b) % 5:
-                raise EventFileError("truncated: size is not a whole number of 5-byte "
-                                     "records", p, len(b) - len(b) % 5)
+            # checked per file: in the concatenated buffer the file would be unknown
+            check_record_bytes(len(b), p)
             blobs.append(b)
         rec_starts = np.concatenate([[0], np.cumsum([len(b) // 5 for b in blobs])])
         raw = np.frombuffer(b"".join(blobs), dtype=np.uint8)

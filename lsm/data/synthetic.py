@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lsm.events.formats import AUDIO_EVENT_DTYPE, NMNIST_SENSOR, VISION_EVENT_DTYPE
+from lsm.events.formats import NMNIST_SENSOR, VISION_EVENT_DTYPE, audio_events
 
 __all__ = ["synthetic_vision_sample", "synthetic_audio_sample", "SEGMENTS"]
 
@@ -129,10 +129,4 @@ def synthetic_audio_sample(label: int, index: int, seed: int = 0, n_channels: in
     t_ms, c = np.nonzero(counts)
     reps = counts[t_ms, c]
     t = np.repeat(t_ms, reps) * 1000 + rng.integers(0, 1000, reps.sum())
-    x = np.repeat(c, reps)
-    order = np.lexsort((x, t))
-    ev = np.empty(len(t), dtype=AUDIO_EVENT_DTYPE)
-    ev["x"] = x[order]
-    ev["t"] = t[order]
-    ev["p"] = True
-    return ev
+    return audio_events(np.repeat(c, reps), t)

@@ -26,7 +26,7 @@ import numpy as np
 
 from rram_lsm.errors import ConfigError, EventFileError
 
-from .formats import AUDIO_EVENT_DTYPE
+from .formats import AUDIO_EVENT_DTYPE, audio_events
 from .kernels.cochlea import cochlea_spikes
 
 __all__ = ["CochleaConfig", "cochlea_events", "centre_frequencies_hz", "read_wav"]
@@ -90,8 +90,10 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, float]:
         raise EventFileError(f"unsupported sample width {width} bytes (8/16/32-bit PCM)", path)
     usable = len(data) - len(data) % (width * n_ch)
     if usable < n * width * n_ch:
+        # a truncated data chunk runs to the end of the file, so it starts len(data) before
+        data_start = os.path.getsize(path) - len(data)
         raise EventFileError(f"truncated: header says {n} frames, data holds "
-                             f"{usable // (width * n_ch)}", path, 44 + usable)
+                             f"{usable // (width * n_ch)}", path, data_start + usable)
     if width == 1:
         x = (np.frombuffer(data[:usable], np.uint8).astype(np.float64) - 128.0) / 128.0
     else:
@@ -129,10 +131,4 @@ def cochlea_events(signal: np.ndarray, sample_rate_hz: float,
                    config.refractory_s, counts, idx)
     ch = np.repeat(np.arange(config.n_channels), counts)
     samples = np.concatenate([idx[c, :counts[c]] for c in range(config.n_channels)])
-    t = np.rint(samples * (1e6 / sample_rate_hz)).astype(np.int64)
-    order = np.lexsort((ch, t))
-    ev = np.empty(len(t), dtype=AUDIO_EVENT_DTYPE)
-    ev["x"] = ch[order]
-    ev["t"] = t[order]
-    ev["p"] = True
-    return ev
+    return audio_events(ch, np.rint(samples * (1e6 / sample_rate_hz)).astype(np.int64))

@@ -36,6 +36,7 @@ __all__ = [
     "VISION_EVENT_DTYPE", "AUDIO_EVENT_DTYPE", "NMNIST_SENSOR", "OVERFLOW_US",
     "read_nmnist", "write_nmnist", "decode_nmnist", "read_bs1", "write_bs1",
     "NTidigitsFile", "write_ntidigits_hdf5", "NTIDIGITS_CLASSES", "ntidigits_class",
+    "audio_events", "check_record_bytes", "check_fields",
 ]
 
 VISION_EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])
@@ -56,13 +57,29 @@ NTIDIGITS_CLASSES = ("zero", "one", "two", "three", "four", "five", "six", "seve
 _NTIDIGITS_LABEL = {"z": 0, "o": 10, **{str(d): d for d in range(1, 10)}}
 
 
-def _records(raw: np.ndarray, path) -> np.ndarray:
-    if raw.size % _RECORD:
-        offset = raw.size - raw.size % _RECORD
+def check_record_bytes(n_bytes: int, path) -> None:
+    """Raise EventFileError (offset of the incomplete last record) unless ``n_bytes`` is a
+    whole number of 5-byte records."""
+    if n_bytes % _RECORD:
         raise EventFileError(
-            f"truncated: {raw.size} bytes is not a whole number of {_RECORD}-byte records "
-            f"(the last record is incomplete)", path, offset)
+            f"truncated: {n_bytes} bytes is not a whole number of {_RECORD}-byte records "
+            f"(the last record is incomplete)", path, n_bytes - n_bytes % _RECORD)
+
+
+def _records(raw: np.ndarray, path) -> np.ndarray:
+    check_record_bytes(raw.size, path)
     return raw.reshape(-1, _RECORD)
+
+
+def audio_events(channel: np.ndarray, t_us: np.ndarray) -> np.ndarray:
+    """ON events (:data:`AUDIO_EVENT_DTYPE`) from channels and µs times, sorted by time then
+    channel (the order every audio reader and generator here returns)."""
+    order = np.lexsort((channel, t_us))
+    ev = np.empty(len(order), dtype=AUDIO_EVENT_DTYPE)
+    ev["x"] = np.asarray(channel)[order]
+    ev["t"] = np.asarray(t_us)[order]
+    ev["p"] = True
+    return ev
 
 
 def _timestamps(rec: np.ndarray) -> np.ndarray:

@@ -66,9 +66,13 @@ def _inspect_figure(conductance, prof, path) -> None:
 
     from sim.plots import plot_conductance_histogram, plot_conductance_map, plot_drift
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    plot_conductance_histogram(conductance, prof, ax=axes[0])
-    plot_conductance_map(conductance, title="formed tile (µS)", ax=axes[1])
+    # the fit's stuck-high threshold: formed cells lie below it, stuck-high ones above
+    stuck_high_us = (prof.forming.formed_max_us + prof.program.g_max_us) / 2
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    plot_conductance_histogram(conductance, prof, max_us=stuck_high_us, ax=axes[0])
+    plot_conductance_map(conductance, title=f"tile {conductance.shape[0]} x "
+                         f"{conductance.shape[1]} after forming",
+                         vmax_us=prof.forming.formed_max_us, ax=axes[1])
     plot_drift(prof, ax=axes[2])
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -81,6 +85,10 @@ def _fit(args) -> int:
     from rram_lsm.backends import open_backend
     from sim import fit_device_profile, load_profile
 
+    from rram_lsm.errors import ConfigError
+
+    if not args.v_step > 0:
+        raise ConfigError(f"--v-step must be positive, got {args.v_step}")
     voltages = np.round(np.arange(args.v_start, args.v_stop + args.v_step / 2, args.v_step), 6)
     base = load_profile(args.profile)
     with open_backend(args.backend, seed=args.chip_seed, profile=base,

@@ -145,7 +145,14 @@ def _energy(args) -> int:
     from ..records import write_record
 
     params = load_energy_params(args.params)
-    datasets = _DATASETS[:2] if args.dataset == "both" else (args.dataset,)
+    if args.dataset == "both":
+        from projections.data import resolve_audio
+
+        from ..settings import resolve_data_dir
+
+        datasets = ("nmnist", resolve_audio("auto", resolve_data_dir(args.data_dir)))
+    else:
+        datasets = (args.dataset,)
     reports, meta = energy_reports(
         datasets, data_dir=args.data_dir, backend=args.backend, chip_seed=args.chip_seed,
         profile=args.profile, noise=not args.no_noise, samples=args.samples,
@@ -237,7 +244,7 @@ def register(sub) -> None:
         description="Run samples through the LSM on a chip, count operations, and price "
                     "them with the parameter file (sources and assumptions listed).")
     p.add_argument("--dataset", choices=(*_DATASETS, "both"), default="both",
-                   help="both = nmnist and fsdd")
+                   help="both = nmnist and the audio set (ntidigits if present, else fsdd)")
     add_data_dir(p)
     add_backend(p)
     p.add_argument("--samples", type=int, default=64, help="samples counted per dataset")

@@ -13,9 +13,9 @@ def _add_lsm_options(p) -> None:
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--kind", default="counts", choices=KINDS,
                    help="feature kind (counts = the paper's spike rate per neuron)")
-    p.add_argument("--regime", default=None, choices=("zeroshot", "supervised"),
-                   help="which of the paper's scale constants (default: the preset's, "
-                   "see docs/lsm.md)")
+    p.add_argument("--regime", default=None, choices=("tuned", "zeroshot", "supervised"),
+                   help="scale constant: tuned (default, 0.3), or the paper's zeroshot / "
+                   "supervised values (see docs/lsm.md)")
     p.add_argument("--no-cache", action="store_true", help="re-encode, ignore the feature cache")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 

@@ -54,6 +54,10 @@ def register(sub) -> None:
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write figures (embedding map, similarity, confusion, learning "
                         "curves, accuracy per split) for the first split and seed")
+    p.add_argument("--cost-epochs", type=int, default=0, metavar="N",
+                   help="also train the snntorch spiking-RNN contrastive baseline for N "
+                        "epochs on the first split's pairs and compare training cost "
+                        "(needs the event data, not --features)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=_run)
 
@@ -85,6 +89,8 @@ def _run(args) -> int:
     record = result.to_dict()
     record["data"] = _provenance(data)
     _print_table(result, record)
+    if args.cost_epochs > 0:
+        record["training_cost"] = _cost(args, data, method, result, progress)
     if args.plots:
         from projections.plots import save_figures
 
@@ -97,6 +103,29 @@ def _run(args) -> int:
         write_record(args.json_path, record, command="zeroshot", config=config, seeds=seeds)
         print(f"wrote {args.json_path}")
     return 0
+
+
+def _cost(args, data, method, result, progress) -> dict:
+    from lsm.data import open_dataset
+    from projections.baselines import SpikingConfig, compare_training_cost
+    from projections.data import resolve_audio
+    from rram_lsm.errors import ConfigError
+    from rram_lsm.settings import resolve_data_dir
+
+    if args.features:
+        raise ConfigError("--cost-epochs trains on the event rasters: drop --features")
+    root = resolve_data_dir(args.data_dir)
+    rasters = [open_dataset(name, root, progress=progress).rasters(progress=progress)
+               for name in ("nmnist", resolve_audio(args.audio, root))]
+    seen, unseen = result.splits[0]
+    cost = compare_training_cost(data, *rasters, method, seen=seen, unseen=unseen,
+                                 spiking=SpikingConfig(epochs=args.cost_epochs),
+                                 seed=result.seeds[0], progress=progress)
+    print(f"training cost, spiking RNN / ours: FLOPs {cost['ratio_flops_total']:.1f}x "
+          f"total ({cost['ratio_flops_per_epoch']:.1f}x per epoch), wall "
+          f"{cost['ratio_wall_s_total']:.1f}x total ({cost['ratio_wall_s_per_epoch']:.1f}x "
+          f"per epoch)")
+    return cost
 
 
 def _provenance(data) -> dict:

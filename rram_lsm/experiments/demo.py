@@ -8,6 +8,7 @@ energy and latency; write everything to ``--out``.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -129,9 +130,29 @@ def _pick_examples(ds, seed: int) -> np.ndarray:
     return pick_samples(ds.labels, 32, seed)
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """Run torch on ``n`` threads inside the block. The heads are tiny: with two threads on
+    a busy 2-core machine, thread hand-off costs 10-40x the arithmetic; one thread is also
+    the same arithmetic on every machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_demo(opts: DemoOptions, *, config: dict | None = None,
              json_path: str | None = None) -> DemoResult:
     """Run the demo; write ``<out>/results.json`` (and ``json_path`` if given) and figures."""
+    with _torch_threads(1):
+        return _run_demo(opts, config, json_path)
+
+
+def _run_demo(opts: DemoOptions, config, json_path) -> DemoResult:
     from lsm.data import open_dataset
     from projections import PAPER_SPLIT, ZeroShotResult, encode_pair, evaluate_split
     from projections.data import resolve_audio

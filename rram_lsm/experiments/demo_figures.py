@@ -40,7 +40,7 @@ def plot_reservoir_raster(rasters: dict, spikes: dict, labels: dict, synthetic: 
             rate = arr.mean()
             ax.set_title(f"{_MODALITY.get(name, name)}{tag}, digit {int(labels[name][k])}: "
                          f"{int(arr.sum())} {'events' if row == 0 else 'spikes'} "
-                         f"({rate:.3f} per {'row' if row == 0 else 'neuron'} per step)",
+                         f"({rate:.2g} per {'row' if row == 0 else 'neuron'} per step)",
                          fontsize=9.5)
     fig.suptitle("LSM on the RRAM tile: input raster (top) and reservoir spike raster (bottom)")
     return fig

@@ -9,20 +9,7 @@ import contextlib
 
 import numpy as np
 
-__all__ = ["audio_dataset_name", "subset_rasters", "pick_samples", "reservoir_on_chip",
-           "energy_reports"]
-
-
-def audio_dataset_name(data_dir) -> str:
-    """``"ntidigits"`` when the official N-TIDIGITS file is in ``data_dir``, else ``"fsdd"``
-    (real spoken digits through the silicon-cochlea front end, or the synthetic fallback)."""
-    from ..settings import resolve_data_dir
-
-    root = resolve_data_dir(data_dir)
-    if root is not None and any((root / p).is_file() for p in
-                                ("ntidigits/n-tidigits.hdf5", "n-tidigits.hdf5")):
-        return "ntidigits"
-    return "fsdd"
+__all__ = ["subset_rasters", "pick_samples", "reservoir_on_chip", "energy_reports"]
 
 
 def subset_rasters(ds, indices) -> np.ndarray:

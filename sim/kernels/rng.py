@@ -22,12 +22,17 @@ _INV_2_24 = 1.0 / 16777216.0
 
 
 @njit(cache=True, inline="always")
-def splitmix64(x):
-    """One splitmix64 output for state ``x`` (uint64, wrapping arithmetic)."""
-    z = x + _GOLDEN
+def _mix64(z):
+    """splitmix64's output function (uint64, wrapping arithmetic)."""
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def splitmix64(x):
+    """One splitmix64 output for state ``x`` (uint64, wrapping arithmetic)."""
+    return _mix64(x + _GOLDEN)
 
 
 @njit(cache=True, inline="always")
@@ -63,21 +68,13 @@ def next_state(state):
     return state + _GOLDEN
 
 
-@njit(cache=True, inline="always")
-def _uniform_from(state):
-    z = (state ^ (state >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z = z ^ (z >> np.uint64(31))
-    return z
-
-
 @njit(cache=True)
 def _zig_tail(state, negative):
     while True:
         state = next_state(state)
-        u1 = (float(_uniform_from(state) >> np.uint64(11)) + 1.0) * _INV_2_53
+        u1 = (float(_mix64(state) >> np.uint64(11)) + 1.0) * _INV_2_53
         state = next_state(state)
-        u2 = (float(_uniform_from(state) >> np.uint64(11)) + 1.0) * _INV_2_53
+        u2 = (float(_mix64(state) >> np.uint64(11)) + 1.0) * _INV_2_53
         x = math.log(u1) / ZIG_R
         y = math.log(u2)
         if -2.0 * y >= x * x:
@@ -97,7 +94,7 @@ def _zig_attempt(u, i, state, zig_x, zig_ratio):
     f0 = math.exp(-0.5 * (zig_x[i] * zig_x[i] - x * x))
     f1 = math.exp(-0.5 * (zig_x[i + 1] * zig_x[i + 1] - x * x))
     state = next_state(state)
-    w = float(_uniform_from(state) >> np.uint64(11)) * _INV_2_53
+    w = float(_mix64(state) >> np.uint64(11)) * _INV_2_53
     return x, f1 + w * (f0 - f1) < 1.0, state
 
 
@@ -110,7 +107,7 @@ def ziggurat(state, zig_x, zig_ratio):
     """
     while True:
         state = next_state(state)
-        h = _uniform_from(state)
+        h = _mix64(state)
         # signed view: the top 53 bits give u in [-1, 1) with a fast int64 -> float convert
         u = float(np.int64(h) >> np.int64(11)) * _INV_2_52
         z, ok, state = _zig_attempt(u, np.int64(h & np.uint64(0x7F)), state, zig_x, zig_ratio)
@@ -136,7 +133,7 @@ def ziggurat_pair(state, zig_x, zig_ratio):
     is what keeps the MVM's noise cost small next to the accumulation.
     """
     state = next_state(state)
-    h = _uniform_from(state)
+    h = _mix64(state)
     z1, state = _half(h & np.uint64(0xFFFFFFFF), state, zig_x, zig_ratio)
     z2, state = _half(h >> np.uint64(32), state, zig_x, zig_ratio)
     return z1, z2, state

@@ -86,9 +86,14 @@ def test_wav_round_trip_and_truncation(tmp_path):
     assert rate == 8000 and len(x) == len(sig)
     np.testing.assert_allclose(x, sig, atol=1 / 32767)
     data = path.read_bytes()
-    (tmp_path / "short.wav").write_bytes(data[:-100])
-    with pytest.raises(EventFileError, match="truncated"):
+    # an extra chunk before "data" (as many recorders write) moves the samples past byte 44
+    extra = b"LIST" + (10).to_bytes(4, "little") + bytes(10)
+    data = data[:36] + extra + data[36:]
+    (tmp_path / "short.wav").write_bytes(data[:-101])
+    with pytest.raises(EventFileError, match="truncated") as err:
         read_wav(tmp_path / "short.wav")
+    # the offset is the end of the last whole 2-byte sample in the truncated file
+    assert err.value.offset == len(data) - 101 - 1
     (tmp_path / "junk.wav").write_bytes(b"RIFFxxxx")
     with pytest.raises(EventFileError):
         read_wav(tmp_path / "junk.wav")

@@ -48,3 +48,16 @@ def test_partial_data_dir_falls_back_per_dataset(tmp_path, capsys):
     assert main(["data", "info", "--data-dir", str(tmp_path), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "using synthetic data instead" in text and "SYNTHETIC" in text
+
+
+def test_bench_loading_on_a_small_directory(tmp_path):
+    from .test_datasets import make_nmnist
+
+    make_nmnist(tmp_path / "data", n_train=2, n_test=1, classes=(0, 1, 2))
+    out = tmp_path / "bench.json"
+    assert main(["bench", "loading", "--data-dir", str(tmp_path / "data"), "--repeats", "1",
+                 "--skip-fsdd", "--json", str(out)]) == 0
+    rec = read_record(out)
+    assert get_path(rec, "nmnist.files") == 9 and rec["nmnist"]["synthetic_files"] is False
+    assert get_path(rec, "nmnist.raster_shape") == [9, 50, 256]
+    assert get_path(rec, "nmnist.seconds_per_1000") > 0 and "fsdd_cochlea" not in rec

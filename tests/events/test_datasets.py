@@ -10,7 +10,7 @@ import pytest
 from lsm.data import EventDataset, open_dataset
 from lsm.data.synthetic import synthetic_audio_sample, synthetic_vision_sample
 from lsm.events import CochleaConfig, VisionRasterConfig, write_nmnist, write_ntidigits_hdf5
-from rram_lsm.errors import ConfigError, DataError, DataNotFoundError
+from rram_lsm.errors import ConfigError, DataError, DataNotFoundError, EventFileError
 
 
 def make_nmnist(root, n_train=3, n_test=1, classes=range(10)):
@@ -186,3 +186,15 @@ def test_rasters_of_a_subset(tmp_path):
         ds.rasters(progress=False, indices=[len(ds)])
     with pytest.raises(ConfigError):
         ds.rasters(progress=False, indices=[0.5])
+
+
+def test_truncated_file_in_a_dataset_names_that_file(tmp_path):
+    root = make_nmnist(tmp_path, n_train=2, n_test=1, classes=(0, 1))
+    bad = root / "nmnist_small" / "Train" / "1" / "00001.bin"
+    data = bad.read_bytes()
+    bad.write_bytes(data[:-3])
+    ds = open_dataset("nmnist", root)
+    with pytest.raises(EventFileError) as err:
+        ds.rasters(progress=False)
+    assert err.value.path == bad and err.value.offset == len(data) - 5
+    assert ds[0][0].size > 0  # the other files still load one by one

@@ -112,3 +112,16 @@ def test_losses_have_gradients():
                  Fn.uniformity_loss(za)):
         (g,) = torch.autograd.grad(loss, za)
         assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_joint_supcon_hand_computed():
+    za = torch.tensor([[1.0, 0.0]])
+    zb = torch.tensor([[0.0, 1.0]])
+    # two embeddings of one class: each has the other as its only candidate -> loss 0
+    assert Fn.joint_supcon_loss(za, zb, torch.tensor([1]), 1.0).item() == pytest.approx(0.0)
+    za = torch.eye(2)
+    zb = torch.eye(2)
+    # labels 0, 1: anchor a0 sees b0 (sim 1, positive), a1 (0), b1 (0)
+    expected = -math.log(math.e / (math.e + 2))
+    assert Fn.joint_supcon_loss(za, zb, torch.tensor([0, 1]), 1.0).item() == pytest.approx(
+        expected, abs=1e-6)

@@ -94,18 +94,18 @@ def test_zero_shot_beats_chance_on_shared_structure(synthetic):
     assert d["n_splits"] == 1 and d["n_seeds"] == 2
 
 
-def test_zero_shot_is_chance_without_shared_structure():
-    # audio clusters are a random relabelling of image clusters: seen classes teach nothing
+def test_zero_shot_is_chance_without_shared_structure(make_synthetic):
+    # audio clusters are drawn independently of image clusters: seen classes teach nothing
     # about where unseen ones go, so zero-shot must stay near chance on average
-    from projections_synth import make_features
-
+    make_features = make_synthetic
     tops = []
     for seed in range(4):
         a = make_features(seed=seed)
         b = make_features(seed=100 + seed)
         data = PairedFeatures(a.image_values, a.image_labels, a.image_is_test,
                               b.audio_values, b.audio_labels, b.audio_is_test)
-        res = run_protocol(data, FAST, splits=3, split_seed=seed, seeds=1, progress=False)
+        res = run_protocol(data, FAST.replace(epochs=5), splits=3, split_seed=seed, seeds=1,
+                           progress=False)
         tops.append(res.to_dict()["unseen"]["audio_to_image"]["top1"]["mean"])
     assert abs(np.mean(tops) - 0.5) < 0.15
 

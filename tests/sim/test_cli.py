@@ -9,7 +9,7 @@ import pytest
 
 from rram_lsm.cli import main
 from rram_lsm.records import get_path
-from sim import DeviceProfile, SimMacro, macro40nm
+from sim import DeviceProfile, macro40nm
 from sim.plots import plot_conductance_histogram, plot_conductance_map, plot_drift
 
 
@@ -45,10 +45,53 @@ def test_chip_inspect_bad_profile_is_an_error(tmp_path, capsys):
     assert "unknown profile keys" in capsys.readouterr().err
 
 
-def test_plots_return_figures():
-    chip = SimMacro(seed=0)
-    res = chip.form((0, 0, 64, 64), 3.6, 1e-6, 100.0)
-    for fig in (plot_conductance_histogram(res.conductance_us),
-                plot_conductance_map(res.conductance_us), plot_drift(times_s=np.logspace(0, 8))):
-        assert isinstance(fig, matplotlib.figure.Figure)
-        assert fig.axes
+@pytest.mark.parametrize("args, match", [
+    (["--v-start", "5.5"], "at least one voltage"),
+    (["--v-step", "0"], "--v-step"),
+    (["--reads", "0"], "n_reads"),
+    (["--v-stop", "5.2"], "exceeds the limit"),
+])
+def test_chip_fit_bad_sweeps_are_errors(tmp_path, capsys, args, match):
+    argv = ["chip", "fit", "--region", "0,0,8,8", "--out", str(tmp_path / "p.json"), *args]
+    assert main(argv) == 1
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_histogram_leaves_out_stuck_high_and_draws_the_model_pdf():
+    from sim.plots import formed_pdf
+
+    g = np.concatenate([np.full(30, 0.1), np.linspace(9.0, 17.0, 60), np.full(10, 40.0)])
+    fig = plot_conductance_histogram(g, max_us=29.4)
+    ax = fig.axes[0]
+    heights = [patch.get_height() * patch.get_width() for patch in ax.patches]
+    assert sum(heights) == pytest.approx(1.0)  # density over the 60 formed cells only
+    assert max(patch.get_x() + patch.get_width() for patch in ax.patches) == 17.0
+    legend = ax.get_legend().get_texts()[0].get_text()
+    assert "n=60" in legend and "unformed 30.0%" in legend and "10.00%" in legend
+    x, y = ax.lines[0].get_data()
+    np.testing.assert_allclose(y, formed_pdf(x, macro40nm))
+
+
+def test_map_caps_the_colour_scale_and_drift_plot_follows_the_law():
+    g = np.full((4, 4), 13.0)
+    g[0, 0] = 40.0
+    image = plot_conductance_map(g, vmax_us=18.8).axes[0].images[0]
+    assert image.get_clim() == (0.0, 18.8)
+    ax = plot_drift(times_s=np.logspace(0, 8), quantiles=(0.5,)).axes[0]
+    t, curve = ax.lines[0].get_data()
+    d = macro40nm.drift
+    expected = macro40nm.forming.formed_mean_us * np.where(t > d.t0_s, t ** -d.nu_mean, 1.0)
+    np.testing.assert_allclose(curve, expected)
+    assert isinstance(ax.figure, matplotlib.figure.Figure)
+
+
+def test_bench_sim_reports_the_noise_ratio(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "sim", "--batch", "8", "--rows", "16", "--cols", "8", "--rounds",
+                 "2", "--densities", "0.5", "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert get_path(rec, "mvm.noise_on_over_off") > 0
+    assert get_path(rec, "tile") == {"rows": 16, "cols": 8, "batch": 8,
+                                     "forming_voltage_v": rec["tile"]["forming_voltage_v"]}
+    assert 3.0 <= rec["tile"]["forming_voltage_v"] <= 4.0

@@ -93,3 +93,27 @@ def test_fit_errors():
     with pytest.raises(ConfigError, match="formed cells"):
         fit_device_profile(np.full((10, 10), 0.1))
     assert load_profile(None).name == "macro40nm"
+
+
+def test_default_chip_stuck_open_fraction_is_recovered():
+    # macro40nm's 0.1 % stuck-open cells are as rare as the sampling scatter of the forming
+    # curve, so they must come from the cells still unformed at the top of the sweep
+    chip = SimMacro(seed=0)
+    voltages = [round(3.0 + 0.1 * k, 2) for k in range(17)]
+    fitted = fit_device_profile(chip, forming_voltage_v=voltages, n_reads=2)
+    codes = chip.stuck_map((0, 0, 512, 512))
+    assert fitted.stuck.open_fraction == pytest.approx(np.mean(codes == 1), rel=0.05)
+    assert fitted.stuck.high_fraction == pytest.approx(np.mean(codes == 2), rel=0.05)
+    assert fitted.forming.breakdown_mean_v == pytest.approx(3.59, rel=0.01)
+
+
+def test_empty_sweeps_and_no_reads_are_typed_errors():
+    chip = SimMacro(seed=44)
+    with pytest.raises(ConfigError, match="at least one voltage"):
+        fit_device_profile(chip, forming_voltage_v=[])
+    with pytest.raises(ConfigError, match="n_reads"):
+        measure_forming_sweep(chip, [3.5], n_reads=0)
+    with pytest.raises(ConfigError, match="n_reads"):
+        fit_device_profile(chip, n_reads=0)
+    with pytest.raises(ShapeError, match="n_reads >= 1"):
+        fit_device_profile(np.ones((0, 4, 4)))

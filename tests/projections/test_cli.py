@@ -1,0 +1,51 @@
+import json
+
+import pytest
+
+from projections import save_npz
+from rram_lsm.cli import main
+
+
+@pytest.fixture
+def feature_file(synthetic, tmp_path):
+    path = tmp_path / "features.npz"
+    save_npz(synthetic, path)
+    return path
+
+
+def test_zeroshot_cli_writes_the_keys(feature_file, tmp_path, capsys):
+    out = tmp_path / "zs.json"
+    rc = main(["zeroshot", "--features", str(feature_file), "--method", "paper",
+               "--splits", "2", "--seeds", "2", "--shots", "1", "3", "--episodes", "4",
+               "--no-progress", "--plots", str(tmp_path / "figs"), "--json", str(out)])
+    assert rc == 0
+    rec = json.loads(out.read_text())
+    for key in ("unseen", "seen_test"):
+        for d in ("audio_to_image", "image_to_audio"):
+            s = rec[key][d]["top1"]
+            assert 0.0 <= s["mean"] <= 1.0 and s["std"] >= 0 and len(s["ci95"]) == 2
+            assert s["ci95"][0] <= s["mean"] <= s["ci95"][1]
+            assert s["n"] == 4
+    few = rec["fewshot"]["unseen"]["audio_to_image"]["top1"]
+    assert rec["fewshot"]["shots"] == 3 and 0.0 <= few["mean"] <= 1.0
+    assert "1" in rec["fewshot_by_shots"]
+    assert rec["chance"]["unseen"]["audio_to_image"]["top1"] == pytest.approx(0.5)
+    assert rec["n_splits"] == 2 and len(rec["per_split"]) == 2
+    assert rec["seeds"] == [0, 1] and rec["command"] == "zeroshot"
+    assert rec["config"]["method_config"]["temperature"] == 1.0
+    assert "packages" in rec["environment"]
+    names = {p.rsplit("/", 1)[-1] for p in rec["figures"]}
+    assert {"zeroshot_embedding.png", "zeroshot_similarity.png",
+            "zeroshot_confusion_unseen.png", "zeroshot_learning_curves.png",
+            "zeroshot_per_split.png"} <= names
+    assert "unseen.audio_to_image.top1" in capsys.readouterr().out
+
+
+def test_zeroshot_cli_rejects_bad_requests(feature_file, tmp_path, capsys):
+    assert main(["zeroshot", "--features", str(feature_file), "--method", "raw",
+                 "--no-progress"]) == 1
+    assert "--shots" in capsys.readouterr().err
+    assert main(["zeroshot", "--features", str(tmp_path / "missing.npz"),
+                 "--no-progress"]) == 1
+    with pytest.raises(SystemExit):
+        main(["zeroshot", "--features", str(feature_file), "--splits", "many"])
