@@ -5,12 +5,13 @@
 in its own process behind a pseudo-terminal and returns a ``SerialMacro`` on it.
 """
 from .driver import LinkStats, SerialMacro
-from .emulator import Emulator, Faults, open_emulated
+from .emulator import Emulator, Faults
 from .errors import (ChunkError, CorruptFrameError, DeviceArgumentError, DeviceBusyError,
                      DeviceError, DeviceRegionError, DeviceSafetyLimitError, DeviceShapeError,
                      FirmwareMismatchError, HardwareError, LinkTimeoutError, ProtocolError)
 from .protocol import (Command, Frame, FrameDecoder, Message, MessageAssembler, Status, crc16,
                        crc32, encode_frame, encode_message)
+from .spawn import open_emulated
 
 __all__ = [
     "SerialMacro", "open_emulated", "Emulator", "Faults", "LinkStats",

@@ -17,7 +17,8 @@ from rram_lsm.macro import FormResult, MacroInfo, ProgramResult, Region, Reservo
 from .errors import ProtocolError
 
 __all__ = [
-    "Reader", "WireLimits", "DeviceStatus", "CAPABILITY_BITS", "ENC_F64", "ENC_U8", "ENC_U16",
+    "Reader", "WireLimits", "DeviceStatus", "CAPABILITY_BITS", "RESET_MODES", "ENC_F64",
+    "ENC_U8", "ENC_U16",
     "pack_bits", "unpack_bits", "pack_region", "decode_region", "encode_info", "decode_info",
     "encode_form_request", "decode_form_request", "encode_form_reply", "decode_form_reply",
     "encode_program_request", "decode_program_request", "encode_program_reply",
@@ -32,7 +33,8 @@ CAPABILITY_BITS = {RUN_RESERVOIR: 0x1}
 
 ENC_F64, ENC_U8, ENC_U16 = 0, 1, 2
 _DTYPES = {ENC_F64: np.dtype("<f8"), ENC_U8: np.dtype("u1"), ENC_U16: np.dtype("<u2")}
-_RESETS = ("zero", "subtract")
+RESET_MODES = ("zero", "subtract")
+"""ReservoirSpec.reset values by their u8 code in RUN_RESERVOIR requests."""
 
 
 class Reader:
@@ -299,7 +301,8 @@ def encode_reservoir_request(region: Region, spec: ReservoirSpec, rasters: np.nd
     return (pack_region(region)
             + struct.pack("<HH4dBHII", spec.n_inputs, spec.n_neurons, spec.decay,
                           spec.threshold, spec.weight_scale, spec.g_ref_us,
-                          _RESETS.index(spec.reset), spec.refractory_steps, batch, steps)
+                          RESET_MODES.index(spec.reset), spec.refractory_steps, batch,
+                          steps)
             + pack_bits(rasters.reshape(batch * steps, n_in)))
 
 
@@ -308,9 +311,9 @@ def decode_reservoir_request(payload: bytes) -> tuple[Region, ReservoirSpec, np.
     r = Reader(payload, "RUN_RESERVOIR request")
     region = _region(r)
     n_in, n_neu, decay, thr, scale, g_ref, reset, refr, batch, steps = r.unpack("HH4dBHII")
-    if reset >= len(_RESETS):
+    if reset >= len(RESET_MODES):
         raise ProtocolError(f"RUN_RESERVOIR request: unknown reset mode {reset}")
-    spec = ReservoirSpec(n_in, n_neu, decay, thr, scale, g_ref, _RESETS[reset], refr)
+    spec = ReservoirSpec(n_in, n_neu, decay, thr, scale, g_ref, RESET_MODES[reset], refr)
     rasters = unpack_bits(r, batch * steps, n_in).reshape(batch, steps, n_in)
     r.done()
     return region, spec, rasters

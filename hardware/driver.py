@@ -7,6 +7,7 @@ ADVANCE and RESET happen exactly once.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from .errors import (ChunkError, CorruptFrameError, DeviceArgumentError, DeviceB
 from .protocol import (DEFAULT_MAX_FRAME_PAYLOAD, NO_SEQ, PROTOCOL_VERSION, Command, FrameDecoder,
                        MessageAssembler, Status, encode_message)
 
-__all__ = ["SerialMacro", "LinkStats", "check_binary", "check_program_args"]
+__all__ = ["SerialMacro", "LinkStats", "check_binary", "check_program_args",
+           "check_reservoir_spec", "real_arg"]
 
 _RETRY_STATUSES = {Status.BAD_CRC, Status.BAD_FRAME, Status.CHUNK_ERROR}
 _ERROR_TYPES = {
@@ -76,6 +78,38 @@ def check_binary(inputs, rows: int, what: str = "inputs", ndim: int = 2) -> np.n
     return arr.astype(np.uint8)
 
 
+def real_arg(value, name: str) -> float:
+    """``value`` as a float; ConfigError (not a numpy TypeError) if it is not a real number."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def _u16_arg(value, name: str, low: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or not low <= value <= 0xFFFF:
+        raise ConfigError(f"{name} must be an integer in [{low}, 65535] (a u16 on the wire), "
+                          f"got {value!r}")
+    return int(value)
+
+
+def check_reservoir_spec(spec: ReservoirSpec) -> None:
+    """Refuse a spec the RUN_RESERVOIR request cannot carry (ConfigError), before sending."""
+    if not isinstance(spec, ReservoirSpec):
+        raise ConfigError(
+            f"spec must be a rram_lsm.macro.ReservoirSpec, got {type(spec).__name__}")
+    _u16_arg(spec.n_inputs, "spec.n_inputs", 1)
+    _u16_arg(spec.n_neurons, "spec.n_neurons", 1)
+    _u16_arg(spec.refractory_steps, "spec.refractory_steps", 0)
+    for name in ("decay", "threshold", "weight_scale", "g_ref_us"):
+        if not np.isfinite(real_arg(getattr(spec, name), f"spec.{name}")):
+            raise ConfigError(f"spec.{name} must be finite, got {getattr(spec, name)!r}")
+    if spec.g_ref_us <= 0:
+        raise ConfigError(f"spec.g_ref_us must be positive, got {spec.g_ref_us!r}")
+    if spec.reset not in codec.RESET_MODES:
+        raise ConfigError(f"spec.reset must be one of {codec.RESET_MODES}, got {spec.reset!r}")
+
+
 def check_program_args(region: Region, target_us, tolerance_us: float,
                        max_pulses: int) -> np.ndarray:
     """Validate PROGRAM arguments as the simulator does; return the target as float64.
@@ -85,6 +119,9 @@ def check_program_args(region: Region, target_us, tolerance_us: float,
     target = np.asarray(target_us)
     if target.shape != region.shape:
         raise ShapeError(f"target_us has shape {target.shape}; the region needs {region.shape}")
+    if not np.issubdtype(target.dtype, np.number) or np.iscomplexobj(target):
+        raise ShapeError(f"target_us must be real numbers (µS), got dtype {target.dtype}")
+    tolerance_us = real_arg(tolerance_us, "tolerance_us")
     if not (np.isfinite(tolerance_us) and tolerance_us > 0):
         raise ConfigError(f"tolerance_us must be a positive number, got {tolerance_us!r}")
     if isinstance(max_pulses, bool) or not isinstance(max_pulses, (int, np.integer)) \
@@ -110,9 +147,12 @@ class SerialMacro:
                  wire_log=None, *, inter_byte_timeout_s: float = 0.05, backoff_s: float = 0.01,
                  max_backoff_s: float = 0.2, max_wait_s: float = 600.0,
                  first_seq: int | None = None):
-        if timeout_s <= 0 or retries < 0 or inter_byte_timeout_s <= 0:
-            raise HardwareError("timeout_s and inter_byte_timeout_s must be positive and "
-                                "retries non-negative")
+        if not (timeout_s > 0 and inter_byte_timeout_s > 0 and max_wait_s > 0
+                and baudrate > 0 and retries >= 0 and backoff_s >= 0):
+            raise ConfigError("baudrate, timeout_s, inter_byte_timeout_s and max_wait_s must be "
+                              "positive, retries and backoff_s non-negative; got "
+                              f"{baudrate=}, {timeout_s=}, {inter_byte_timeout_s=}, "
+                              f"{max_wait_s=}, {retries=}, {backoff_s=}")
         self.timeout_s = float(timeout_s)
         self.baudrate = int(baudrate)
         self.retries = int(retries)
@@ -242,23 +282,24 @@ class SerialMacro:
         deadline, hard_deadline = now + self.timeout_s, now + self.max_wait_s
         last_rx = now
         garbage_mark = self._decoder.garbage_bytes
+        received_mark = self.stats.bytes_received
         while True:
             data = self._read_some()
             now = time.monotonic()
+            items: list = []
             if data:
                 last_rx = now
                 items = self._decoder.feed(data)
+                if self._decoder.frame_in_progress:
+                    # the reply started in time (its header is intact): let it finish while
+                    # bytes keep coming; junk almost never forges a header CRC
+                    deadline = max(deadline, min(now + self.inter_byte_timeout_s,
+                                                 hard_deadline))
             elif now - last_rx > self.inter_byte_timeout_s and (
                     self._decoder.pending or self._decoder.garbage_bytes != garbage_mark):
                 # bytes arrived but no frame completed: one was lost or damaged
                 items = self._decoder.idle() or [CorruptFrameError(
                     "garbage on the line and no valid reply")]
-            else:
-                if now > deadline or now > hard_deadline:
-                    raise LinkTimeoutError(
-                        f"no reply to {Command(cmd).name} (seq {seq}) from {self.port_name} "
-                        f"within {self.timeout_s:g} s")
-                continue
             if any(not isinstance(i, CorruptFrameError) for i in items):
                 garbage_mark = self._decoder.garbage_bytes  # a frame arrived after the junk
             for item in items:
@@ -280,6 +321,15 @@ class SerialMacro:
                 if msg.status == Status.IN_PROGRESS:
                     continue  # keep-alive: the deadline was just extended
                 return msg
+            # checked on every pass, not only on silence: a port that never stops sending
+            # (another device, a wrong baud rate) must not hold the caller forever
+            if now > deadline or now > hard_deadline:
+                junk = self.stats.bytes_received - received_mark
+                why = (f"; {junk} bytes arrived but none formed a valid reply (wrong baud "
+                       "rate, or not a macro?)" if junk else "")
+                raise LinkTimeoutError(
+                    f"no reply to {Command(cmd).name} (seq {seq}) from {self.port_name} "
+                    f"within {self.timeout_s:g} s{why}", received_bytes=junk)
 
     def _exchange(self, cmd: Command, payload: bytes = b"") -> bytes:
         """Send one command (retrying within bounds) and return the OK reply's payload."""
@@ -333,9 +383,11 @@ class SerialMacro:
                 name = f"status {status:#04x}"
             kind = _ERROR_TYPES.get(status, DeviceError)
             raise kind(f"device refused {cmd.name}: {name}: {text}", status=status)
-        raise type(last_error)(
+        final = type(last_error)(
             f"{cmd.name} failed after {self.retries + 1} attempts on {self.port_name}: "
             f"{last_error}")
+        final.__dict__.update(last_error.__dict__)  # keep header / status / received_bytes
+        raise final from last_error
 
     def _handshake(self):
         try:
@@ -343,7 +395,8 @@ class SerialMacro:
         except LinkTimeoutError as exc:
             raise LinkTimeoutError(
                 f"{self.port_name} did not answer the INFO handshake ({exc}); is a macro "
-                "attached, powered, and running protocol firmware at this baud rate?") from exc
+                "attached, powered, and running protocol firmware at this baud rate?",
+                received_bytes=exc.received_bytes) from exc
         try:
             info, wire = codec.decode_info(payload)
         except ProtocolError as exc:
@@ -372,6 +425,9 @@ class SerialMacro:
              compliance_ua: float) -> FormResult:
         """Electroform ``region`` (checked against the device's limits before sending)."""
         r = self._region(region)
+        voltage_v, pulse_width_s, compliance_ua = (
+            real_arg(voltage_v, "voltage_v"), real_arg(pulse_width_s, "pulse_width_s"),
+            real_arg(compliance_ua, "compliance_ua"))
         check_form_request(self._info.limits, voltage_v, pulse_width_s, compliance_ua)
         payload = self._exchange(Command.FORM, codec.encode_form_request(
             r, voltage_v, pulse_width_s, compliance_ua))
@@ -425,6 +481,7 @@ class SerialMacro:
 
     def advance_time(self, seconds: float) -> float:
         """Move the device clock forward (exactly once); return the new clock (s)."""
+        seconds = real_arg(seconds, "seconds")
         if not (np.isfinite(seconds) and seconds >= 0):
             raise ConfigError(f"advance_time needs a finite, non-negative duration, got "
                               f"{seconds!r}")
@@ -454,6 +511,7 @@ class SerialMacro:
                 f"{self.port_name} does not advertise {RUN_RESERVOIR}; run the per-step loop "
                 "(lsm.run_on_macro) instead", status=Status.UNSUPPORTED)
         r = self._region(region)
+        check_reservoir_spec(spec)
         if r.shape != (spec.n_inputs + spec.n_neurons, 2 * spec.n_neurons):
             raise ShapeError(f"a reservoir of {spec.n_inputs} inputs and {spec.n_neurons} "
                              f"neurons needs a {(spec.n_inputs + spec.n_neurons)} x "

@@ -1,26 +1,19 @@
-"""A virtual macro that speaks the wire protocol, served on a pseudo-terminal.
+"""The device side of the wire protocol: a virtual macro's firmware, with link faults.
 
-The device logic (``Emulator``) wraps any macro, normally ``sim.SimMacro`` with the chip's
-seed and profile, so its conductances are the simulator's. ``Emulator.receive`` is the
-synchronous core (bytes in, reply bytes out) used by exact-frame tests; ``Emulator.serve``
-runs it on a file descriptor with a worker thread (so keep-alives flow during long commands)
-and the configured link faults. ``open_emulated`` starts one in its own process behind
-``os.openpty`` and returns a ``SerialMacro`` on it. ``python -m hardware.emulator`` is that
-child process.
+``Emulator`` wraps any macro, normally ``sim.SimMacro`` with the chip's seed and profile, so
+its conductances are the simulator's. ``Emulator.receive`` is the synchronous core (bytes in,
+reply bytes out) used by exact-frame tests; ``Emulator.serve`` runs it on a file descriptor
+with a worker thread (so keep-alives flow during long commands) and the configured link
+faults. Starting one in its own process behind a pseudo-terminal is ``hardware.spawn``'s job.
 """
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import select
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -34,7 +27,7 @@ from .protocol import (DEFAULT_MAX_FRAME_PAYLOAD, DEFAULT_MAX_MESSAGE_BYTES, NO_
                        STATE_CHANGING, Command, FrameDecoder, Message, MessageAssembler,
                        Status, crc32, encode_message)
 
-__all__ = ["Faults", "Emulator", "open_emulated", "FIRMWARE_VERSION"]
+__all__ = ["Faults", "Emulator", "FIRMWARE_VERSION"]
 
 FIRMWARE_VERSION = "emu-1.0"
 """Firmware version string the emulator reports."""
@@ -407,148 +400,3 @@ class Emulator:
                     self._write(fd, self._reply(seq, cmd, Status.IN_PROGRESS))
 
 
-# ---- a child process behind a pseudo-terminal ---------------------------------------------
-def _profile_arg(profile, tmpdir: Path) -> str:
-    """Profiles travel to the child as a name or a JSON path (DeviceProfile.to_json)."""
-    if profile is None:
-        return ""
-    if isinstance(profile, (str, os.PathLike)):
-        return str(profile)
-    to_json = getattr(profile, "to_json", None)
-    if to_json is None:
-        raise ConfigError(f"profile must be None, a preset name, a JSON path or a "
-                          f"DeviceProfile, got {type(profile).__name__}")
-    return str(to_json(tmpdir / "profile.json"))
-
-
-def open_emulated(seed: int = 0, profile=None, *, timeout_s: float = 1.0, retries: int = 5,
-                  wire_log=None, startup_timeout_s: float = 180.0, gap_s: float = 0.05,
-                  inter_byte_timeout_s: float = 0.05, backoff_s: float = 0.01,
-                  factory: str = "sim:SimMacro", **faults):
-    """Start an emulator (``seed``, ``profile``) in its own process behind ``os.openpty``.
-
-    Returns a ``SerialMacro`` on the pseudo-terminal; its ``close()`` also stops the
-    process. ``faults`` are :class:`Faults` fields (corrupt_rate, drop_rate, latency_s,
-    reset_rate, fault_seed). ``factory`` names the macro class ``module:callable`` the child
-    builds with ``(seed=, profile=)``.
-    """
-    import tty
-
-    from .driver import SerialMacro
-
-    fault_cfg = Faults(**faults)  # validate here, not in the child
-    tmpdir = Path(tempfile.mkdtemp(prefix="rram-lsm-emu-"))
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    path = os.ttyname(slave)
-    err_path = tmpdir / "stderr.txt"
-    cmd = [sys.executable, "-m", "hardware.emulator", "--fd", str(master),
-           "--hold-fd", str(slave), "--seed", str(seed), "--profile",
-           _profile_arg(profile, tmpdir), "--gap-s", str(gap_s), "--factory", factory,
-           "--parent-pid", str(os.getpid()),
-           "--corrupt-rate", str(fault_cfg.corrupt_rate), "--drop-rate",
-           str(fault_cfg.drop_rate), "--latency-s", str(fault_cfg.latency_s),
-           "--reset-rate", str(fault_cfg.reset_rate), "--fault-seed", str(fault_cfg.fault_seed)]
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen(cmd, pass_fds=(master, slave), stdout=subprocess.PIPE,
-                                stderr=err, stdin=subprocess.DEVNULL)
-    os.close(master)
-    os.close(slave)
-
-    def stop() -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if proc.stdout:
-            proc.stdout.close()
-        for p in tmpdir.iterdir():
-            p.unlink()
-        tmpdir.rmdir()
-
-    try:
-        _wait_ready(proc, startup_timeout_s, err_path)
-        macro = SerialMacro(path, timeout_s=timeout_s, retries=retries, wire_log=wire_log,
-                            inter_byte_timeout_s=inter_byte_timeout_s, backoff_s=backoff_s)
-    except BaseException:
-        stop()
-        raise
-    macro._on_close = stop
-    macro.emulator_pid = proc.pid
-    return macro
-
-
-def _wait_ready(proc, timeout_s: float, err_path: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if ready:
-            line = proc.stdout.readline()
-            if line.startswith(b"READY"):
-                return
-        if proc.poll() is not None:
-            raise HardwareError(
-                f"the emulator process exited with code {proc.returncode}: "
-                f"{err_path.read_text(errors='replace')[-2000:]}")
-    raise HardwareError(f"the emulator did not start within {timeout_s:g} s")
-
-
-def build_macro(factory: str, seed: int, profile: str | None):
-    """Instantiate ``module:callable`` with ``(seed=, profile=)`` (profile None = default)."""
-    import importlib
-
-    module, _, name = factory.partition(":")
-    try:
-        ctor = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot import the emulator's macro {factory!r}: {exc}") from exc
-    return ctor(seed=seed, profile=profile or None)
-
-
-def add_fault_arguments(p: argparse.ArgumentParser) -> None:
-    """The fault-injection options shared by ``rram-lsm emulate`` and the child process."""
-    p.add_argument("--corrupt-rate", type=float, default=0.0, help="probability a byte is altered")
-    p.add_argument("--drop-rate", type=float, default=0.0, help="probability a byte is lost")
-    p.add_argument("--latency-s", type=float, default=0.0, help="delay before every reply (s)")
-    p.add_argument("--reset-rate", type=float, default=0.0,
-                   help="probability per command of a spontaneous device reboot")
-    p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault streams")
-
-
-def faults_from_args(args) -> Faults:
-    """Faults from parsed ``add_fault_arguments`` options."""
-    return Faults(args.corrupt_rate, args.drop_rate, args.latency_s, args.reset_rate,
-                  args.fault_seed)
-
-
-def _child_main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hardware.emulator")
-    p.add_argument("--fd", type=int, required=True)
-    p.add_argument("--hold-fd", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile", default="")
-    p.add_argument("--gap-s", type=float, default=0.05)
-    p.add_argument("--factory", default="sim:SimMacro")
-    p.add_argument("--parent-pid", type=int, default=None)
-    add_fault_arguments(p)
-    args = p.parse_args(argv)
-    emu = Emulator(build_macro(args.factory, args.seed, args.profile),
-                   faults_from_args(args), gap_s=args.gap_s)
-    emu.macro.info()
-    sys.stdout.write("READY\n")
-    sys.stdout.flush()
-
-    def orphaned() -> bool:
-        return args.parent_pid is not None and os.getppid() != args.parent_pid
-    try:
-        emu.serve(args.fd, stop=orphaned)
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main())

@@ -20,7 +20,16 @@ class HardwareError(MacroError):
 
 
 class LinkTimeoutError(HardwareError, TimeoutError):
-    """No (complete) reply within the bounded wait, after every allowed retry."""
+    """No (complete) reply within the bounded wait, after every allowed retry.
+
+    ``received_bytes`` counts what did arrive during the last wait: 0 means a silent line,
+    more means something answered in a way that never formed a valid frame (wrong baud rate,
+    another kind of device).
+    """
+
+    def __init__(self, message: str, received_bytes: int = 0):
+        super().__init__(message)
+        self.received_bytes = received_bytes
 
 
 class CorruptFrameError(HardwareError, ValueError):

@@ -88,11 +88,17 @@ def scan_ports(probe: bool = True, baudrate: int = 921600, timeout_s: float = 0.
                           f"protocol {i.protocol_version}, capabilities "
                           f"{','.join(i.capabilities) or '-'}")
                 reports.append(PortReport(device, desc, hwid, "macro", detail))
-        except LinkTimeoutError:
-            reports.append(PortReport(device, desc, hwid, "silent",
-                                      f"opened, but nothing answered the INFO handshake within "
-                                      f"{timeout_s:g} s at {baudrate} baud (not a macro, "
-                                      "wrong baud rate, or firmware not running)"))
+        except LinkTimeoutError as exc:
+            if exc.received_bytes:
+                reports.append(PortReport(
+                    device, desc, hwid, "incompatible",
+                    f"sent {exc.received_bytes} bytes that are not protocol frames at "
+                    f"{baudrate} baud (wrong baud rate, or another kind of device)"))
+            else:
+                reports.append(PortReport(
+                    device, desc, hwid, "silent",
+                    f"opened, but nothing answered the INFO handshake within {timeout_s:g} s "
+                    f"at {baudrate} baud (not a macro, wrong baud rate, or firmware not running)"))
         except HardwareError as exc:  # answered, but not in a way this driver accepts
             reports.append(PortReport(device, desc, hwid, "incompatible", str(exc)))
         finally:

@@ -176,6 +176,11 @@ class FrameDecoder:
         """Bytes buffered but not yet decoded."""
         return len(self._buf)
 
+    @property
+    def frame_in_progress(self) -> bool:
+        """True if the buffer starts with a header that passed its CRC (a frame is arriving)."""
+        return self._parse_header() is not None
+
     def reset(self) -> None:
         """Forget any buffered bytes."""
         self._buf.clear()

@@ -67,6 +67,8 @@ plot_reservoir_raster({"nmnist": x}, {"nmnist": spikes}, {"nmnist": ds.labels[id
 recipe trains one FC + GELU head per modality with a CLIP loss on digits 1-7 (selection on
 validation pairs only) and retrieves unseen digits 8-9 zero-shot."""),
         ("code", """\
+import torch
+torch.set_num_threads(1)  # the heads are tiny: one thread beats two on a busy 2-core machine
 from lsm import encode_dataset
 from projections.protocol import PairedFeatures, run_protocol
 from projections.train import get_method
@@ -152,6 +154,8 @@ similarity of unseen digits 8-9, and compare with the prototypical-network basel
 Small synthetic data; `rram-lsm zeroshot` runs the full protocol (many splits x seeds)."""),
         ("code", SETUP),
         ("code", """\
+import torch
+torch.set_num_threads(1)  # the heads are tiny: one thread beats two on a busy 2-core machine
 from lsm import encode_dataset
 from projections.protocol import PAPER_SPLIT, PairedFeatures, evaluate_split
 from projections.train import get_method

@@ -154,7 +154,7 @@ def fewshot_accuracy(episode: dict, z_image, z_audio, image_labels, audio_labels
     return out
 
 
-def summarize(values, groups=None) -> dict:
+def summarize(values, groups=None, bounds=None) -> dict:
     """``{mean, std, ci95: [lo, hi], n}`` of ``values`` (NaNs dropped).
 
     ``std`` is over all values. The 95 % interval is a t-interval over the group means
@@ -178,5 +178,8 @@ def summarize(values, groups=None) -> dict:
                      / np.sqrt(len(units)))
     else:
         half = float("nan")
+    lo, hi = mean - half, mean + half
+    if bounds is not None and np.isfinite(half):
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     return {"mean": mean, "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
-            "ci95": [mean - half, mean + half], "n": int(v.size)}
+            "ci95": [lo, hi], "n": int(v.size)}

@@ -120,13 +120,13 @@ def plot_per_split(result, key=("unseen", "audio_to_image", "top1"), ax=None):
         ch_key = key[:-1] + ("chance_" + key[-1],)
         ch = [_get(r, ch_key) for r in runs]
         chance.append(np.mean(ch) if all(c is not None for c in ch) else np.nan)
-        names.append("".join(map(str, unseen)))
+        names.append(",".join(map(str, unseen)))
     x = np.arange(len(means))
     ax.bar(x, means, yerr=stds, color="C0", alpha=0.8, capsize=2)
     ax.plot(x, chance, "k_", markersize=14, label="chance")
     ax.axhline(np.mean(means), color="C1", ls="--", lw=1, label=f"mean {np.mean(means):.3f}")
     ax.set_xticks(x, names, rotation=90 if len(x) > 12 else 0, fontsize=7)
-    ax.set(ylim=(0, 1), xlabel="unseen classes", ylabel=".".join(key),
+    ax.set(ylim=(0, 1.05), xlabel="unseen classes", ylabel=".".join(key),
            title=f"{result.method.name}: per split")
     ax.legend(fontsize=7)
     return fig

@@ -222,7 +222,8 @@ class ZeroShotResult:
             node = agg
             for p in path[:-1]:
                 node = node.setdefault(p, {})
-            node[path[-1]] = summarize(vals, split_of[path])
+            fraction = not path[-1].startswith("n_")
+            node[path[-1]] = summarize(vals, split_of[path], (0.0, 1.0) if fraction else None)
         return agg
 
     def to_dict(self) -> dict:

@@ -106,8 +106,12 @@ def sweep_spec_from_args(args):
         grid.append((axis, values.get(axis, DEFAULT_GRID.get(axis))))
     if args.chip_seeds < 1:
         raise ConfigError(f"--chip-seeds must be >= 1, got {args.chip_seeds}")
+    from ..settings import resolve_data_dir
+
+    # Resolved here: workers of a remote cluster do not share this shell's $RRAM_LSM_DATA.
+    root = resolve_data_dir(args.data_dir)
     return SweepSpec(
-        dataset=args.dataset, data_dir=args.data_dir, grid=tuple(grid),
+        dataset=args.dataset, data_dir=None if root is None else str(root), grid=tuple(grid),
         chip_seeds=tuple(range(args.seed, args.seed + args.chip_seeds)),
         profile=args.profile, noise=not args.no_noise, metric=args.metric,
         train_per_class=args.train_per_class, test_per_class=args.test_per_class,
@@ -118,10 +122,8 @@ def _sweep(args) -> int:
     from ..experiments.display import sweep_text
     from ..experiments.sweep import run_sweep
     from ..records import write_record
-    from ..settings import resolve_data_dir
 
-    resolve_data_dir(args.data_dir)  # a wrong --data-dir fails here, not on every worker
-    spec = sweep_spec_from_args(args)
+    spec = sweep_spec_from_args(args)  # a wrong --data-dir fails here, not on every worker
     scheduler = "serial" if args.serial else args.scheduler
     result = run_sweep(spec, scheduler=scheduler, workers=args.workers, progress=args.progress)
     print(sweep_text(result))

@@ -26,11 +26,17 @@ def _devices(args) -> int:
     return 0
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _emulate(args) -> int:
     import os
+    import signal
     import tty
 
-    from hardware.emulator import Emulator, build_macro, faults_from_args
+    from hardware.emulator import Emulator
+    from hardware.spawn import build_macro, faults_from_args
     from sim import load_profile
 
     macro = build_macro("sim:SimMacro", args.seed, load_profile(args.profile))
@@ -42,6 +48,9 @@ def _emulate(args) -> int:
     print(path, flush=True)
     print(f"emulating {info.model} {info.rows}x{info.cols} (chip seed {args.seed}, profile "
           f"{macro.profile.name}); use --backend serial:{path}; Ctrl-C stops", flush=True)
+    # `kill` (and service managers) stop it as Ctrl-C does: counters printed, pty closed;
+    # a shell's background job cannot get Ctrl-C at all, since SIGINT is ignored there
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         emu.serve(master)
     except KeyboardInterrupt:
@@ -86,7 +95,7 @@ def _parity(args) -> int:
 
 def register(sub) -> None:
     """Register ``devices``, ``emulate`` and ``parity``."""
-    from hardware.emulator import add_fault_arguments
+    from hardware.spawn import add_fault_arguments
 
     p = sub.add_parser("devices", help="list serial ports and find macros on them")
     p.add_argument("ports", nargs="*", help="extra ports or URLs to probe (socket://...)")

@@ -102,11 +102,12 @@ def _fmt(summary: dict | None) -> str:
 
 
 def _get(d: dict, dotted: str):
-    for part in dotted.split("."):
-        if not isinstance(d, dict) or part not in d:
-            return None
-        d = d[part]
-    return d
+    from ..records import get_path
+
+    try:
+        return get_path(d, dotted)
+    except KeyError:
+        return None
 
 
 def _chip_summary(res) -> dict:
@@ -122,12 +123,6 @@ def _chip_summary(res) -> dict:
         "formed_conductance_us": {"mean": float(g[g > 1.0].mean()) if (g > 1.0).any() else None,
                                   "std": float(g[g > 1.0].std()) if (g > 1.0).any() else None},
     }, g
-
-
-def _pick_examples(ds, seed: int) -> np.ndarray:
-    from .pipeline import pick_samples
-
-    return pick_samples(ds.labels, 32, seed)
 
 
 @contextlib.contextmanager
@@ -152,17 +147,106 @@ def run_demo(opts: DemoOptions, *, config: dict | None = None,
         return _run_demo(opts, config, json_path)
 
 
-def _run_demo(opts: DemoOptions, config, json_path) -> DemoResult:
+def _cli_config(opts: DemoOptions) -> dict:
+    """The options as ``rram-lsm demo`` stores them, so ``rerun`` works on API runs too."""
+    out = dataclasses.asdict(opts)
+    out["no_noise"] = not out.pop("noise")
+    return out
+
+
+def _chip_step(names, root, opts: DemoOptions, chip_kw: dict, dim: int) -> dict:
+    """Form each modality's tile, read it back, run 32 examples; per name: chip summary,
+    tile conductances, example rasters/labels/spikes and the energy report."""
     from lsm.data import open_dataset
-    from projections import PAPER_SPLIT, ZeroShotResult, encode_pair, evaluate_split
+
+    from .energy import measure_energy
+    from .pipeline import pick_samples, reservoir_on_chip, subset_rasters
+
+    out = {}
+    for name in names:
+        ds = open_dataset(name, root, split="all", progress=False)
+        idx = pick_samples(ds.labels, 32, opts.seed)
+        rasters = subset_rasters(ds, idx)
+        _say(f"[chip] forming the {name} reservoir tile on backend {opts.backend} "
+             f"(chip seed {opts.chip_seed})")
+        with reservoir_on_chip(name, **chip_kw) as res:
+            summary, g = _chip_summary(res)
+            spikes = res.run(rasters)
+            energy = measure_energy(res, rasters, projection_dim=dim, spikes=spikes)
+        _say(f"       formed at {summary['forming_voltage_v']:.2f} V, unformed "
+             f"{summary['unformed_fraction']:.3f}, formed G "
+             f"{summary['formed_conductance_us']['mean']:.2f} ± "
+             f"{summary['formed_conductance_us']['std']:.2f} µS, "
+             f"g_ref {summary['g_ref_us']:.3g} µS")
+        out[name] = {"chip": summary, "g": g, "rasters": rasters, "labels": ds.labels[idx],
+                     "spikes": spikes, "energy": energy}
+    return out
+
+
+def _evaluate(data, cfg, seeds, episodes: int, quick: bool, progress: bool):
+    """Ours (1- and 5-shot too) and the baselines on the paper split; the first seed's
+    model, parts and embeddings are kept for the figures."""
+    from projections import PAPER_SPLIT, ZeroShotResult, evaluate_split, get_method
+    from tqdm.auto import tqdm
+
+    seen, unseen = PAPER_SPLIT
+    methods = {"ours": (cfg, (1, 5))}
+    for name in ("protonet", "raw"):
+        b = get_method(name)
+        methods[name] = (b.replace(epochs=min(b.epochs, 30)) if quick else b, (5,))
+    results, kept = {}, None
+    bar = tqdm(total=len(methods) * len(seeds), desc="train + evaluate", disable=not progress)
+    for key, (method, shots) in methods.items():
+        runs = []
+        for seed in seeds:
+            r = evaluate_split(data, seen, unseen, method, seed=seed, shots=shots,
+                               episodes=episodes, keep_model=key == "ours")
+            if key == "ours":
+                bits = {k: r.pop(k) for k in ("train", "parts", "embeddings")}
+                kept = kept or bits
+            runs.append(r)
+            bar.update(1)
+        results[key] = ZeroShotResult(method=method, runs=runs, splits=[(seen, unseen)],
+                                      seeds=seeds, shots=shots).to_dict()
+    bar.close()
+    return results, kept
+
+
+_TABLE_ROWS = (
+    ("zero-shot unseen 8-9 audio->image", "unseen.audio_to_image.top1",
+     "chance.unseen.audio_to_image.top1"),
+    ("zero-shot unseen 8-9 image->audio", "unseen.image_to_audio.top1",
+     "chance.unseen.image_to_audio.top1"),
+    ("seen 1-7 test audio->image", "seen_test.audio_to_image.top1",
+     "chance.seen_test.audio_to_image.top1"),
+    ("seen 1-7 test image->audio", "seen_test.image_to_audio.top1",
+     "chance.seen_test.image_to_audio.top1"),
+    ("5-shot unseen audio->image", "fewshot.unseen.audio_to_image.top1",
+     "chance.fewshot.5.audio_to_image"),
+    ("1-shot unseen audio->image", "fewshot_by_shots.1.unseen.audio_to_image.top1",
+     "chance.fewshot.1.audio_to_image"),
+)
+
+
+def _table(results: dict, method_name: str):
+    header = ["metric (top-1)", f"ours: {method_name}", "protonet", "raw features",
+              "paper (RRAM)", "chance"]
+    rows = []
+    for label, key, chance_key in _TABLE_ROWS:
+        paper, chance = PAPER_REPORTED.get(key), _get(results["ours"], chance_key)
+        rows.append([label] + [_fmt(_get(results[m], key)) for m in ("ours", "protonet", "raw")]
+                    + ["—" if paper is None else f"{paper:.3f}",
+                       "—" if chance is None else f"{chance:.3f}"])
+    return header, rows
+
+
+def _run_demo(opts: DemoOptions, config, json_path) -> DemoResult:
+    from projections import encode_pair, get_method
     from projections.data import resolve_audio
-    from projections.train import get_method
 
     from ..records import write_record
     from ..settings import resolve_data_dir
     from . import demo_figures as figs
-    from .energy import measure_energy
-    from .pipeline import reservoir_on_chip, subset_rasters
 
     t_start = time.perf_counter()
     out = Path(opts.out)
@@ -178,30 +262,12 @@ def _run_demo(opts: DemoOptions, config, json_path) -> DemoResult:
     if opts.quick:
         cfg = cfg.replace(epochs=min(cfg.epochs, 30))
     seeds = [opts.seed] if opts.quick else [opts.seed + k for k in range(3)]
-    episodes = 20 if opts.quick else 50
     chip_kw = dict(backend=opts.backend, chip_seed=opts.chip_seed, profile=opts.profile,
                    noise=opts.noise)
+    names = (_IMAGE, audio_name)
 
     # 1. The chip: form each modality's reservoir tile, read it back, run a few examples.
-    chips, spikes_ex, rasters_ex, labels_ex, energy, g_tiles, datasets = {}, {}, {}, {}, {}, {}, {}
-    for name in (_IMAGE, audio_name):
-        ds = open_dataset(name, root, split="all", progress=False)
-        datasets[name] = ds
-        idx = _pick_examples(ds, opts.seed)
-        rasters_ex[name] = subset_rasters(ds, idx)
-        labels_ex[name] = ds.labels[idx]
-        _say(f"[chip] forming the {name} reservoir tile on backend {opts.backend} "
-             f"(chip seed {opts.chip_seed})")
-        with reservoir_on_chip(name, **chip_kw) as res:
-            chips[name], g_tiles[name] = _chip_summary(res)
-            spikes_ex[name] = res.run(rasters_ex[name])
-            energy[name] = measure_energy(res, rasters_ex[name], projection_dim=cfg.dim,
-                                          spikes=spikes_ex[name])
-        c = chips[name]
-        _say(f"       formed at {c['forming_voltage_v']:.2f} V, unformed "
-             f"{c['unformed_fraction']:.3f}, formed G {c['formed_conductance_us']['mean']:.2f} "
-             f"± {c['formed_conductance_us']['std']:.2f} µS, g_ref {c['g_ref_us']:.3g} µS")
-
+    chip = _chip_step(names, root, opts, chip_kw, cfg.dim)
     timing = {"chip_s": time.perf_counter() - t_start}
 
     # 2. Encode both modalities (feature cache: a second run loads them).
@@ -211,80 +277,38 @@ def _run_demo(opts: DemoOptions, config, json_path) -> DemoResult:
     sizes = {_IMAGE: len(data.image_labels), audio_name: len(data.audio_labels)}
     timing["encode_s"] = time.perf_counter() - t_start - sum(timing.values())
 
-    # 3. Contrastive heads on the paper split, validation-only selection; + baselines.
-    seen, unseen = PAPER_SPLIT
-    from tqdm.auto import tqdm
-
-    runs, kept = [], None
-    for seed in tqdm(seeds, desc=f"train heads ({cfg.name})", disable=not opts.progress):
-        r = evaluate_split(data, seen, unseen, cfg, seed=seed, shots=(1, 5),
-                           episodes=episodes, keep_model=True)
-        model_bits = {k: r.pop(k) for k in ("train", "parts", "embeddings")}
-        kept = kept or model_bits
-        runs.append(r)
-    ours = ZeroShotResult(method=cfg, runs=runs, splits=[(seen, unseen)], seeds=seeds,
-                          shots=(1, 5)).to_dict()
-    baselines = {}
-    for bname in ("protonet", "raw"):
-        bcfg = get_method(bname)
-        if opts.quick:
-            bcfg = bcfg.replace(epochs=min(bcfg.epochs, 30))
-        b_runs = [evaluate_split(data, seen, unseen, bcfg, seed=s, shots=(5,),
-                                 episodes=episodes) for s in seeds]
-        baselines[bname] = ZeroShotResult(method=bcfg, runs=b_runs, splits=[(seen, unseen)],
-                                          seeds=seeds, shots=(5,)).to_dict()
-
+    # 3. Heads on the paper split with validation-only selection, and the baselines.
+    results_by_method, kept = _evaluate(data, cfg, seeds, 20 if opts.quick else 50,
+                                        opts.quick, opts.progress)
     timing["train_eval_s"] = time.perf_counter() - t_start - sum(timing.values())
 
     # 4. Table, figures, record.
-    synthetic = {n: bool(meta[n].get("synthetic")) for n in meta}
-    header = ["metric (top-1)", f"ours: {cfg.name}", "protonet", "raw features",
-              "paper (RRAM)", "chance"]
-    rows = []
-    for label, key in (("zero-shot unseen 8-9 audio->image", "unseen.audio_to_image.top1"),
-                       ("zero-shot unseen 8-9 image->audio", "unseen.image_to_audio.top1"),
-                       ("seen 1-7 test audio->image", "seen_test.audio_to_image.top1"),
-                       ("seen 1-7 test image->audio", "seen_test.image_to_audio.top1"),
-                       ("5-shot unseen audio->image", "fewshot.unseen.audio_to_image.top1"),
-                       ("1-shot unseen audio->image",
-                        "fewshot_by_shots.1.unseen.audio_to_image.top1")):
-        parts = key.split(".")
-        if parts[0] == "fewshot":
-            chance = _get(ours, "chance.fewshot.5.audio_to_image")
-        elif parts[0] == "fewshot_by_shots":
-            chance = _get(ours, "chance.fewshot.1.audio_to_image")
-        else:
-            chance = _get(ours, f"chance.{parts[0]}.{parts[1]}.top1")
-        paper = PAPER_REPORTED.get(key)
-        rows.append([label, _fmt(_get(ours, key)), _fmt(_get(baselines["protonet"], key)),
-                     _fmt(_get(baselines["raw"], key)),
-                     "—" if paper is None else f"{paper:.3f}",
-                     "—" if chance is None else f"{chance:.3f}"])
+    synthetic = {n: bool(meta[n].get("synthetic")) for n in names}
+    header, rows = _table(results_by_method, cfg.name)
     kind = " + ".join(f"{n} ({'SYNTHETIC' if synthetic[n] else 'real'}, {sizes[n]})"
-                      for n in meta)
+                      for n in names)
     title = (f"RRAM-LSM demo: {kind}; backend {opts.backend}, chip seed {opts.chip_seed}; "
              f"paper split seen 1-7 / unseen 8-9; {len(seeds)} training seed(s); "
              f"mean ± std over seeds")
+    energy = {n: chip[n]["energy"] for n in names}
+    figures = figs.write_all(
+        out, opts=opts, rasters={n: chip[n]["rasters"] for n in names},
+        spikes={n: chip[n]["spikes"] for n in names},
+        labels={n: chip[n]["labels"] for n in names}, g_tiles={n: chip[n]["g"] for n in names},
+        kept=kept, data=data, energy=energy, table=(title, header, rows), synthetic=synthetic)
 
-    figures = figs.write_all(out, opts=opts, rasters=rasters_ex, spikes=spikes_ex,
-                             labels=labels_ex, g_tiles=g_tiles, kept=kept, data=data,
-                             energy=energy, table=(title, header, rows), synthetic=synthetic)
-
-    results = dict(ours)
-    results["baselines"] = baselines
+    results = dict(results_by_method["ours"])
+    results["baselines"] = {k: v for k, v in results_by_method.items() if k != "ours"}
     results["paper_reported"] = PAPER_REPORTED
     results["energy"] = {n: e.to_dict() for n, e in energy.items()}
-    results["chip"] = chips
-    results["data"] = {
-        "data_dir": None if root is None else str(root),
-        "image": {"dataset": _IMAGE, "synthetic": synthetic[_IMAGE],
-                  "n": sizes[_IMAGE], "fingerprint": meta[_IMAGE].get("fingerprint")},
-        "audio": {"dataset": audio_name, "synthetic": synthetic[audio_name],
-                  "n": sizes[audio_name], "fingerprint": meta[audio_name].get("fingerprint")},
-    }
+    results["chip"] = {n: chip[n]["chip"] for n in names}
+    results["data"] = {"data_dir": None if root is None else str(root)}
+    for role, n in (("image", _IMAGE), ("audio", audio_name)):
+        results["data"][role] = {"dataset": n, "synthetic": synthetic[n], "n": sizes[n],
+                                 "fingerprint": meta[n].get("fingerprint")}
     results["lsm"] = {n: {k: meta[n].get(k) for k in ("lsm_config", "g_ref_us",
-                                                              "firing_rate_per_step", "path")}
-                      for n in meta}
+                                                      "firing_rate_per_step", "path")}
+                      for n in names}
     results["table"] = {"title": title, "header": header, "rows": rows}
     results["figures"] = [str(p) for p in figures]
     timing["figures_s"] = time.perf_counter() - t_start - sum(timing.values())
@@ -292,7 +316,7 @@ def _run_demo(opts: DemoOptions, config, json_path) -> DemoResult:
     results["timing"] = timing
     record_seeds = {"chip_seed": opts.chip_seed, "training_seeds": seeds,
                     "split_seeds": seeds}
-    cfg_record = config if config is not None else dataclasses.asdict(opts)
+    cfg_record = config if config is not None else _cli_config(opts)
     path = out / "results.json"
     record = write_record(path, results, command="demo", config=cfg_record, seeds=record_seeds)
     if json_path:

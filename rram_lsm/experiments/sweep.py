@@ -160,7 +160,10 @@ def _data_subset(dataset: str, data_dir: str | None, train_per_class: int,
     """Rasters and labels of a fixed per-class subset; cached per worker process."""
     from lsm.data import open_dataset
 
-    ds = open_dataset(dataset, data_dir, split="all", progress=False)
+    from ..settings import resolve_data_dir
+    from .pipeline import subset_rasters
+
+    ds = open_dataset(dataset, resolve_data_dir(data_dir), split="all", progress=False)
     labels = np.asarray(ds.labels)
     is_test = np.asarray(ds.is_test, dtype=bool)
     rng = np.random.default_rng(data_seed)
@@ -172,9 +175,8 @@ def _data_subset(dataset: str, data_dir: str | None, train_per_class: int,
     train_idx, test_idx = np.concatenate(train), np.concatenate(test)
     if len(test_idx) == 0:
         raise ConfigError(f"dataset {dataset!r} has no official test samples to score on")
-    rasters = ds.rasters(progress=False)
-    return (rasters[train_idx], labels[train_idx], rasters[test_idx], labels[test_idx],
-            bool(ds.synthetic))
+    return (subset_rasters(ds, train_idx), labels[train_idx], subset_rasters(ds, test_idx),
+            labels[test_idx], bool(ds.synthetic))
 
 
 def _score(metric: str, f_train, y_train, f_test, y_test) -> float:

@@ -42,7 +42,8 @@ def _start_emulate(*extra):
 
 
 def _stop(proc):
-    proc.send_signal(signal.SIGINT)
+    """Stop `emulate` as `kill` or a service manager would (Ctrl-C takes the same path)."""
+    proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
@@ -51,7 +52,7 @@ def _stop(proc):
 
 
 def test_emulate_serves_a_pty_that_devices_identifies(tmp_path, capsys):
-    from hardware import SerialMacro
+    from hardware import HardwareError, SerialMacro
     from sim import SimMacro
 
     proc, path = _start_emulate("--latency-s", "0.001")
@@ -60,7 +61,7 @@ def test_emulate_serves_a_pty_that_devices_identifies(tmp_path, capsys):
         with SerialMacro(path, timeout_s=5.0) as m:  # the chip of `--seed 3`
             g = m.form((0, 0, 4, 4), 3.8, 1e-6, 100.0).conductance_us
             assert g.shape == (4, 4)
-            with pytest.raises(Exception, match="busy"):  # held exclusively by `m`
+            with pytest.raises(HardwareError, match="busy"):  # held exclusively by `m`
                 SerialMacro(path, timeout_s=0.2)
         ref = SimMacro(seed=3)
         assert ref.form((0, 0, 4, 4), 3.8, 1e-6, 100.0).formed.sum() == (g > 5).sum()
@@ -74,7 +75,7 @@ def test_emulate_serves_a_pty_that_devices_identifies(tmp_path, capsys):
         assert rec["macros"] == [path]
     finally:
         _stop(proc)
-    assert proc.returncode == 0
+    assert proc.returncode == 0 and b"stopped; counters" in proc.stdout.read()
 
 
 def test_devices_explains_permission_problems(tmp_path):

@@ -194,7 +194,7 @@ def test_served_long_command_sends_keepalives_and_busy(small_profile):
         assert (41, Status.BUSY) in statuses
         assert statuses.count((40, Status.IN_PROGRESS)) >= 3  # 0.8 s at 0.1 s intervals
         # with keep-alives a driver whose timeout is shorter than the command still succeeds
-        m = SerialMacro(os.ttyname(slave), timeout_s=0.3)
+        m = SerialMacro(os.ttyname(slave), timeout_s=0.5)  # < the 0.8 s command
         out = m.mvm((0, 0, 4, 2), np.ones((1, 4), np.uint8))
         assert out.shape == (1, 2) and m.stats.timeouts == 0 and m.stats.retries == 0
         m.close()

@@ -62,6 +62,25 @@ def test_documented_frames_are_exact():
     assert err[:14] == bytes.fromhex("a55a0101020110220000" "2c00a047")
 
 
+def test_documented_run_reservoir_example_is_exact():
+    from rram_lsm.macro import ReservoirSpec
+
+    spec = ReservoirSpec(3, 2, 0.9, 5.0, 1.0, 10.0, "zero", 0)
+    rasters = np.array([[[1, 0, 1], [0, 1, 1]]], np.uint8)
+    req = encode_message(0x0007, Command.RUN_RESERVOIR,
+                         codec.encode_reservoir_request(Region(0, 0, 5, 4), spec, rasters))
+    assert req == bytes.fromhex(
+        "a55a0100070020000000390061c3" "0000000005000400" "03000200" "cdccccccccccec3f"
+        "0000000000001440" "000000000000f03f" "0000000000002440" "000000" "0100000002000000"
+        "0506" "9123a24d")
+    spikes = np.array([[[0, 1], [1, 0]]], np.uint8)
+    rep = encode_message(0x0007, Command.RUN_RESERVOIR, codec.encode_spikes(spikes),
+                         response=True)
+    assert rep == bytes.fromhex("a55a0101070020000000" "0c0022d2" "01000000020000000200"
+                                "0201" "85329eb2")
+    np.testing.assert_array_equal(codec.decode_spikes(rep[14:-4]), spikes)
+
+
 def test_decoder_byte_by_byte_and_in_one_piece():
     frames = [encode_frame(Frame(7, Command.READ, 0, bytes(range(40)))), DOC_FORM, DOC_INFO]
     wire = b"".join(frames)
@@ -330,3 +349,129 @@ def test_wire_log_records_hex_with_timestamps(scripted, tmp_path):
     lines = log.read_text().splitlines()
     assert lines[0].split()[1] == ">" and lines[0].split()[2] == _hello()[0].hex()
     assert lines[1].split()[1] == "<" and float(lines[1].split()[0]) >= 0
+
+
+class _Wrapped:
+    """A port stand-in that changes how a ScriptedPort's replies come back."""
+
+    timeout = 0.001
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def write(self, data: bytes) -> int:
+        return self.inner.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class _Babbler(_Wrapped):
+    """Never stops sending junk (another device, or a wrong baud rate) until ``quiet``."""
+
+    port = "babble://"
+    quiet = False
+
+    @property
+    def in_waiting(self) -> int:
+        return self.inner.in_waiting if self.quiet else 5
+
+    def read(self, n: int = 1) -> bytes:
+        return self.inner.read(n) if self.quiet else b"\xa5\x13\x37\x00\xff"[:n]
+
+
+def test_a_port_that_never_stops_sending_still_times_out_then_recovers(scripted):
+    seq = FIRST_SEQ + 2
+    req = request(seq, Command.CLOCK)
+    port = _Babbler(scripted([_hello(), (req, b""), (req, b""),
+                              (request(seq + 1, Command.CLOCK),
+                               reply(seq + 1, Command.CLOCK, codec.encode_f64(4.0)))]))
+    port.quiet = True
+    m = _open(port, retries=1)
+    port.quiet = False
+    with pytest.raises(LinkTimeoutError, match="none formed a valid reply") as err:
+        m.clock_s()  # the wait is bounded although bytes keep arriving
+    assert err.value.received_bytes > 0 and m.stats.timeouts == 2
+    port.quiet = True
+    assert m.clock_s() == 4.0 and port.inner.done()  # the session resynchronised
+
+
+def test_handshake_with_a_babbling_port_reports_received_bytes(scripted):
+    port = _Babbler(scripted([(request(FIRST_SEQ + 1, Command.INFO), b"")] * 2))
+    with pytest.raises(LinkTimeoutError, match="INFO handshake") as err:
+        _open(port, retries=1)
+    assert err.value.received_bytes > 0
+
+
+def test_non_numeric_arguments_are_config_errors_before_sending(scripted):
+    from rram_lsm.errors import ConfigError
+
+    port = scripted([_hello()])
+    m = _open(port)
+    for call in (lambda: m.form((0, 0, 1, 1), "3.5", 1e-6, 100.0),
+                 lambda: m.form((0, 0, 1, 1), 3.5, None, 100.0),
+                 lambda: m.advance_time("1"),
+                 lambda: m.program((0, 0, 1, 1), np.ones((1, 1)), "0.5", 3)):
+        with pytest.raises(ConfigError):
+            call()
+    with pytest.raises(ShapeError, match="real numbers"):
+        m.program((0, 0, 1, 1), np.array([["a"]]), 0.5, 3)
+    with pytest.raises(ConfigError, match="positive"):
+        _open(scripted([]), timeout_s=0)
+    assert len(port.written) == 1
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(reset="halfway"), "reset"), (dict(refractory_steps=-1), "refractory"),
+    (dict(n_neurons=0), "n_neurons"), (dict(g_ref_us=0.0), "g_ref_us"),
+    (dict(decay=float("nan")), "decay"), (dict(threshold="5"), "threshold"),
+])
+def test_run_reservoir_refuses_specs_the_wire_cannot_carry(scripted, change, match):
+    from dataclasses import replace
+
+    from rram_lsm.errors import ConfigError
+    from rram_lsm.macro import RUN_RESERVOIR, ReservoirSpec
+
+    info = replace(INFO, capabilities=(RUN_RESERVOIR,))
+    port = scripted([(request(FIRST_SEQ + 1, Command.INFO), info_reply(info=info))])
+    spec = replace(ReservoirSpec(4, 2, 0.9, 1.0, 1.0, 1.0), **change)
+    with pytest.raises(ConfigError, match=match):
+        _open(port).run_reservoir((0, 0, 6, 4), np.zeros((1, 3, 4), np.uint8), spec)
+    assert len(port.written) == 1
+
+
+class _Trickle(_Wrapped):
+    """Once ``slow`` is set: a reply's 14 header bytes at once, then one byte per read every
+    ``gap_s`` (a long reply still streaming in when the reply timeout expires)."""
+
+    port = "trickle://"
+
+    def __init__(self, inner, gap_s):
+        super().__init__(inner)
+        self.gap_s, self.slow, self.sent = gap_s, False, 0
+
+    @property
+    def in_waiting(self) -> int:
+        waiting = self.inner.in_waiting
+        if not self.slow or not waiting:
+            return waiting
+        return 14 if self.sent == 0 else 1
+
+    def read(self, n: int = 1) -> bytes:
+        import time
+
+        if self.slow and self.sent:
+            time.sleep(self.gap_s)
+        out = self.inner.read(n)
+        self.sent += len(out) if self.slow else 0
+        return out
+
+
+def test_a_reply_that_started_in_time_may_finish_after_the_timeout(scripted):
+    seq = FIRST_SEQ + 2
+    port = _Trickle(scripted([_hello(), (request(seq, Command.CLOCK),
+                                         reply(seq, Command.CLOCK, codec.encode_f64(6.0)))]),
+                    gap_s=0.01)
+    m = _open(port, timeout_s=0.05, inter_byte_timeout_s=0.5)
+    port.slow = True  # 12 bytes after the header at 10 ms each: 0.12 s > timeout_s
+    assert m.clock_s() == 6.0 and m.stats.timeouts == 0 and port.inner.done()

@@ -43,17 +43,24 @@ def test_windowed_counts_average_back_to_counts():
 
 
 def test_encode_is_cached_and_keyed_by_chip_seed_and_age(synthetic, tmp_path):
-    first = encode_dataset("nmnist", chip_seed=0, progress=False)
+    from lsm.data import open_dataset
+
+    small = open_dataset("nmnist", None, progress=False, synthetic_per_class=(6, 2))
+    first = encode_dataset("nmnist", chip_seed=0, progress=False, dataset=small)
     assert first.meta["cache"] == "miss" and first.meta["synthetic"] is True
-    assert first.values.shape == (500, 200) and first.values.dtype == np.float32
+    assert first.values.shape == (80, 200) and first.values.dtype == np.float32
     assert 0.001 < first.meta["firing_rate_per_step"] < 0.5  # synthetic input is sparse
-    again = encode_dataset("nmnist", chip_seed=0, progress=False)
+    # a fresh process would open the dataset again: the key must not depend on the object
+    again = encode_dataset("nmnist", chip_seed=0, progress=False,
+                           dataset=open_dataset("nmnist", None, progress=False,
+                                                synthetic_per_class=(6, 2)))
     assert again.meta["cache"] == "hit"
     assert again.meta["cache_key"] == first.meta["cache_key"]
     np.testing.assert_array_equal(again.values, first.values)
     np.testing.assert_array_equal(again.labels, first.labels)
-    other_chip = encode_dataset("nmnist", chip_seed=1, progress=False)
-    older = encode_dataset("nmnist", chip_seed=0, chip_age_s=1e6, progress=False)
+    other_chip = encode_dataset("nmnist", chip_seed=1, progress=False, dataset=small)
+    older = encode_dataset("nmnist", chip_seed=0, chip_age_s=1e6, progress=False,
+                           dataset=small)
     keys = {f.meta["cache_key"] for f in (first, other_chip, older)}
     assert len(keys) == 3 and other_chip.meta["cache"] == older.meta["cache"] == "miss"
     assert not np.array_equal(other_chip.values, first.values)
