@@ -26,6 +26,7 @@ Conventions (every implementation follows them exactly):
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -63,7 +64,8 @@ class Region:
         if isinstance(region, Region):
             return region
         try:
-            row0, col0, rows, cols = (int(v) for v in region)
+            # operator.index rejects 0.5 instead of silently truncating it to 0
+            row0, col0, rows, cols = (operator.index(v) for v in region)
         except (TypeError, ValueError) as exc:
             raise RegionError(
                 f"a region is (row0, col0, rows, cols) of integers, got {region!r}"
