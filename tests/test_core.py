@@ -1,0 +1,96 @@
+"""The shared layer: regions, safety checks, settings, backend specs, JSON records, CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rram_lsm import (ConfigError, DataNotFoundError, EventFileError, Region, RegionError,
+                      SafetyLimitError, SafetyLimits)
+from rram_lsm.backends import parse_backend
+from rram_lsm.cli import main
+from rram_lsm.macro import check_form_request, check_program_request, check_region
+from rram_lsm.records import get_path, read_record, write_record
+from rram_lsm.settings import resolve_data_dir
+
+
+def test_region_accepts_tuples_and_numpy_ints_and_rejects_fractions():
+    assert Region.of((1, 2, np.int64(3), 4)) == Region(1, 2, 3, 4)
+    assert Region(1, 2, 3, 4).slices == (slice(1, 4), slice(2, 6))
+    for bad in [(0.5, 0, 2, 2), (0, 0, 2), "abcd", None]:
+        with pytest.raises(RegionError):
+            Region.of(bad)
+
+
+@pytest.mark.parametrize("region", [(-1, 0, 2, 2), (0, 0, 0, 2), (511, 0, 2, 2), (0, 500, 1, 13)])
+def test_check_region_rejects_outside_or_empty(region):
+    with pytest.raises(RegionError, match="outside|no cells"):
+        check_region(region, 512, 512)
+
+
+def test_check_region_accepts_the_corner_tile():
+    assert check_region((500, 500, 12, 12), 512, 512).shape == (12, 12)
+
+
+def test_safety_checks_name_the_limit():
+    limits = SafetyLimits(max_form_voltage_v=5.0, max_compliance_ua=500.0)
+    check_form_request(limits, 3.6, 1e-6, 100.0)
+    with pytest.raises(SafetyLimitError, match="5 V"):
+        check_form_request(limits, 5.5, 1e-6, 100.0)
+    with pytest.raises(SafetyLimitError, match="compliance"):
+        check_form_request(limits, 3.6, 1e-6, 0.0)
+    with pytest.raises(SafetyLimitError, match="pulse width"):
+        check_form_request(limits, 3.6, 1.0, 100.0)
+    with pytest.raises(SafetyLimitError):
+        check_program_request(limits, float("nan"), 1e-6)
+
+
+def test_event_file_error_names_file_and_offset():
+    err = EventFileError("truncated record", path="a.bin", offset=15)
+    assert str(err) == "a.bin at byte 15: truncated record"
+    assert isinstance(err, ValueError) and err.offset == 15
+
+
+def test_data_dir_resolution(tmp_path, monkeypatch):
+    monkeypatch.delenv("RRAM_LSM_DATA", raising=False)
+    assert resolve_data_dir(None) is None
+    monkeypatch.setenv("RRAM_LSM_DATA", str(tmp_path))
+    assert resolve_data_dir(None) == tmp_path.resolve()
+    with pytest.raises(DataNotFoundError, match="garrickorchard"):
+        resolve_data_dir(tmp_path / "missing")
+
+
+def test_backend_specs():
+    assert parse_backend("sim") == ("sim", None)
+    assert parse_backend("serial:socket://localhost:7000") == ("serial", "socket://localhost:7000")
+    for bad in ["serial:", "gpu", "simulator"]:
+        with pytest.raises(ConfigError):
+            parse_backend(bad)
+
+
+def test_write_record_is_atomic_and_keeps_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "r.json"
+    rec = write_record(path, {"lsm": {"acc": np.float32(0.5)}, "a": np.arange(3)},
+                       command="x", config={"p": tmp_path}, seeds=[0, 1])
+    assert read_record(path)["lsm"]["acc"] == 0.5 and rec["seeds"] == [0, 1]
+    assert get_path(read_record(path), "lsm.acc") == 0.5
+    assert read_record(path)["environment"]["packages"]["numpy"] == np.__version__
+    with pytest.raises(TypeError):
+        write_record(path, {"bad": object()}, command="x")
+    assert read_record(path)["a"] == [0, 1, 2]  # the earlier result survived
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left behind
+    with pytest.raises(KeyError, match="nope"):
+        get_path(read_record(path), "lsm.nope")
+
+
+def test_cli_reports_typed_errors_without_traceback(capsys, tmp_path):
+    code = main(["data", "info", "--data-dir", str(tmp_path / "missing")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rram-lsm: error:") and "Traceback" not in err
+
+
+def test_cli_without_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "usage: rram-lsm" in capsys.readouterr().out
