@@ -35,15 +35,28 @@ def classify(dataset: str, data_dir=None, *, backend: str = "sim", chip_seeds=(0
     """
     import torch
 
-    from .data import open_dataset
-    from .encode import encode_dataset
     from .reservoir import preset
-    from rram_lsm.settings import resolve_data_dir
 
     if not chip_seeds or not train_seeds:
         raise ConfigError("need at least one chip seed and one training seed")
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     cfg = preset(dataset) if regime is None else preset(dataset, regime)
+    threads = torch.get_num_threads()
+    # These readouts are tiny: one thread is ~10x faster than two once the other core is
+    # busy (torch's workers spin on a loaded machine) and no slower on an idle one.
+    torch.set_num_threads(1)
+    try:
+        return _classify(dataset, data_dir, backend, chip_seeds, train_seeds, profile, noise,
+                         kind, cfg, readout, cache, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _classify(dataset, data_dir, backend, chip_seeds, train_seeds, profile, noise, kind, cfg,
+              readout, cache, progress) -> dict:
+    from .data import open_dataset
+    from .encode import encode_dataset
+    from rram_lsm.settings import resolve_data_dir
+
     t0 = time.perf_counter()
     ds = open_dataset(dataset, resolve_data_dir(data_dir), split="all", progress=progress)
     raw = ds.rasters(None, progress=progress)

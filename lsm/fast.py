@@ -55,7 +55,7 @@ class FastRunner:
         """
         batch, n_steps, _ = rasters.shape
         n = self.spec.n_neurons
-        spikes = np.zeros((batch, n_steps, n), np.uint8)
+        spikes = np.empty((batch, n_steps, n), np.uint8)
         v_final = np.empty((batch, n))
         events = np.empty(batch, np.int64)
         if self.noise:

@@ -117,7 +117,7 @@ print(f"configured read noise {profile.read.noise_rel:.3f}, measured {rel.mean()
 conductance vs the model curves."""),
         ("code", """\
 from sim.plots import plot_drift
-times = [1.0, 3600.0, 86400.0, 3.15e7, 3.15e8]
+times = [1.0, 3600.0, 86400.0, 31557600.0, 315576000.0]  # 1 s, 1 h, 1 d, 1 y, 10 y
 quiet = SimMacro(seed=2, profile=profile.noise_free())
 quiet.form(region, 4.2, 1e-6, 100.0)
 g0 = quiet.read_conductance(region)
@@ -138,7 +138,7 @@ class (synthetic N-MNIST), nearest-prototype readout. Same seeds give the same n
         ("code", """\
 from rram_lsm.experiments import SweepSpec, run_sweep
 spec = SweepSpec(grid=(("read_noise_rel", (0.0, 0.1, 0.3)),
-                       ("chip_age_s", (1.0, 3.15e7, 3.15e8))),
+                       ("chip_age_s", (1.0, 31557600.0, 315576000.0))),  # 1 s, 1 y, 10 y
                  chip_seeds=(0, 1), train_per_class=5, test_per_class=3,
                  metric="prototype")
 sweep = run_sweep(spec, scheduler="serial", progress=False)

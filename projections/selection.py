@@ -18,7 +18,42 @@ from rram_lsm.errors import ConfigError
 from .protocol import PAPER_SPLIT, PairedFeatures, run_protocol
 from .train import MethodConfig, get_method
 
-__all__ = ["validation_view", "select_method"]
+__all__ = ["validation_view", "select_method", "candidates"]
+
+
+def candidates() -> list[MethodConfig]:
+    """The recipes compared when the default was chosen (docs/zeroshot.md has the scores)."""
+    from .train import METHODS
+
+    p = METHODS["paper"]
+    s = p.replace(standardize=True, temperature=0.1, fewshot_sources="both")
+    sup = s.replace(clip_weight=0.0, supcon_weight=1.0)
+    joint = s.replace(clip_weight=0.0, joint_weight=1.0)
+    return [
+        METHODS["raw"], p, METHODS["protonet"],
+        p.replace(name="paper_both", fewshot_sources="both"),
+        s.replace(name="clip_std_t0.1"),
+        s.replace(name="clip_structure", structure_weight=1.0),
+        s.replace(name="cwcl", clip_weight=0.0, cwcl_weight=1.0),
+        sup.replace(name="supcon"),
+        sup.replace(name="supcon_mlp", head="mlp"),
+        sup.replace(name="supcon_raw0.5", fewshot_raw_weight=0.5),
+        sup.replace(name="supcon_align_uniform", align_weight=1.0, uniform_weight=1.0),
+        sup.replace(name="supcon_structure", structure_weight=1.0),
+        sup.replace(name="supcon_structure_raw0.5", structure_weight=1.0,
+                    fewshot_raw_weight=0.5),
+        sup.replace(name="supcon_structure_audio", structure_weight=1.0,
+                    fewshot_sources="audio"),
+        sup.replace(name="supcon_structure_mlp", structure_weight=1.0, head="mlp"),
+        sup.replace(name="supcon_structure3", structure_weight=3.0),
+        joint.replace(name="joint"),
+        joint.replace(name="joint_raw0.5", fewshot_raw_weight=0.5),
+        joint.replace(name="joint_supcon", supcon_weight=1.0),
+        joint.replace(name="joint_supcon_raw0.3", supcon_weight=1.0, fewshot_raw_weight=0.3),
+        joint.replace(name="joint_mlp", head="mlp"),
+        joint.replace(name="joint_structure", structure_weight=1.0),
+        joint.replace(name="joint_audio", fewshot_sources="audio"),
+    ]
 
 
 def validation_view(data: PairedFeatures, seen=PAPER_SPLIT[0], test_fraction: float = 0.2,

@@ -109,6 +109,13 @@ METHODS: dict[str, MethodConfig] = {
     "protonet": MethodConfig(name="protonet", head="linear", clip_weight=0.0,
                              proto_weight=1.0, temperature=0.1, standardize=True,
                              fewshot_sources="image"),
+    # Our default, chosen on seen-class validation data only (projections.selection, see
+    # docs/zeroshot.md): label-aware cross-modal contrast, a sharper temperature, feature
+    # standardisation, the structure-preserving term, and few-shot prototypes from the
+    # support of both modalities.
+    "default": MethodConfig(name="default", standardize=True, temperature=0.1,
+                            clip_weight=0.0, supcon_weight=1.0, structure_weight=1.0,
+                            fewshot_sources="both"),
     # No training: standardised raw reservoir features, nearest prototype (few-shot only).
     "raw": MethodConfig(name="raw", trained=False, fewshot_sources="audio",
                         fewshot_raw_weight=1.0),
@@ -191,12 +198,25 @@ def train_heads(cfg: MethodConfig, image_values: np.ndarray, audio_values: np.nd
     arrays into them (as :meth:`lsm.data.CrossModalSplit.pairs` returns). Only the samples
     those pairs name are ever read.
     """
+    if not cfg.trained:
+        raise ConfigError(f"method {cfg.name!r} has no training step")
+    # The heads are tiny: a thread pool costs more than it saves, and far more when other
+    # processes share the cores, so train on one thread and restore the caller's setting.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels,
+                      audio_labels, seed, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels,
+           audio_labels, seed, progress) -> TrainResult:
     import time
 
     from tqdm.auto import tqdm
 
-    if not cfg.trained:
-        raise ConfigError(f"method {cfg.name!r} has no training step")
     ti, ta = (np.asarray(a, np.int64) for a in train_pairs)
     vi, va = (np.asarray(a, np.int64) for a in val_pairs)
     if len(ti) < 2 or len(vi) < 1:

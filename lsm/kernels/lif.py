@@ -50,15 +50,17 @@ def lif_step_batch(v, s, ref, drive, decay, threshold, reset_mode, refractory_st
 
 
 @njit(cache=True, inline="always")
+def _adc_code(current, lsb, max_code):
+    """The macro's ADC code ``clip(floor(I / lsb + 0.5), 0, max_code)`` (as a float)."""
+    return min(max(np.floor(current / lsb + 0.5), 0.0), max_code)
+
+
+@njit(cache=True, inline="always")
 def _adc(current, adc_bits, lsb, max_code):
+    """The digitised current ``code * lsb``; the analogue one if ``adc_bits <= 0``."""
     if adc_bits <= 0:
         return current
-    code = np.floor(current / lsb + 0.5)
-    if code > max_code:
-        code = max_code
-    elif code < 0.0:
-        code = 0.0
-    return code * lsb
+    return _adc_code(current, lsb, max_code) * lsb
 
 
 @njit(cache=True, inline="always")
@@ -88,8 +90,9 @@ def _normal_pair(state):
 def _accumulate(dst, src, rows, n_active):
     """``dst[c] = sum of src[rows[k], c]`` over k ascending, from the first row (no zeroing).
 
-    Rows are added eight (then four) at a time with the parentheses of one-by-one addition, so the float64
-    result is that of the sequential sum while ``dst`` is loaded and stored up to 8x less often.
+    Rows are added eight (then four) at a time with the parentheses of one-by-one addition,
+    so the float64 result is that of the sequential sum while ``dst`` is loaded and stored
+    up to 8x less often.
     """
     n2 = dst.shape[0]
     row = src[rows[0]]
@@ -143,10 +146,11 @@ def _drive(acc, var, drive, v_read, adc_bits, lsb, max_code, factor, noise, stat
         for j in range(n):
             drive[j] = (acc[2 * j] * v_read - acc[2 * j + 1] * v_read) * factor
     else:
+        # The ADC test is hoisted out of this loop by hand: left inside, it keeps the loop
+        # from being vectorised (measured 35 % slower).
         for j in range(n):
-            c_pos = min(max(np.floor(acc[2 * j] * v_read / lsb + 0.5), 0.0), max_code)
-            c_neg = min(max(np.floor(acc[2 * j + 1] * v_read / lsb + 0.5), 0.0), max_code)
-            drive[j] = (c_pos * lsb - c_neg * lsb) * factor
+            drive[j] = (_adc_code(acc[2 * j] * v_read, lsb, max_code) * lsb
+                        - _adc_code(acc[2 * j + 1] * v_read, lsb, max_code) * lsb) * factor
     return state
 
 
@@ -228,7 +232,7 @@ def run_fused(g, g_var, rasters, spikes, v_final, events, v_read, adc_bits, lsb,
     ``g`` float64 (n_inputs + n, 2n) noise-free tile conductances (µS, rows = inputs then
     neurons, interleaved differential columns); ``g_var`` float64 of the same shape: per-cell
     read-noise variance (µS², only read when ``noise``); ``rasters`` uint8 (batch, T,
-    n_inputs); ``spikes`` zeroed uint8 (batch, T, n); ``v_final`` float64 (batch, n);
+    n_inputs); ``spikes`` uint8 (batch, T, n) (every element is written); ``v_final`` float64 (batch, n);
     ``events`` int64 (batch,) receives the row additions done per sample. ``adc_bits`` <= 0
     means an ideal ADC. ``seeds`` uint64 (batch,) seed each sample's noise stream.
     """

@@ -15,7 +15,7 @@ _DATASETS = ("nmnist", "fsdd", "ntidigits")
 
 def _config(args) -> dict:
     """The options to store in a record: everything argparse parsed but the plumbing."""
-    out = {k: v for k, v in vars(args).items() if k not in ("handler", "json_path")}
+    out = {k: v for k, v in vars(args).items() if k not in ("handler", "json_path", "command")}
     for key in ("data_dir", "out", "plot", "params", "profile"):
         value = out.get(key)
         if value and Path(value).exists():

@@ -38,6 +38,8 @@ def register(sub) -> None:
                    help="recipe: default (our best, chosen on seen-class validation), paper, "
                         "protonet, raw (no training; few-shot only), or another name in "
                         "projections.METHODS")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="override the recipe's maximum training epochs")
     p.add_argument("--seen", type=int, nargs="+", default=None, help="seen classes (1-7)")
     p.add_argument("--unseen", type=int, nargs="+", default=None, help="unseen classes (8 9)")
     p.add_argument("--splits", type=_splits, default=None,
@@ -54,6 +56,10 @@ def register(sub) -> None:
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write figures (embedding map, similarity, confusion, learning "
                         "curves, accuracy per split) for the first split and seed")
+    p.add_argument("--select", action="store_true",
+                   help="instead of evaluating, score every candidate recipe on seen-class "
+                        "validation data only (official train files of --seen, default 1-7) "
+                        "and report which would be the default")
     p.add_argument("--cost-epochs", type=int, default=0, metavar="N",
                    help="also train the snntorch spiking-RNN contrastive baseline for N "
                         "epochs on the first split's pairs and compare training cost "
@@ -70,6 +76,8 @@ def _run(args) -> int:
     from rram_lsm.records import write_record
 
     method = get_method(args.method)
+    if args.epochs is not None:
+        method = method.replace(epochs=args.epochs)
     if args.shots and any(k < 1 for k in args.shots):
         raise ConfigError(f"--shots must be >= 1, got {args.shots}")
     if not method.trained and not args.shots:
@@ -82,6 +90,8 @@ def _run(args) -> int:
                            profile=args.profile, noise=not args.no_noise, audio=args.audio,
                            progress=progress)
     seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.select:
+        return _select(args, data, seeds, progress)
     result = run_protocol(data, method, splits=args.splits, split_seed=args.split_seed,
                           seen=args.seen, unseen=args.unseen, seeds=seeds,
                           shots=tuple(args.shots or ()), episodes=args.episodes,
@@ -101,6 +111,30 @@ def _run(args) -> int:
         config = {k: v for k, v in vars(args).items() if k != "handler"}
         config["method_config"] = method
         write_record(args.json_path, record, command="zeroshot", config=config, seeds=seeds)
+        print(f"wrote {args.json_path}")
+    return 0
+
+
+def _select(args, data, seeds, progress) -> int:
+    from projections import PAPER_SPLIT, select_method
+    from projections.selection import candidates
+    from rram_lsm.records import write_record
+
+    cands = candidates()
+    best, scores = select_method(data, cands, seen=tuple(args.seen or PAPER_SPLIT[0]),
+                                 n_splits=args.splits if isinstance(args.splits, int) else 6,
+                                 seeds=seeds, shots=max(args.shots or [5]),
+                                 split_seed=args.split_seed, progress=progress)
+    print(f"{'candidate':26s} {'zero-shot':>9s} {'few-shot':>9s} {'score':>7s}")
+    for name, s in sorted(scores.items(), key=lambda kv: -kv[1]["score"]):
+        zs = "-" if s["zeroshot_top1"] is None else f"{s['zeroshot_top1']:.3f}"
+        print(f"{name:26s} {zs:>9s} {s['fewshot_top1']:9.3f} {s['score']:7.3f}")
+    print(f"best on seen-class validation: {best}")
+    if args.json_path:
+        config = {k: v for k, v in vars(args).items() if k != "handler"}
+        config["candidates"] = cands
+        write_record(args.json_path, {"selection": scores, "best": best},
+                     command="zeroshot", config=config, seeds=seeds)
         print(f"wrote {args.json_path}")
     return 0
 

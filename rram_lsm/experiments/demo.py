@@ -254,10 +254,12 @@ def _run_demo(opts: DemoOptions, config, json_path) -> DemoResult:
     root = resolve_data_dir(opts.data_dir)
     audio_name = resolve_audio("auto", root)
     if root is None:
-        _say("=" * 78 + "\n  NO DATA DIRECTORY (--data-dir or $RRAM_LSM_DATA): running on SYNTHETIC\n"
-             "  event digits. The numbers show the pipeline works, not how well it does on\n"
-             "  real data. Point --data-dir at N-MNIST and FSDD/N-TIDIGITS for that.\n"
-             + "=" * 78)
+        _say("\n".join([
+            "=" * 78,
+            "  NO DATA DIRECTORY (--data-dir or $RRAM_LSM_DATA): running on SYNTHETIC",
+            "  event digits. The numbers show the pipeline works, not how well it does on",
+            "  real data. Point --data-dir at N-MNIST and FSDD/N-TIDIGITS for that.",
+            "=" * 78]))
     cfg = get_method(opts.method)
     if opts.quick:
         cfg = cfg.replace(epochs=min(cfg.epochs, 30))

@@ -274,7 +274,8 @@ class EnergyReport:
     params: EnergyParams
     """The per-operation values used."""
     rram_energy_j: dict
-    """Co-design energy per inference by part (cell_reads, row_drivers, adc, neurons, projection)."""
+    """Co-design energy per inference by part: cell_reads, row_drivers, adc, neurons,
+    projection."""
     digital_energy_j: dict
     """Digital-baseline energy per inference by part (macs, weight_reads, neurons, projection)."""
     rram_latency_s: dict

@@ -91,7 +91,8 @@ def plot_energy(reports: dict):
     ax_t.set_xlabel("latency per inference (µs)")
     ax_t.set_title("Latency per inference (phases in sequence)")
     for k, name in enumerate(labels):
-        ax_t.text(max(lat) * 1e6 * 1.27, y[2 * k] - 0.5, f"{reports[name].latency_ratio:.1f}x faster",
+        ax_t.text(max(lat) * 1e6 * 1.27, y[2 * k] - 0.5,
+                  f"{reports[name].latency_ratio:.1f}x faster",
                   ha="right", va="center", fontsize=11, weight="bold", color="#333")
 
     ax_txt.axis("off")
@@ -150,9 +151,11 @@ def plot_sweep(result, metric: str = "accuracy"):
         if k == 0:
             ax.legend(fontsize=7, loc="lower left")
     spec = result.spec
+    first = result.rows[0] if result.rows else {}
+    sizes = f", {first['n_train']} train / {first['n_test']} test samples" if first else ""
     fig.suptitle(f"{metric} vs device non-idealities — {spec.dataset}"
-                 f"{' (synthetic data)' if result.rows and result.rows[0]['synthetic'] else ''},"
-                 f" {len(spec.chip_seeds)} chips per setting, {spec.metric} readout",
+                 f"{' (synthetic data)' if first.get('synthetic') else ''},"
+                 f" {len(spec.chip_seeds)} chips per setting, {spec.metric} readout{sizes}",
                  fontsize=11)
     return fig
 

@@ -318,7 +318,7 @@ def nice_value(axis: str, value: float) -> str:
     if axis == "chip_age_s":
         for unit, secs in (("y", _YEAR_S), ("d", 86400.0), ("h", 3600.0)):
             if value >= secs:
-                return f"{value / secs:g} {unit}"
+                return f"{value / secs:.3g} {unit}"
         return f"{value:g} s"
     if axis == "adc_bits":
         return "ideal" if value == 0 else f"{int(value)}"

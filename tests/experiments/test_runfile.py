@@ -62,6 +62,9 @@ def test_run_then_rerun_reproduces_the_numbers(tmp_path, capsys):
     rec = read_record(first)
     assert rec["command"] == "energy" and rec["config"]["samples"] == 4
     assert rec["nmnist"]["counts"]["projection_dim"] == 32
+    # the chip's own ADC and conductance replace the parameter file's values
+    assert any(a.startswith("adc_bits = 8 [measured]") for a in rec["nmnist"]["assumptions"])
+    assert rec["nmnist"]["energy_ratio"] > 1.0
     second = tmp_path / "again.json"
     assert main(["rerun", str(first), "--json", str(second), "--check"]) == 0
     assert "all equal" in capsys.readouterr().out

@@ -84,3 +84,13 @@ def test_sweep_cli_writes_json_and_plot(tmp_path):
     assert rec["summary"]["adc_bits"]["values"] == [0.0, 3.0]
     assert rec["synthetic"] is True and rec["n_tasks"] == 2
     assert png.stat().st_size > 10_000
+
+
+def test_setting_labels_are_human_readable():
+    from rram_lsm.experiments.sweep import nice_value
+
+    assert [nice_value("chip_age_s", v) for v in (1.0, 3600.0, 86400.0, 31557600.0,
+                                                  315576000.0)] == ["1 s", "1 h", "1 d", "1 y",
+                                                                    "10 y"]
+    assert nice_value("adc_bits", 0.0) == "ideal" and nice_value("adc_bits", 6.0) == "6"
+    assert nice_value("read_noise_rel", 0.05) == "0.05"

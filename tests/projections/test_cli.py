@@ -17,6 +17,7 @@ def test_zeroshot_cli_writes_the_keys(feature_file, tmp_path, capsys):
     out = tmp_path / "zs.json"
     rc = main(["zeroshot", "--features", str(feature_file), "--method", "paper",
                "--splits", "2", "--seeds", "2", "--shots", "1", "3", "--episodes", "4",
+               "--epochs", "12",
                "--no-progress", "--plots", str(tmp_path / "figs"), "--json", str(out)])
     assert rc == 0
     rec = json.loads(out.read_text())
@@ -33,6 +34,7 @@ def test_zeroshot_cli_writes_the_keys(feature_file, tmp_path, capsys):
     assert rec["n_splits"] == 2 and len(rec["per_split"]) == 2
     assert rec["seeds"] == [0, 1] and rec["command"] == "zeroshot"
     assert rec["config"]["method_config"]["temperature"] == 1.0
+    assert rec["config"]["method_config"]["epochs"] == 12
     assert "packages" in rec["environment"]
     names = {p.rsplit("/", 1)[-1] for p in rec["figures"]}
     assert {"zeroshot_embedding.png", "zeroshot_similarity.png",
@@ -49,3 +51,17 @@ def test_zeroshot_cli_rejects_bad_requests(feature_file, tmp_path, capsys):
                  "--no-progress"]) == 1
     with pytest.raises(SystemExit):
         main(["zeroshot", "--features", str(feature_file), "--splits", "many"])
+
+
+def test_zeroshot_select_scores_candidates(feature_file, tmp_path, monkeypatch, capsys):
+    import projections.selection as selection
+    from projections import METHODS
+
+    cheap = [METHODS["raw"], METHODS["paper"].replace(name="quick", epochs=3)]
+    monkeypatch.setattr(selection, "candidates", lambda: cheap)
+    out = tmp_path / "sel.json"
+    assert main(["zeroshot", "--features", str(feature_file), "--select", "--splits", "2",
+                 "--seeds", "1", "--shots", "2", "--no-progress", "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert set(rec["selection"]) == {"raw", "quick"} and rec["best"] in rec["selection"]
+    assert "best on seen-class validation" in capsys.readouterr().out
