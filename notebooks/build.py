@@ -209,7 +209,7 @@ returns the serial driver on it: everything below goes over the documented wire 
 from hardware import open_emulated
 from sim import load_profile
 profile = load_profile("macro40nm").noise_free()   # noise off: exact comparison below
-device = open_emulated(seed=3, profile=profile)
+device = open_emulated(seed=3, profile=profile, timeout_s=10.0)  # generous on a busy machine
 show(device)"""),
         ("md", "## Form the reservoir over the wire and run digits through it"),
         ("code", """\

@@ -116,7 +116,8 @@ def fewshot_accuracy(episode: dict, z_image, z_audio, image_labels, audio_labels
 
     ``audio_to_image``: audio queries are assigned the class of the best-scoring prototype
     (the image class it retrieves); ``image_to_audio`` likewise. Prototypes are normalised
-    class means of the support embeddings of ``sources`` (``image``, ``audio``, ``both``).
+    class means of the support embeddings of ``sources`` (``image``, ``audio``, ``both``,
+    or ``own``: the query's own modality).
     With ``raw_weight`` > 0 the score mixes in the cosine to same-modality prototypes of
     the raw (standardised) features ``raw_image``/``raw_audio``.
     """
@@ -127,16 +128,21 @@ def fewshot_accuracy(episode: dict, z_image, z_audio, image_labels, audio_labels
     def protos(z, idx, labels):
         return np.stack([_unit(z[idx[labels[idx] == c]]).mean(0) for c in classes])
 
+    if sources not in ("image", "audio", "both", "own"):
+        raise ConfigError(f"unknown prototype sources {sources!r}")
     out = {}
-    for name, q_idx, z_q, raw_q, q_labels in (
-            ("audio_to_image", episode["query_audio"], z_audio, raw_audio, audio_labels),
-            ("image_to_audio", episode["query_image"], z_image, raw_image, image_labels)):
+    for name, q_idx, z_q, raw_q, q_labels, own in (
+            ("audio_to_image", episode["query_audio"], z_audio, raw_audio, audio_labels,
+             "audio"),
+            ("image_to_audio", episode["query_image"], z_image, raw_image, image_labels,
+             "image")):
         score = np.zeros((len(q_idx), len(classes)))
         if raw_weight < 1.0:
+            use = own if sources == "own" else sources
             parts = []
-            if sources in ("image", "both"):
+            if use in ("image", "both"):
                 parts.append(protos(z_image, si, image_labels))
-            if sources in ("audio", "both"):
+            if use in ("audio", "both"):
                 parts.append(protos(z_audio, sa, audio_labels))
             p = _unit(sum(parts))
             score += (1.0 - raw_weight) * (_unit(z_q[q_idx]) @ p.T)

@@ -70,8 +70,8 @@ class MethodConfig:
     patience: int | None = None
     """Stop after this many epochs without validation improvement (None: run all)."""
     fewshot_sources: str = "both"
-    """Few-shot prototypes from the support of ``image``, ``audio`` or ``both`` modalities,
-    in the learned embedding."""
+    """Few-shot prototypes, in the learned embedding, from the support of ``image``,
+    ``audio``, ``both`` modalities, or ``own`` (each query's own modality)."""
     fewshot_raw_weight: float = 0.0
     """Few-shot score = (1 - w) * cosine in the embedding + w * cosine to same-modality
     prototypes of standardised raw features (0: embedding only, 1: raw only)."""
@@ -81,9 +81,9 @@ class MethodConfig:
     def __post_init__(self):
         if self.head not in HEAD_KINDS:
             raise ConfigError(f"unknown head {self.head!r}; expected one of {HEAD_KINDS}")
-        if self.fewshot_sources not in ("image", "audio", "both"):
-            raise ConfigError("fewshot_sources must be 'image', 'audio' or 'both', got "
-                              f"{self.fewshot_sources!r}")
+        if self.fewshot_sources not in ("image", "audio", "both", "own"):
+            raise ConfigError("fewshot_sources must be 'image', 'audio', 'both' or 'own', "
+                              f"got {self.fewshot_sources!r}")
         if not 0.0 <= self.fewshot_raw_weight <= 1.0:
             raise ConfigError(f"fewshot_raw_weight must be in [0, 1], got "
                               f"{self.fewshot_raw_weight}")

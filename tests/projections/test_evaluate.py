@@ -87,6 +87,14 @@ def test_fewshot_accuracy_constructed():
     out = fewshot_accuracy(ep, z, z, yi, ya, sources="image")
     # query 3 = [0.6, 0.4] is closer to prototype e0: one of two correct
     assert out["audio_to_image"] == {"top1": 0.5, "n_queries": 2}
+    # audio space with the classes on swapped axes: only audio prototypes classify audio
+    z_audio = np.array([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0], [1.0, 0.1]])
+    own = fewshot_accuracy(ep, z, z_audio, yi, ya, sources="own")
+    assert own["audio_to_image"]["top1"] == 1.0 and own["image_to_audio"]["top1"] == 0.5
+    cross = fewshot_accuracy(ep, z, z_audio, yi, ya, sources="image")
+    assert cross["audio_to_image"]["top1"] == 0.0
+    with pytest.raises(ConfigError):
+        fewshot_accuracy(ep, z, z, yi, ya, sources="nope")
     # raw features that separate the classes fix it when given all the weight
     raw = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
     out = fewshot_accuracy(ep, z, z, yi, ya, raw_image=raw, raw_audio=raw, raw_weight=1.0)
