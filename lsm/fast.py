@@ -6,6 +6,7 @@ import numpy as np
 from rram_lsm.macro import Region, ReservoirSpec
 
 from .kernels.lif import RESET_SUBTRACT, RESET_ZERO, run_fused
+from .reservoir import _drive_factor
 
 __all__ = ["FastRunner"]
 
@@ -33,7 +34,7 @@ class FastRunner:
         self.read_voltage_v = float(read_voltage_v)
         self.adc_bits = 0 if adc_bits is None else int(adc_bits)
         self.adc_lsb_ua = float(adc_lsb_ua)
-        self.factor = spec.weight_scale / (read_voltage_v * spec.g_ref_us)
+        self.factor = _drive_factor(spec, read_voltage_v)
         self.reset_mode = RESET_ZERO if spec.reset == "zero" else RESET_SUBTRACT
         self.rng = rng
         self.last_events = np.zeros(0, np.int64)
@@ -48,10 +49,12 @@ class FastRunner:
         g_var = (noise_rel * g) ** 2 if noise_rel > 0 else None
         return cls(g, g_var, spec, info.read_voltage_v, info.adc_bits, info.adc_lsb_ua, rng)
 
-    def run(self, rasters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, rasters: np.ndarray, parallel: bool | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
         """Spikes uint8 (batch, T, n) and final membrane float64 (batch, n) of ``rasters``.
 
-        ``rasters`` must already be C-contiguous uint8 (batch, T, n_inputs).
+        ``rasters`` must already be C-contiguous uint8 (batch, T, n_inputs). ``parallel``:
+        use numba's thread pool (default: for batches of 4 or more).
         """
         batch, n_steps, _ = rasters.shape
         n = self.spec.n_neurons
@@ -65,6 +68,7 @@ class FastRunner:
         run_fused(self.g, self.g_var, rasters, spikes, v_final, events, self.read_voltage_v,
                   self.adc_bits, self.adc_lsb_ua, self.factor, self.spec.decay,
                   self.spec.threshold, self.reset_mode, self.spec.refractory_steps,
-                  self.noise, seeds, parallel=batch >= _SERIAL_BELOW)
+                  self.noise, seeds,
+                  parallel=batch >= _SERIAL_BELOW if parallel is None else parallel)
         self.last_events = events
         return spikes, v_final

@@ -15,7 +15,7 @@ import numpy as np
 from rram_lsm.errors import ConfigError, MacroError, ShapeError
 from rram_lsm.macro import RUN_RESERVOIR, Region, ReservoirSpec, check_region
 
-from .kernels.lif import RESET_SUBTRACT, RESET_ZERO, lif_step_batch, run_fused
+from .kernels.lif import RESET_SUBTRACT, RESET_ZERO, lif_step_batch
 
 __all__ = ["LsmConfig", "PRESETS", "preset", "run_on_macro", "FormingRecord", "Reservoir"]
 

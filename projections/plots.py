@@ -7,6 +7,8 @@ import numpy as np
 
 from rram_lsm.errors import ConfigError
 
+from .protocol import _get
+
 __all__ = ["plot_embedding", "plot_similarity", "plot_confusion", "plot_learning_curves",
            "plot_per_split", "save_figures"]
 
@@ -130,14 +132,6 @@ def plot_per_split(result, key=("unseen", "audio_to_image", "top1"), ax=None):
            title=f"{result.method.name}: per split")
     ax.legend(fontsize=7)
     return fig
-
-
-def _get(d, path):
-    for p in path:
-        if not isinstance(d, dict) or p not in d:
-            return None
-        d = d[p]
-    return d
 
 
 def save_figures(result, data, out_dir) -> list[Path]:

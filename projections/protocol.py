@@ -278,28 +278,24 @@ class ZeroShotResult:
             rows.append(row)
         return rows
 
-    def headline(self) -> list[tuple[str, dict]]:
-        """``(key, summary)`` for the headline metrics present."""
+    def headline(self) -> list[tuple[str, dict, float | None]]:
+        """``(key, summary, chance)`` for each headline metric present."""
         agg = self.aggregate()
         rows = []
         for path in _HEADLINE:
             node = _get(agg, path)
-            if node is not None:
-                rows.append((".".join(path), node))
+            if node is None:
+                continue
+            chance = _get(agg, path[:-1] + ("chance_top1",))
+            rows.append((".".join(path), node, None if chance is None else chance["mean"]))
         return rows
 
     def _repr_html_(self) -> str:
-        chance = self.to_dict()["chance"]
         head = (f"<b>{self.method.name}</b>: {len(self.splits)} split(s) x "
                 f"{len(self.seeds)} seed(s)")
         lines = ["<table><tr><th>metric</th><th>mean</th><th>95 % CI</th><th>chance</th>"
                  "</tr>"]
-        for key, s in self.headline():
-            parts = key.split(".")
-            if parts[0] == "fewshot":
-                ch = chance.get("fewshot", {}).get(parts[1], {}).get(parts[3])
-            else:
-                ch = chance.get(parts[0], {}).get(parts[1], {}).get("top1")
+        for key, s, ch in self.headline():
             lo, hi = s["ci95"]
             ci = "" if lo is None or not np.isfinite(lo) else f"{lo:.3f} - {hi:.3f}"
             lines.append(f"<tr><td>{key}</td><td>{s['mean']:.3f}</td><td>{ci}</td>"

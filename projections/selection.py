@@ -44,6 +44,8 @@ def candidates() -> list[MethodConfig]:
                     fewshot_raw_weight=0.5),
         sup.replace(name="supcon_structure_audio", structure_weight=1.0,
                     fewshot_sources="audio"),
+        sup.replace(name="supcon_structure_own", structure_weight=1.0,
+                    fewshot_sources="own"),
         sup.replace(name="supcon_structure_mlp", structure_weight=1.0, head="mlp"),
         sup.replace(name="supcon_structure3", structure_weight=3.0),
         joint.replace(name="joint"),

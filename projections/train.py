@@ -110,12 +110,12 @@ METHODS: dict[str, MethodConfig] = {
                              proto_weight=1.0, temperature=0.1, standardize=True,
                              fewshot_sources="image"),
     # Our default, chosen on seen-class validation data only (projections.selection, see
-    # docs/zeroshot.md): label-aware cross-modal contrast, a sharper temperature, feature
-    # standardisation, the structure-preserving term, and few-shot prototypes from the
-    # support of both modalities.
+    # docs/zeroshot.md): label-aware cross-modal contrast at a sharper temperature, feature
+    # standardisation, the structure-preserving term; few-shot prototypes from the support
+    # of each query's own modality.
     "default": MethodConfig(name="default", standardize=True, temperature=0.1,
                             clip_weight=0.0, supcon_weight=1.0, structure_weight=1.0,
-                            fewshot_sources="both"),
+                            fewshot_sources="own"),
     # No training: standardised raw reservoir features, nearest prototype (few-shot only).
     "raw": MethodConfig(name="raw", trained=False, fewshot_sources="audio",
                         fewshot_raw_weight=1.0),

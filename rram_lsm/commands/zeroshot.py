@@ -174,17 +174,13 @@ def _provenance(data) -> dict:
 
 
 def _print_table(result, record) -> None:
-    chance = record["chance"]
     print(f"method {record['method']}: {record['n_splits']} split(s) x "
           f"{record['n_seeds']} seed(s)")
     print(f"{'metric':44s} {'mean':>6s} {'std':>6s}  {'95% CI':>13s} {'chance':>6s}")
-    for key, s in result.headline():
+    for key, s, ch in result.headline():
         parts = key.split(".")
         if parts[0] == "fewshot":
-            ch = chance.get("fewshot", {}).get(parts[1], {}).get(parts[3])
             key = f"fewshot {parts[1]}-shot {'.'.join(parts[2:])}"
-        else:
-            ch = chance.get(parts[0], {}).get(parts[1], {}).get("top1")
         lo, hi = s["ci95"]
         ci = "" if lo is None or hi is None or lo != lo else f"{lo:.3f}-{hi:.3f}"
         print(f"{key:44s} {s['mean']:6.3f} {s['std']:6.3f}  {ci:>13s} "

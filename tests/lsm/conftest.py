@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rram_lsm.errors import ShapeError
-from rram_lsm.macro import FormResult, MacroInfo, ProgramResult, check_region
+from rram_lsm.macro import FormResult, MacroInfo, check_region
 
 
 class DenseMacro:
