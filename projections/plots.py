@@ -21,8 +21,18 @@ def _figure(ax, size=(5, 4)):
     return ax.figure, ax
 
 
-def plot_embedding(z_image, y_image, z_audio, y_audio, ax=None, title="embedding (PCA)"):
-    """Both modalities in one 2-D PCA of the shared space: colour = class, marker = modality."""
+def _first_per_class(y, n):
+    # class-grouped order: the similarity matrix draws its class blocks from it
+    y = np.asarray(y)
+    return np.concatenate([np.flatnonzero(y == c)[:n] for c in np.unique(y)])
+
+
+def plot_embedding(z_image, y_image, z_audio, y_audio, ax=None, title="embedding (PCA)",
+                   max_per_class: int = 60):
+    """Both modalities in one 2-D PCA of the shared space: colour = class, marker = modality.
+
+    At most ``max_per_class`` samples per class and modality are drawn (the PCA uses all).
+    """
     import matplotlib.pyplot as plt
 
     fig, ax = _figure(ax, (5.5, 4.5))
@@ -31,6 +41,10 @@ def plot_embedding(z_image, y_image, z_audio, y_audio, ax=None, title="embedding
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     xy = centred @ vt[:2].T
     xi, xa = xy[:len(z_image)], xy[len(z_image):]
+    keep_i, keep_a = _first_per_class(y_image, max_per_class), _first_per_class(
+        y_audio, max_per_class)
+    xi, y_image = xi[keep_i], np.asarray(y_image)[keep_i]
+    xa, y_audio = xa[keep_a], np.asarray(y_audio)[keep_a]
     classes = np.union1d(y_image, y_audio)
     cmap = plt.get_cmap("tab10")
     for k, c in enumerate(classes):
@@ -49,10 +63,7 @@ def plot_similarity(z_audio, y_audio, z_image, y_image, ax=None, max_per_class: 
     """Cosine similarity of audio (rows) to image (columns) samples, sorted by class."""
     fig, ax = _figure(ax, (5, 4.5))
 
-    def pick(y):
-        return np.concatenate([np.flatnonzero(y == c)[:max_per_class] for c in np.unique(y)])
-
-    ia, ii = pick(np.asarray(y_audio)), pick(np.asarray(y_image))
+    ia, ii = _first_per_class(y_audio, max_per_class), _first_per_class(y_image, max_per_class)
     sim = z_audio[ia] @ z_image[ii].T
     im = ax.imshow(sim, cmap="viridis", aspect="auto", interpolation="nearest")
     fig.colorbar(im, ax=ax, label="cosine similarity")

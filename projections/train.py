@@ -111,11 +111,11 @@ METHODS: dict[str, MethodConfig] = {
                              fewshot_sources="image"),
     # Our default, chosen on seen-class validation data only (projections.selection, see
     # docs/zeroshot.md): label-aware cross-modal contrast at a sharper temperature, feature
-    # standardisation, the structure-preserving term; few-shot prototypes from the support
-    # of each query's own modality.
+    # standardisation, the structure-preserving term; few-shot scores mix prototypes of the
+    # query's own modality in the learned space (0.7) with raw-feature prototypes (0.3).
     "default": MethodConfig(name="default", standardize=True, temperature=0.1,
                             clip_weight=0.0, supcon_weight=1.0, structure_weight=1.0,
-                            fewshot_sources="own"),
+                            fewshot_sources="own", fewshot_raw_weight=0.3),
     # No training: standardised raw reservoir features, nearest prototype (few-shot only).
     "raw": MethodConfig(name="raw", trained=False, fewshot_sources="audio",
                         fewshot_raw_weight=1.0),
