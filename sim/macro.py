@@ -50,7 +50,13 @@ class SimMacro:
     Implements :class:`rram_lsm.macro.Macro`. ``stuck_open`` / ``stuck_high`` (bool maps of
     the full array) replace the random stuck cells of the profile. Same seed and profile give
     a bit-identical chip and, for the same sequence of calls, identical reads.
+
+    The noise-free effective conductance lies on the grid ``conductance_step_us``
+    (``sim.kernels.read.CONDUCTANCE_STEP_US``), so its column sums are exact in any order.
     """
+
+    conductance_step_us: float = kread.CONDUCTANCE_STEP_US
+    """Grid of the noise-free effective conductance (µS); see CONDUCTANCE_STEP_US."""
 
     def __init__(self, seed: int = 0, profile=None, *, stuck_open: np.ndarray | None = None,
                  stuck_high: np.ndarray | None = None):
@@ -207,7 +213,8 @@ class SimMacro:
 
     # -- simulator-only extras ---------------------------------------------------------------
     def effective_conductance_us(self, region) -> np.ndarray:
-        """Noise-free conductance now (µS): forming, programming, drift at the clock, stuck."""
+        """Noise-free conductance now (µS): forming, programming, drift at the clock, stuck;
+        a multiple of ``conductance_step_us``."""
         return self._tile(self._region(region)).copy()
 
     def stuck_map(self, region) -> np.ndarray:

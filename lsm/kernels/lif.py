@@ -128,39 +128,63 @@ def _accumulate(dst, src, rows, n_active):
 
 
 @njit(cache=True, inline="always")
-def _drive(acc, var, drive, v_read, adc_bits, lsb, max_code, factor, noise, state):
+def _drive(acc, var, drive, step, v_read, adc_bits, lsb, max_code, factor, noise, state):
     """Differential drive of every neuron from the column sums, as the macro reads them.
 
-    Kept free of the spike bookkeeping so that the compiler can vectorise it (the ADC's
-    division and floor dominate otherwise).
+    ``acc * step`` is the float64 column sum (µS): exact for int32 grid codes, and ``acc``
+    itself for a float64 tile (``step`` 1.0). Kept free of the spike bookkeeping so that the
+    compiler can vectorise it (the ADC's division and floor dominate otherwise).
     """
     n = drive.shape[0]
     if noise:
         for j in range(n):
             state, z0, z1 = _normal_pair(state)
-            i_pos = acc[2 * j] * v_read + np.sqrt(var[2 * j]) * v_read * z0
-            i_neg = acc[2 * j + 1] * v_read + np.sqrt(var[2 * j + 1]) * v_read * z1
+            i_pos = (acc[2 * j] * step) * v_read + np.sqrt(var[2 * j]) * v_read * z0
+            i_neg = (acc[2 * j + 1] * step) * v_read + np.sqrt(var[2 * j + 1]) * v_read * z1
             drive[j] = (_adc(i_pos, adc_bits, lsb, max_code)
                         - _adc(i_neg, adc_bits, lsb, max_code)) * factor
     elif adc_bits <= 0:
         for j in range(n):
-            drive[j] = (acc[2 * j] * v_read - acc[2 * j + 1] * v_read) * factor
+            drive[j] = ((acc[2 * j] * step) * v_read
+                        - (acc[2 * j + 1] * step) * v_read) * factor
     else:
         # The ADC test is hoisted out of this loop by hand: left inside, it keeps the loop
         # from being vectorised (measured 35 % slower).
         for j in range(n):
-            drive[j] = (_adc_code(acc[2 * j] * v_read, lsb, max_code) * lsb
-                        - _adc_code(acc[2 * j + 1] * v_read, lsb, max_code) * lsb) * factor
+            drive[j] = (_adc_code((acc[2 * j] * step) * v_read, lsb, max_code) * lsb
+                        - _adc_code((acc[2 * j + 1] * step) * v_read, lsb, max_code) * lsb
+                        ) * factor
     return state
 
 
+@njit(cache=True, inline="always")
+def _input_rows(x, rows):
+    """Write the indices of the non-zero inputs ``x`` (ascending) to ``rows``; count.
+
+    Event rasters are sparse: eight inputs at a time are skipped when all are zero.
+    """
+    n_inputs = x.shape[0]
+    n_active = 0
+    n_words = n_inputs // 8
+    words = x[:8 * n_words].view(np.uint64)
+    for w in range(n_words):
+        if words[w] != 0:
+            for i in range(8 * w, 8 * w + 8):
+                rows[n_active] = i
+                n_active += x[i] != 0
+    for i in range(8 * n_words, n_inputs):
+        rows[n_active] = i
+        n_active += x[i] != 0
+    return n_active
+
+
 @njit(cache=True)
-def _run_one(g, g_var, raster, spikes_out, v_out, v_read, adc_bits, lsb, max_code, factor,
-             decay, threshold, reset_mode, refractory_steps, noise, seed):
+def _run_one(g, g_var, raster, spikes_out, v_out, step, v_read, adc_bits, lsb, max_code,
+             factor, decay, threshold, reset_mode, refractory_steps, noise, seed):
     n_steps, n_inputs = raster.shape
     n2 = g.shape[1]
     n = n2 // 2
-    acc = np.empty(n2)
+    acc = np.empty(n2, g.dtype)
     var = np.empty(n2)
     drive = np.empty(n)
     v = np.zeros(n)
@@ -174,23 +198,20 @@ def _run_one(g, g_var, raster, spikes_out, v_out, v_read, adc_bits, lsb, max_cod
     state = np.uint64(seed)
     synaptic_events = 0
     for t in range(n_steps):
-        x = raster[t]
-        n_active = 0
-        for i in range(n_inputs):
-            rows[n_active] = i
-            n_active += x[i] != 0
+        n_active = _input_rows(raster[t], rows)
         for k in range(n_fired):
             rows[n_active + k] = n_inputs + fired[k]
         n_active += n_fired
         synaptic_events += n_active
         if n_active == 0:
-            acc[:] = 0.0
+            acc[:] = 0
             var[:] = 0.0
         else:
             _accumulate(acc, g, rows, n_active)
             if noise:
                 _accumulate(var, g_var, rows, n_active)
-        state = _drive(acc, var, drive, v_read, adc_bits, lsb, max_code, factor, noise, state)
+        state = _drive(acc, var, drive, step, v_read, adc_bits, lsb, max_code, factor, noise,
+                       state)
         out = spikes_out[t]
         for j in range(n):
             vj, sj, rj = _neuron_update(v[j], s_prev[j], ref[j], drive[j], decay, threshold,
@@ -208,29 +229,31 @@ def _run_one(g, g_var, raster, spikes_out, v_out, v_read, adc_bits, lsb, max_cod
 
 
 @njit(cache=True, parallel=True)
-def _run_parallel(g, g_var, rasters, spikes, v_final, events, v_read, adc_bits, lsb, max_code,
-                  factor, decay, threshold, reset_mode, refractory_steps, noise, seeds):
+def _run_parallel(g, g_var, rasters, spikes, v_final, events, step, v_read, adc_bits, lsb,
+                  max_code, factor, decay, threshold, reset_mode, refractory_steps, noise, seeds):
     for b in prange(rasters.shape[0]):
-        events[b] = _run_one(g, g_var, rasters[b], spikes[b], v_final[b], v_read, adc_bits,
-                             lsb, max_code, factor, decay, threshold, reset_mode,
+        events[b] = _run_one(g, g_var, rasters[b], spikes[b], v_final[b], step, v_read,
+                             adc_bits, lsb, max_code, factor, decay, threshold, reset_mode,
                              refractory_steps, noise, seeds[b])
 
 
 @njit(cache=True)
-def _run_serial(g, g_var, rasters, spikes, v_final, events, v_read, adc_bits, lsb, max_code,
-                factor, decay, threshold, reset_mode, refractory_steps, noise, seeds):
+def _run_serial(g, g_var, rasters, spikes, v_final, events, step, v_read, adc_bits, lsb,
+                max_code, factor, decay, threshold, reset_mode, refractory_steps, noise, seeds):
     for b in range(rasters.shape[0]):
-        events[b] = _run_one(g, g_var, rasters[b], spikes[b], v_final[b], v_read, adc_bits,
-                             lsb, max_code, factor, decay, threshold, reset_mode,
+        events[b] = _run_one(g, g_var, rasters[b], spikes[b], v_final[b], step, v_read,
+                             adc_bits, lsb, max_code, factor, decay, threshold, reset_mode,
                              refractory_steps, noise, seeds[b])
 
 
-def run_fused(g, g_var, rasters, spikes, v_final, events, v_read, adc_bits, lsb, factor,
+def run_fused(g, g_var, rasters, spikes, v_final, events, step, v_read, adc_bits, lsb, factor,
               decay, threshold, reset_mode, refractory_steps, noise, seeds, parallel=True):
     """Run the whole reservoir for a batch, writing into preallocated outputs.
 
-    ``g`` float64 (n_inputs + n, 2n) noise-free tile conductances (µS, rows = inputs then
-    neurons, interleaved differential columns); ``g_var`` float64 of the same shape: per-cell
+    ``g`` (n_inputs + n, 2n) noise-free tile conductances (rows = inputs then neurons,
+    interleaved differential columns): float64 µS with ``step`` 1.0, or int32 grid codes
+    of ``step`` µS each (exact: no column's codes may sum past int32, see
+    ``sim.kernels.read.CONDUCTANCE_STEP_US``); ``g_var`` float64 of the same shape: per-cell
     read-noise variance (µS², only read when ``noise``); ``rasters`` uint8 (batch, T,
     n_inputs); ``spikes`` uint8 (batch, T, n) (every element is written); ``v_final`` float64 (batch, n);
     ``events`` int64 (batch,) receives the row additions done per sample. ``adc_bits`` <= 0
@@ -238,5 +261,5 @@ def run_fused(g, g_var, rasters, spikes, v_final, events, v_read, adc_bits, lsb,
     """
     max_code = float(2 ** adc_bits - 1) if adc_bits > 0 else 0.0
     fn = _run_parallel if parallel else _run_serial
-    fn(g, g_var, rasters, spikes, v_final, events, v_read, adc_bits, lsb, max_code, factor,
+    fn(g, g_var, rasters, spikes, v_final, events, step, v_read, adc_bits, lsb, max_code, factor,
        decay, threshold, reset_mode, refractory_steps, noise, seeds)

@@ -17,22 +17,37 @@ STUCK_NONE = 0
 STUCK_OPEN = 1
 STUCK_HIGH = 2
 
+CONDUCTANCE_STEP_US = 2.0 ** -14
+"""Grid of the noise-free effective conductance (µS): every value is ``code * 2**-14`` µS
+(61 pS, far below read noise and any physical resolution) with an integer ``code``.
+
+Why: a sum of grid values below 2**39 µS is exact in float64, so column sums do not depend
+on the order of accumulation, and equal ``code_sum * CONDUCTANCE_STEP_US`` exactly; a fast
+path may therefore add int32 codes. Bound: the codes of a whole column fit in int32 while
+``rows * G_max < 2**31 * 2**-14 µS = 131072 µS``, i.e. G_max < 256 µS at 512 rows (the
+default profile's G_max is 40 µS). Fast paths still check their tile and fall back to float64.
+"""
+_GRID_PER_US = 1.0 / CONDUCTANCE_STEP_US
+
 
 @njit(cache=True, parallel=True)
 def effective_conductance(g0_us, formed, written_s, nu, stuck, stuck_us, clock_s, t0_s, out):
-    """Noise-free conductance now: drift ``(t / t0) ** -nu`` on formed cells, stuck override."""
+    """Noise-free conductance now: drift ``(t / t0) ** -nu`` on formed cells, stuck override,
+    rounded to the :data:`CONDUCTANCE_STEP_US` grid (to nearest, ties to even)."""
     for i in prange(g0_us.shape[0]):
         for j in range(g0_us.shape[1]):
             if stuck[i, j] != STUCK_NONE:
-                out[i, j] = stuck_us[i, j]
+                g = stuck_us[i, j]
             elif formed[i, j]:
                 age = clock_s - written_s[i, j]
                 if age > t0_s:
-                    out[i, j] = g0_us[i, j] * (age / t0_s) ** (-nu[i, j])
+                    g = g0_us[i, j] * (age / t0_s) ** (-nu[i, j])
                 else:
-                    out[i, j] = g0_us[i, j]
+                    g = g0_us[i, j]
             else:
-                out[i, j] = g0_us[i, j]
+                g = g0_us[i, j]
+            # scaling by a power of two is exact, so the result is exactly code * step
+            out[i, j] = np.rint(g * _GRID_PER_US) * CONDUCTANCE_STEP_US
 
 
 @njit(cache=True, inline="always")

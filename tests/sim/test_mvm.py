@@ -57,6 +57,36 @@ def test_noise_free_mvm_exact_on_random_tiles(clean_chip, seed, batch, rows, col
     np.testing.assert_array_equal(out, ref)
 
 
+@given(st.integers(0, 2**32 - 1))
+def test_effective_conductance_is_on_the_grid_and_sums_in_any_order(clean_chip, seed):
+    step = SimMacro.conductance_step_us
+    g = clean_chip.effective_conductance_us((0, 0, 456, 400))
+    codes = np.rint(g / step)
+    np.testing.assert_array_equal(codes * step, g)
+    rng = np.random.default_rng(seed)
+    rows = rng.permutation(456)[: int(rng.integers(1, 457))]
+    forward = np.zeros(400)
+    for i in np.sort(rows):
+        forward = forward + g[i]
+    backward = np.zeros(400)
+    for i in rows:  # shuffled order
+        backward = backward + g[i]
+    np.testing.assert_array_equal(forward, backward)
+    np.testing.assert_array_equal(forward, codes[rows].astype(np.int64).sum(axis=0) * step)
+
+
+def test_full_tile_at_max_conductance_fits_int32():
+    """Every cell stuck high (G_max): the largest possible column sum of grid codes."""
+    prof = macro40nm.noise_free()
+    chip = SimMacro(seed=3, profile=prof, stuck_high=np.ones((512, 512), bool))
+    g = chip.effective_conductance_us((0, 0, 512, 512))
+    assert np.all(g == prof.program.g_max_us)
+    codes = np.rint(g / SimMacro.conductance_step_us).astype(np.int64)
+    assert codes.sum(axis=0).max() < 2**31
+    as_int32 = codes.astype(np.int32).sum(axis=0, dtype=np.int32)
+    np.testing.assert_array_equal(as_int32 * SimMacro.conductance_step_us, g.sum(axis=0))
+
+
 def test_adc_formula_and_saturation(tile):
     prof = with_changes(adc={"bits": 6, "full_scale_ua": 64.0}).noise_free()
     chip = SimMacro(seed=21, profile=prof)
