@@ -25,7 +25,7 @@ def _neuron_update(v, s_prev, ref, drive, decay, threshold, reset_mode, refracto
         v = decay * v * (1.0 - s_prev) + drive
     else:
         v = decay * v + drive - threshold * s_prev
-    fire = (v > threshold) and (ref == 0)
+    fire = (v > threshold) & (ref == 0)
     s = 1.0 if fire else 0.0
     ref = refractory_steps if fire else max(ref - 1, 0)
     return v, s, ref
@@ -158,6 +158,18 @@ def _drive(acc, var, drive, step, v_read, adc_bits, lsb, max_code, factor, noise
 
 
 @njit(cache=True, inline="always")
+def _update_all(v, s_prev, ref, drive, out, decay, threshold, reset_mode, refractory_steps):
+    """:func:`_neuron_update` for every neuron of one sample; spikes to ``out`` (uint8)."""
+    for j in range(v.shape[0]):
+        vj, sj, rj = _neuron_update(v[j], s_prev[j], ref[j], drive[j], decay, threshold,
+                                    reset_mode, refractory_steps)
+        v[j] = vj
+        ref[j] = rj
+        s_prev[j] = sj
+        out[j] = np.uint8(sj)
+
+
+@njit(cache=True, inline="always")
 def _input_rows(x, rows):
     """Write the indices of the non-zero inputs ``x`` (ascending) to ``rows``; count.
 
@@ -188,7 +200,7 @@ def _run_one(g, g_var, raster, spikes_out, v_out, step, v_read, adc_bits, lsb, m
     var = np.empty(n2)
     drive = np.empty(n)
     v = np.zeros(n)
-    ref = np.zeros(n, np.int32)
+    ref = np.zeros(n, np.int64)
     s_prev = np.zeros(n, np.float64)
     # Active rows of a step in ascending order: input events, then the recurrent rows of
     # the neurons that spiked at the previous step (collected in ascending neuron order).
@@ -213,13 +225,13 @@ def _run_one(g, g_var, raster, spikes_out, v_out, step, v_read, adc_bits, lsb, m
         state = _drive(acc, var, drive, step, v_read, adc_bits, lsb, max_code, factor, noise,
                        state)
         out = spikes_out[t]
-        for j in range(n):
-            vj, sj, rj = _neuron_update(v[j], s_prev[j], ref[j], drive[j], decay, threshold,
-                                        reset_mode, refractory_steps)
-            v[j] = vj
-            ref[j] = rj
-            s_prev[j] = sj
-            out[j] = np.uint8(sj)
+        # one call per reset mode, so that the mode is a constant in each loop (vectorised)
+        if reset_mode == RESET_ZERO:
+            _update_all(v, s_prev, ref, drive, out, decay, threshold, RESET_ZERO,
+                        refractory_steps)
+        else:
+            _update_all(v, s_prev, ref, drive, out, decay, threshold, RESET_SUBTRACT,
+                        refractory_steps)
         n_fired = 0
         for j in range(n):
             fired[n_fired] = j
