@@ -14,7 +14,7 @@ from .features import Features
 
 __all__ = ["CACHE_VERSION", "cache_key", "cache_path", "load_cached", "store"]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bumped whenever encoding changes so that old entries are never reused."""
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from rram_lsm.macro import Region, ReservoirSpec
 
-from .kernels.lif import RESET_SUBTRACT, RESET_ZERO, run_fused
+from .kernels.lif import RESET_SUBTRACT, RESET_ZERO, accumulator_zero, fused_kernel
 from .reservoir import _drive_factor
 
 __all__ = ["FastRunner"]
@@ -38,6 +38,10 @@ class FastRunner:
         self.reset_mode = RESET_ZERO if spec.reset == "zero" else RESET_SUBTRACT
         self.rng = rng
         self.last_events = np.zeros(0, np.int64)
+        self._params = (self.step_us, accumulator_zero(self.g), self.read_voltage_v, self.adc_bits, self.adc_lsb_ua,
+                        self.factor, float(spec.decay), float(spec.threshold),
+                        self.reset_mode, int(spec.refractory_steps), self.noise)
+        self._no_seeds = np.zeros(1, np.uint64)
 
     @classmethod
     def from_macro(cls, macro, region: Region, spec: ReservoirSpec,
@@ -64,30 +68,34 @@ class FastRunner:
         if self.noise:
             seeds = self.rng.integers(0, 2 ** 63, size=batch, dtype=np.uint64)
         else:
-            seeds = np.zeros(batch, np.uint64)
-        run_fused(self.g, self.g_var, rasters, spikes, v_final, events, self.step_us,
-                  self.read_voltage_v,
-                  self.adc_bits, self.adc_lsb_ua, self.factor, self.spec.decay,
-                  self.spec.threshold, self.reset_mode, self.spec.refractory_steps,
-                  self.noise, seeds,
-                  parallel=batch >= _SERIAL_BELOW if parallel is None else parallel)
+            seeds = self._no_seeds if batch == 1 else np.zeros(batch, np.uint64)
+        if parallel is None:
+            parallel = batch >= _SERIAL_BELOW
+        # straight to the compiled kernel with the arguments fixed at set-up: at batch 1 the
+        # per-call Python work is a few allocations
+        fused_kernel(parallel)(self.g, self.g_var, rasters, spikes, v_final, events,
+                               *self._params, seeds)
         self.last_events = events
         return spikes, v_final
 
 
 def _tile_layout(g_us: np.ndarray) -> tuple[np.ndarray, float]:
-    """The tile as int32 codes of the simulator's conductance grid when that is exact, else
-    float64 µS; and the µS per unit (1.0 for float64).
+    """The tile as integer codes of the simulator's conductance grid when that is exact,
+    else float64 µS; and the µS per unit (1.0 for float64).
 
-    Codes halve the tile (it fits in L2) and add eight per AVX2 instruction; their column
-    sums times the step equal the float64 ascending-order sums of the macro contract
-    exactly, provided no column's codes can reach 2**31 in total. Tiles off the grid (other
-    profiles or backends) keep the float64 kernel, so correctness never depends on the grid.
+    Codes are summed in int32: exactly, as long as no column's codes can reach 2**31 in
+    total, and then the sum times the step equals the macro contract's float64
+    ascending-order sum (every partial sum is a grid value, exact in float64). uint16 codes
+    (any G below 64 µS on the 2**-10 µS grid) quarter the tile's bytes against float64, so
+    it stays in L2 and each row costs half the bandwidth of int32 codes. Tiles off the grid
+    (other profiles or backends) keep the float64 kernel: correctness never depends on it.
     """
     from sim.kernels.read import CONDUCTANCE_STEP_US
 
     codes = np.rint(g_us * (1.0 / CONDUCTANCE_STEP_US))
-    if (g_us.size and np.array_equal(codes * CONDUCTANCE_STEP_US, g_us)
+    if not (g_us.size and np.array_equal(codes * CONDUCTANCE_STEP_US, g_us)
             and np.abs(codes).sum(axis=0).max() < 2 ** 31):
-        return np.ascontiguousarray(codes, dtype=np.int32), CONDUCTANCE_STEP_US
-    return np.ascontiguousarray(g_us), 1.0
+        return np.ascontiguousarray(g_us), 1.0
+    if codes.min() >= 0 and codes.max() <= np.iinfo(np.uint16).max:
+        return np.ascontiguousarray(codes, dtype=np.uint16), CONDUCTANCE_STEP_US
+    return np.ascontiguousarray(codes, dtype=np.int32), CONDUCTANCE_STEP_US

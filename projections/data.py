@@ -9,6 +9,7 @@ import numpy as np
 from rram_lsm.errors import ConfigError, DataNotFoundError
 
 from .protocol import PairedFeatures
+from .train import FEATURE_KINDS
 
 __all__ = ["AUDIO_CHOICES", "resolve_audio", "encode_pair", "load_npz", "save_npz"]
 
@@ -33,22 +34,32 @@ def resolve_audio(audio: str, data_dir) -> str:
 
 
 def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, profile=None,
-                noise: bool = True, audio: str = "auto", progress: bool = True
-                ) -> PairedFeatures:
+                noise: bool = True, audio: str = "auto", kind: str = "counts",
+                progress: bool = True) -> PairedFeatures:
     """Encode N-MNIST and the audio dataset with ``lsm.encode_dataset`` (feature cache on).
 
     Both modalities use the same virtual or physical chip (``backend``, ``chip_seed``).
+    ``kind`` is one of :data:`projections.train.FEATURE_KINDS` (``counts+windowed`` puts
+    both side by side); it is recorded in ``meta["feature_kind"]`` and is part of the
+    feature cache key through ``lsm.encode_dataset``.
     """
     from lsm import encode_dataset
     from rram_lsm.settings import resolve_data_dir
 
+    if kind not in FEATURE_KINDS:
+        raise ConfigError(f"unknown feature kind {kind!r}; choose one of {FEATURE_KINDS}")
     root = resolve_data_dir(data_dir)
     audio_name = resolve_audio(audio, root)
     kw = dict(backend=backend, chip_seed=chip_seed, profile=profile, noise=noise,
               cache=True, progress=progress)
-    image = encode_dataset("nmnist", root, **kw)
-    sound = encode_dataset(audio_name, root, **kw)
-    return PairedFeatures.from_features(image, sound)
+    parts = [PairedFeatures.from_features(encode_dataset("nmnist", root, kind=k, **kw),
+                                          encode_dataset(audio_name, root, kind=k, **kw))
+             for k in kind.split("+")]
+    first = parts[0]
+    return PairedFeatures(
+        np.concatenate([p.image_values for p in parts], axis=1), first.image_labels,
+        first.image_is_test, np.concatenate([p.audio_values for p in parts], axis=1),
+        first.audio_labels, first.audio_is_test, {**first.meta, "feature_kind": kind})
 
 
 def load_npz(path: str | os.PathLike) -> PairedFeatures:

@@ -18,7 +18,7 @@ from rram_lsm.errors import ConfigError
 
 from .evaluate import (fewshot_accuracy, fewshot_episodes, prototype_accuracy,
                        retrieval_metrics, summarize)
-from .train import MethodConfig, TrainResult, get_method, train_heads
+from .train import MethodConfig, TrainResult, get_method, train_heads, transform_features
 
 __all__ = ["DIGITS", "PAPER_SPLIT", "PairedFeatures", "make_splits", "evaluate_split",
            "run_protocol", "ZeroShotResult"]
@@ -104,6 +104,10 @@ def make_splits(splits=None, split_seed: int = 0, seen=None, unseen=None,
     return [(tuple(c for c in classes if c not in u), u) for u in chosen]
 
 
+_ENSEMBLE_SEED_STEP = 1000
+"""Seed offset between ensemble members (member j of seed s trains with s + 1000 j)."""
+
+
 def _standardizer(values: np.ndarray, idx: np.ndarray):
     ref = values[np.unique(idx)]
     mean, std = ref.mean(0), np.maximum(ref.std(0), 1e-6)
@@ -121,6 +125,11 @@ def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | st
     from lsm.data import split_cross_modal
 
     cfg = get_method(method) if isinstance(method, str) else method
+    kind = data.meta.get("feature_kind")
+    if kind is not None and kind != cfg.features:
+        raise ConfigError(f"method {cfg.name!r} runs on {cfg.features!r} features but the "
+                          f"data hold {kind!r}; encode with encode_pair(kind="
+                          f"{cfg.features!r})")
     sp = split_cross_modal(data.image_labels, data.image_is_test, data.audio_labels,
                            data.audio_is_test, seen=seen, unseen=unseen,
                            val_fraction=val_fraction, seed=seed)
@@ -128,21 +137,28 @@ def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | st
         if len(sp.image[part]) == 0 or len(sp.audio[part]) == 0:
             raise ConfigError(f"split seen={sp.seen} unseen={sp.unseen} leaves the "
                               f"{part!r} part empty in one modality; check the labels")
-    std_i = _standardizer(data.image_values, sp.image["train"])
-    std_a = _standardizer(data.audio_values, sp.audio["train"])
-    raw_i, raw_a = std_i(data.image_values), std_a(data.audio_values)
+    x_i = transform_features(data.image_values, cfg.feature_transform)
+    x_a = transform_features(data.audio_values, cfg.feature_transform)
+    raw_i = _standardizer(x_i, sp.image["train"])(x_i)
+    raw_a = _standardizer(x_a, sp.audio["train"])(x_a)
     out: dict = {"seen_classes": list(sp.seen), "unseen_classes": list(sp.unseen),
                  "seed": int(seed), "method": cfg.name}
     trained = None
     if cfg.trained:
-        trained = train_heads(cfg, data.image_values, data.audio_values,
-                              sp.pairs("train", data.image_labels, data.audio_labels),
-                              sp.pairs("val", data.image_labels, data.audio_labels),
-                              data.image_labels, data.audio_labels, seed=seed)
-        z_i = trained.embed(data.image_values, "image")
-        z_a = trained.embed(data.audio_values, "audio")
-        out.update(best_epoch=trained.best_epoch, train_wall_s=trained.wall_s,
-                   train_flops=trained.train_flops)
+        members = [train_heads(cfg, x_i, x_a,
+                               sp.pairs("train", data.image_labels, data.audio_labels),
+                               sp.pairs("val", data.image_labels, data.audio_labels),
+                               data.image_labels, data.audio_labels,
+                               seed=seed + _ENSEMBLE_SEED_STEP * j)
+                   for j in range(cfg.ensemble)]
+        trained = members[0]
+        # unit embeddings side by side / sqrt(n): a dot product is the members' mean cosine
+        scale = np.float32(1.0 / np.sqrt(cfg.ensemble))
+        z_i = np.concatenate([m.embed(x_i, "image") for m in members], axis=1) * scale
+        z_a = np.concatenate([m.embed(x_a, "audio") for m in members], axis=1) * scale
+        out.update(best_epoch=trained.best_epoch,
+                   train_wall_s=sum(m.wall_s for m in members),
+                   train_flops=sum(m.train_flops for m in members))
         for part in ("test", "unseen"):
             ii, ia = sp.image[part], sp.audio[part]
             yi, ya = data.image_labels[ii], data.audio_labels[ia]

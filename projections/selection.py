@@ -59,6 +59,31 @@ def candidates() -> list[MethodConfig]:
         joint.replace(name="joint_mlp", head="mlp"),
         joint.replace(name="joint_structure", structure_weight=1.0),
         joint.replace(name="joint_audio", fewshot_sources="audio"),
+    ] + _round3()
+
+
+def _round3() -> list[MethodConfig]:
+    """Round 3: feature kind and power transform, seed ensembles, SupCon temperature."""
+    from .train import METHODS
+
+    d, r = METHODS["default"], METHODS["raw"]
+    return [
+        r.replace(name="raw_sqrt", feature_transform="sqrt"),
+        r.replace(name="raw_windowed", features="windowed"),
+        r.replace(name="raw_windowed_sqrt", features="windowed", feature_transform="sqrt"),
+        r.replace(name="raw_counts+windowed_sqrt", features="counts+windowed",
+                  feature_transform="sqrt"),
+        d.replace(name="default_sqrt", feature_transform="sqrt"),
+        d.replace(name="default_windowed", features="windowed"),
+        d.replace(name="default_windowed_sqrt", features="windowed", feature_transform="sqrt"),
+        d.replace(name="default_counts+windowed_sqrt", features="counts+windowed",
+                  feature_transform="sqrt"),
+        d.replace(name="default_ens3", ensemble=3),
+        d.replace(name="default_ens3_raw0.5", ensemble=3, fewshot_raw_weight=0.5),
+        d.replace(name="default_ens3_t0.2", ensemble=3, temperature=0.2),
+        d.replace(name="default_t0.2", temperature=0.2),
+        d.replace(name="default_t0.05", temperature=0.05),
+        d.replace(name="default_joint", joint_weight=1.0),
     ]
 
 
@@ -89,17 +114,27 @@ def select_method(data: PairedFeatures, candidates, *, seen=PAPER_SPLIT[0],
 
     ``scores[name]`` holds the pseudo-unseen zero-shot and few-shot audio->image top-1
     means and their average ``score``. Candidates are names in ``METHODS`` or configs.
+    ``data`` is one :class:`PairedFeatures`, or a mapping from feature kind to features
+    when candidates run on different kinds (``MethodConfig.features``).
     """
     if not candidates:
         raise ConfigError("select_method needs at least one candidate")
-    view = validation_view(data, seen)
+    by_kind = dict(data) if isinstance(data, dict) else None
+    views: dict = {}
     scores = {}
     for cand in candidates:
         cfg = get_method(cand) if isinstance(cand, str) else cand
         if not isinstance(cfg, MethodConfig):
             raise ConfigError(f"candidate {cand!r} is neither a method name nor a "
                               "MethodConfig")
-        res = run_protocol(view, cfg, splits=n_splits, split_seed=split_seed,
+        if by_kind is not None and cfg.features not in by_kind:
+            raise ConfigError(f"candidate {cfg.name!r} needs {cfg.features!r} features; "
+                              f"given {sorted(by_kind)}")
+        kind = cfg.features if by_kind is not None else None
+        if kind not in views:
+            views[kind] = validation_view(by_kind[kind] if by_kind is not None else data,
+                                          seen)
+        res = run_protocol(views[kind], cfg, splits=n_splits, split_seed=split_seed,
                            unseen=tuple(range(n_pseudo_unseen)), seeds=seeds,
                            shots=(shots,), classes=tuple(sorted(seen)), progress=progress)
         agg = res.aggregate()

@@ -20,7 +20,12 @@ from rram_lsm.errors import ConfigError
 from . import functional as Fn
 from .heads import HEAD_KINDS, DualEncoder
 
-__all__ = ["MethodConfig", "METHODS", "get_method", "TrainResult", "train_heads"]
+FEATURE_KINDS = ("counts", "windowed", "counts+windowed")
+"""LSM feature kinds a recipe can run on (``MethodConfig.features``)."""
+FEATURE_TRANSFORMS = ("none", "sqrt")
+"""Element-wise transforms of the features (``MethodConfig.feature_transform``)."""
+
+__all__ = ["FEATURE_KINDS", "FEATURE_TRANSFORMS", "transform_features", "MethodConfig", "METHODS", "get_method", "TrainResult", "train_heads"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,16 @@ class MethodConfig:
     prototypes of standardised raw features (0: embedding only, 1: raw only)."""
     trained: bool = True
     """False for the no-training raw-feature baseline (embeddings = standardised features)."""
+    features: str = "counts"
+    """LSM feature kind the recipe runs on: ``counts`` (spikes per neuron, the paper's),
+    ``windowed`` (spikes per neuron per time window) or ``counts+windowed`` (both, side by
+    side); :func:`projections.encode_pair` encodes it."""
+    feature_transform: str = "none"
+    """Applied to every feature before standardisation: ``none`` or ``sqrt`` (signed
+    square root, a variance-stabilising power transform for counts)."""
+    ensemble: int = 1
+    """Pairs of heads trained with different seeds; their L2-normalised embeddings are
+    concatenated (scaled by 1/sqrt(n)), so similarities are the mean over members."""
 
     def __post_init__(self):
         if self.head not in HEAD_KINDS:
@@ -87,6 +102,14 @@ class MethodConfig:
         if not 0.0 <= self.fewshot_raw_weight <= 1.0:
             raise ConfigError(f"fewshot_raw_weight must be in [0, 1], got "
                               f"{self.fewshot_raw_weight}")
+        if self.features not in FEATURE_KINDS:
+            raise ConfigError(f"features must be one of {FEATURE_KINDS}, got "
+                              f"{self.features!r}")
+        if self.feature_transform not in FEATURE_TRANSFORMS:
+            raise ConfigError(f"feature_transform must be one of {FEATURE_TRANSFORMS}, got "
+                              f"{self.feature_transform!r}")
+        if self.ensemble < 1:
+            raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}")
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.temperature <= 0:
             raise ConfigError("epochs >= 1, batch_size >= 2, lr > 0 and temperature > 0 "
                               f"are required (got {self.epochs}, {self.batch_size}, "
@@ -120,6 +143,17 @@ METHODS: dict[str, MethodConfig] = {
     "raw": MethodConfig(name="raw", trained=False, fewshot_sources="audio",
                         fewshot_raw_weight=1.0),
 }
+
+
+def transform_features(values: np.ndarray, transform: str) -> np.ndarray:
+    """``values`` after the element-wise ``transform`` (see :data:`FEATURE_TRANSFORMS`)."""
+    values = np.asarray(values, np.float32)
+    if transform == "none":
+        return values
+    if transform == "sqrt":
+        return np.sign(values) * np.sqrt(np.abs(values))
+    raise ConfigError(f"unknown feature transform {transform!r}; expected one of "
+                      f"{FEATURE_TRANSFORMS}")
 
 
 def get_method(name: str) -> MethodConfig:

@@ -7,8 +7,18 @@ subtraction, so with read noise off it returns bit-identical spikes.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
+
+from sim.kernels.read import adc, adc_code
+from sim.kernels.rng import splitmix64
+
+# splitmix64's state increment: the stream's n-th number is splitmix64(seed + n * _GOLDEN)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 RESET_ZERO = 0
 RESET_SUBTRACT = 1
@@ -50,36 +60,11 @@ def lif_step_batch(v, s, ref, drive, decay, threshold, reset_mode, refractory_st
 
 
 @njit(cache=True, inline="always")
-def _adc_code(current, lsb, max_code):
-    """The macro's ADC code ``clip(floor(I / lsb + 0.5), 0, max_code)`` (as a float)."""
-    return min(max(np.floor(current / lsb + 0.5), 0.0), max_code)
-
-
-@njit(cache=True, inline="always")
-def _adc(current, adc_bits, lsb, max_code):
-    """The digitised current ``code * lsb``; the analogue one if ``adc_bits <= 0``."""
-    if adc_bits <= 0:
-        return current
-    return _adc_code(current, lsb, max_code) * lsb
-
-
-@njit(cache=True, inline="always")
-def _splitmix64(state):
-    state = (state + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
-    z = state
-    z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & np.uint64(
-        0xFFFFFFFFFFFFFFFF)
-    z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & np.uint64(
-        0xFFFFFFFFFFFFFFFF)
-    z = z ^ (z >> np.uint64(31))
-    return state, z
-
-
-@njit(cache=True, inline="always")
 def _normal_pair(state):
     # Box-Muller on two 53-bit uniforms; u1 in (0, 1] so the log is finite.
-    state, a = _splitmix64(state)
-    state, b = _splitmix64(state)
+    a = splitmix64(state)
+    b = splitmix64(state + _GOLDEN)
+    state = state + _GOLDEN + _GOLDEN
     u1 = ((a >> np.uint64(11)) + np.uint64(1)) * (1.0 / 9007199254740992.0)
     u2 = (b >> np.uint64(11)) * (1.0 / 9007199254740992.0)
     r = np.sqrt(-2.0 * np.log(u1))
@@ -128,7 +113,7 @@ def _accumulate(dst, src, rows, n_active):
 
 
 @njit(cache=True, inline="always")
-def _drive(acc, var, drive, step, v_read, adc_bits, lsb, max_code, factor, noise, state):
+def _drive(acc, var, drive, step, v_read, adc_bits, lsb, factor, noise, state):
     """Differential drive of every neuron from the column sums, as the macro reads them.
 
     ``acc * step`` is the float64 column sum (µS): exact for int32 grid codes, and ``acc``
@@ -141,19 +126,18 @@ def _drive(acc, var, drive, step, v_read, adc_bits, lsb, max_code, factor, noise
             state, z0, z1 = _normal_pair(state)
             i_pos = (acc[2 * j] * step) * v_read + np.sqrt(var[2 * j]) * v_read * z0
             i_neg = (acc[2 * j + 1] * step) * v_read + np.sqrt(var[2 * j + 1]) * v_read * z1
-            drive[j] = (_adc(i_pos, adc_bits, lsb, max_code)
-                        - _adc(i_neg, adc_bits, lsb, max_code)) * factor
+            drive[j] = (adc(i_pos, adc_bits, lsb) - adc(i_neg, adc_bits, lsb)) * factor
     elif adc_bits <= 0:
         for j in range(n):
             drive[j] = ((acc[2 * j] * step) * v_read
                         - (acc[2 * j + 1] * step) * v_read) * factor
     else:
-        # The ADC test is hoisted out of this loop by hand: left inside, it keeps the loop
-        # from being vectorised (measured 35 % slower).
+        # adc_code with the top code hoisted: adc's own bits test inside this loop keeps it
+        # from being vectorised (measured 3.5x slower)
+        top = float((1 << adc_bits) - 1)
         for j in range(n):
-            drive[j] = (_adc_code((acc[2 * j] * step) * v_read, lsb, max_code) * lsb
-                        - _adc_code((acc[2 * j + 1] * step) * v_read, lsb, max_code) * lsb
-                        ) * factor
+            drive[j] = (adc_code((acc[2 * j] * step) * v_read, lsb, top) * lsb
+                        - adc_code((acc[2 * j + 1] * step) * v_read, lsb, top) * lsb) * factor
     return state
 
 
@@ -170,50 +154,59 @@ def _update_all(v, s_prev, ref, drive, out, decay, threshold, reset_mode, refrac
 
 
 @njit(cache=True, inline="always")
-def _input_rows(x, rows):
-    """Write the indices of the non-zero inputs ``x`` (ascending) to ``rows``; count.
+def _words(a):
+    """The rows of a C-contiguous uint8 matrix as uint64 words; no words (every byte is then
+    visited) when a row is not a whole number of words or the machine is big-endian."""
+    if a.shape[1] % 8 == 0 and _LITTLE_ENDIAN:
+        return a.view(np.uint64)
+    return np.empty((a.shape[0], 0), np.uint64)
 
-    Event rasters are sparse: eight inputs at a time are skipped when all are zero.
+
+@njit(cache=True, inline="always")
+def _append_nonzero(words, x, rows, n, offset):
+    """Append ``offset + i`` for every non-zero ``x[i]`` (ascending) to ``rows[n:]``; return
+    the new count. ``words``: ``x`` as uint64 (see :func:`_words`).
+
+    Inputs and spikes are sparse: eight bytes are tested at once and only the non-zero
+    bytes of a word are visited (lowest first: the lowest address, little-endian).
     """
-    n_inputs = x.shape[0]
-    n_active = 0
-    n_words = n_inputs // 8
-    words = x[:8 * n_words].view(np.uint64)
-    for w in range(n_words):
-        if words[w] != 0:
-            for i in range(8 * w, 8 * w + 8):
-                rows[n_active] = i
-                n_active += x[i] != 0
-    for i in range(8 * n_words, n_inputs):
-        rows[n_active] = i
-        n_active += x[i] != 0
-    return n_active
+    for w in range(words.shape[0]):
+        m = words[w]
+        while m != 0:
+            byte = trailing_zeros(m) >> 3
+            rows[n] = offset + 8 * w + byte
+            n += 1
+            m &= ~(np.uint64(0xFF) << np.uint64(8 * byte))
+    for i in range(8 * words.shape[0], x.shape[0]):
+        rows[n] = offset + i
+        n += x[i] != 0
+    return n
 
 
 @njit(cache=True)
-def _run_one(g, g_var, raster, spikes_out, v_out, step, v_read, adc_bits, lsb, max_code,
+def _run_one(g, g_var, raster, spikes_out, v_out, step, acc_zero, v_read, adc_bits, lsb,
              factor, decay, threshold, reset_mode, refractory_steps, noise, seed):
     n_steps, n_inputs = raster.shape
     n2 = g.shape[1]
     n = n2 // 2
-    acc = np.empty(n2, g.dtype)
+    acc = np.full(n2, acc_zero)
     var = np.empty(n2)
     drive = np.empty(n)
     v = np.zeros(n)
     ref = np.zeros(n, np.int64)
     s_prev = np.zeros(n, np.float64)
     # Active rows of a step in ascending order: input events, then the recurrent rows of
-    # the neurons that spiked at the previous step (collected in ascending neuron order).
+    # the neurons that spiked at the previous step.
     rows = np.empty(n_inputs + n, np.int64)
-    fired = np.empty(n, np.int64)
-    n_fired = 0
+    raster_words = _words(raster)
+    spike_words = _words(spikes_out)
     state = np.uint64(seed)
     synaptic_events = 0
     for t in range(n_steps):
-        n_active = _input_rows(raster[t], rows)
-        for k in range(n_fired):
-            rows[n_active + k] = n_inputs + fired[k]
-        n_active += n_fired
+        n_active = _append_nonzero(raster_words[t], raster[t], rows, 0, 0)
+        if t > 0:
+            n_active = _append_nonzero(spike_words[t - 1], spikes_out[t - 1], rows, n_active,
+                                       n_inputs)
         synaptic_events += n_active
         if n_active == 0:
             acc[:] = 0
@@ -222,7 +215,7 @@ def _run_one(g, g_var, raster, spikes_out, v_out, step, v_read, adc_bits, lsb, m
             _accumulate(acc, g, rows, n_active)
             if noise:
                 _accumulate(var, g_var, rows, n_active)
-        state = _drive(acc, var, drive, step, v_read, adc_bits, lsb, max_code, factor, noise,
+        state = _drive(acc, var, drive, step, v_read, adc_bits, lsb, factor, noise,
                        state)
         out = spikes_out[t]
         # one call per reset mode, so that the mode is a constant in each loop (vectorised)
@@ -232,30 +225,33 @@ def _run_one(g, g_var, raster, spikes_out, v_out, step, v_read, adc_bits, lsb, m
         else:
             _update_all(v, s_prev, ref, drive, out, decay, threshold, RESET_SUBTRACT,
                         refractory_steps)
-        n_fired = 0
-        for j in range(n):
-            fired[n_fired] = j
-            n_fired += out[j]
     v_out[:] = v
     return synaptic_events
 
 
 @njit(cache=True, parallel=True)
-def _run_parallel(g, g_var, rasters, spikes, v_final, events, step, v_read, adc_bits, lsb,
-                  max_code, factor, decay, threshold, reset_mode, refractory_steps, noise, seeds):
+def _run_parallel(g, g_var, rasters, spikes, v_final, events, step, acc_zero, v_read,
+                  adc_bits, lsb, factor, decay, threshold, reset_mode, refractory_steps, noise,
+                  seeds):
     for b in prange(rasters.shape[0]):
-        events[b] = _run_one(g, g_var, rasters[b], spikes[b], v_final[b], step, v_read,
-                             adc_bits, lsb, max_code, factor, decay, threshold, reset_mode,
+        events[b] = _run_one(g, g_var, rasters[b], spikes[b], v_final[b], step, acc_zero,
+                             v_read, adc_bits, lsb, factor, decay, threshold, reset_mode,
                              refractory_steps, noise, seeds[b])
 
 
 @njit(cache=True)
-def _run_serial(g, g_var, rasters, spikes, v_final, events, step, v_read, adc_bits, lsb,
-                max_code, factor, decay, threshold, reset_mode, refractory_steps, noise, seeds):
+def _run_serial(g, g_var, rasters, spikes, v_final, events, step, acc_zero, v_read, adc_bits,
+                lsb, factor, decay, threshold, reset_mode, refractory_steps, noise, seeds):
     for b in range(rasters.shape[0]):
-        events[b] = _run_one(g, g_var, rasters[b], spikes[b], v_final[b], step, v_read,
-                             adc_bits, lsb, max_code, factor, decay, threshold, reset_mode,
+        events[b] = _run_one(g, g_var, rasters[b], spikes[b], v_final[b], step, acc_zero,
+                             v_read, adc_bits, lsb, factor, decay, threshold, reset_mode,
                              refractory_steps, noise, seeds[b])
+
+
+def accumulator_zero(g):
+    """The zero of the column accumulator for tile ``g``: float64, or int32 for integer codes
+    (a uint16 tile is summed in int32)."""
+    return np.int32(0) if g.dtype.kind in "iu" else 0.0
 
 
 def run_fused(g, g_var, rasters, spikes, v_final, events, step, v_read, adc_bits, lsb, factor,
@@ -263,15 +259,22 @@ def run_fused(g, g_var, rasters, spikes, v_final, events, step, v_read, adc_bits
     """Run the whole reservoir for a batch, writing into preallocated outputs.
 
     ``g`` (n_inputs + n, 2n) noise-free tile conductances (rows = inputs then neurons,
-    interleaved differential columns): float64 µS with ``step`` 1.0, or int32 grid codes
-    of ``step`` µS each (exact: no column's codes may sum past int32, see
+    interleaved differential columns): float64 µS with ``step`` 1.0, or uint16 / int32 grid
+    codes of ``step`` µS each (exact only while no column's codes sum past int32, see
     ``sim.kernels.read.CONDUCTANCE_STEP_US``); ``g_var`` float64 of the same shape: per-cell
     read-noise variance (µS², only read when ``noise``); ``rasters`` uint8 (batch, T,
-    n_inputs); ``spikes`` uint8 (batch, T, n) (every element is written); ``v_final`` float64 (batch, n);
-    ``events`` int64 (batch,) receives the row additions done per sample. ``adc_bits`` <= 0
-    means an ideal ADC. ``seeds`` uint64 (batch,) seed each sample's noise stream.
+    n_inputs); ``spikes`` uint8 (batch, T, n) (every element is written); ``v_final``
+    float64 (batch, n); ``events`` int64 (batch,) receives the row additions done per
+    sample. ``adc_bits`` <= 0 means an ideal ADC. ``seeds`` uint64 (batch,) seed each
+    sample's noise stream.
     """
-    max_code = float(2 ** adc_bits - 1) if adc_bits > 0 else 0.0
-    fn = _run_parallel if parallel else _run_serial
-    fn(g, g_var, rasters, spikes, v_final, events, step, v_read, adc_bits, lsb, max_code, factor,
-       decay, threshold, reset_mode, refractory_steps, noise, seeds)
+    fused_kernel(parallel)(g, g_var, rasters, spikes, v_final, events, step, accumulator_zero(g),
+                           v_read, adc_bits, lsb, factor, decay, threshold, reset_mode,
+                           refractory_steps, noise, seeds)
+
+
+def fused_kernel(parallel: bool):
+    """The compiled kernel behind :func:`run_fused`, for callers that stream one sample at a
+    time and want no Python layer in between: same arguments, with
+    ``accumulator_zero(g)`` after ``step`` and ``parallel`` left out."""
+    return _run_parallel if parallel else _run_serial

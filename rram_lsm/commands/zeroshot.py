@@ -83,15 +83,17 @@ def _run(args) -> int:
     if not method.trained and not args.shots:
         raise ConfigError(f"method {method.name!r} has no zero-shot ability; add --shots K")
     progress = not args.no_progress
-    if args.features:
-        data = load_npz(args.features)
-    else:
-        data = encode_pair(args.data_dir, backend=args.backend, chip_seed=args.chip_seed,
+    def encode(kind):
+        return encode_pair(args.data_dir, backend=args.backend, chip_seed=args.chip_seed,
                            profile=args.profile, noise=not args.no_noise, audio=args.audio,
-                           progress=progress)
+                           kind=kind, progress=progress)
+
     seeds = list(range(args.seed, args.seed + args.seeds))
     if args.select:
-        return _select(args, data, seeds, progress)
+        return _select(args, load_npz(args.features) if args.features else encode, seeds,
+                       progress)
+    # saved features are taken as the method's feature kind: the file does not record it
+    data = load_npz(args.features) if args.features else encode(method.features)
     result = run_protocol(data, method, splits=args.splits, split_seed=args.split_seed,
                           seen=args.seen, unseen=args.unseen, seeds=seeds,
                           shots=tuple(args.shots or ()), episodes=args.episodes,
@@ -115,12 +117,21 @@ def _run(args) -> int:
     return 0
 
 
-def _select(args, data, seeds, progress) -> int:
+def _select(args, source, seeds, progress) -> int:
+    """``source``: saved features (every candidate runs on them) or an encoder by kind."""
     from projections import PAPER_SPLIT, select_method
     from projections.selection import candidates
+    from rram_lsm.errors import ConfigError
     from rram_lsm.records import write_record
 
     cands = candidates()
+    if callable(source):
+        data = {k: source(k) for k in sorted({c.features for c in cands})}
+    else:
+        cands = [c for c in cands if c.features == "counts"]
+        if not cands:
+            raise ConfigError("no selection candidate runs on counts features")
+        data = source
     best, scores = select_method(data, cands, seen=tuple(args.seen or PAPER_SPLIT[0]),
                                  n_splits=args.splits if isinstance(args.splits, int) else 6,
                                  seeds=seeds, shots=max(args.shots or [5]),
@@ -168,8 +179,9 @@ def _provenance(data) -> dict:
         meta = data.meta.get(m, {})
         out[m] = {k: meta.get(k) for k in ("dataset", "synthetic", "fingerprint", "backend",
                                            "chip_seed", "profile", "cache_key") if k in meta}
-    if "source" in data.meta:
-        out["source"] = data.meta["source"]
+    for k in ("source", "feature_kind"):
+        if k in data.meta:
+            out[k] = data.meta[k]
     return out
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .read import CONDUCTANCE_STEP_US
 from .rng import normal
+
+_GRID_PER_US = 1.0 / CONDUCTANCE_STEP_US
 
 
 @njit(cache=True, parallel=True)
@@ -14,8 +17,8 @@ def write_verify(g_start_us, target_us, programmable, tolerance_us, max_pulses,
     """Verify-then-pulse loop per cell, at most ``max_pulses`` pulses.
 
     Each pulse moves G by ``step_fraction * (target - G)`` plus ``N(0, noise_us**2)``, clipped
-    to [g_min_us, g_max_us]; cells with ``programmable`` False (unformed, stalled, stuck) do
-    not move. Every verify read carries relative read noise. Noise comes from
+    to [g_min_us, g_max_us] and rounded to the conductance grid; cells with ``programmable``
+    False (unformed, stalled, stuck) do not move. Every verify read carries relative read noise. Noise comes from
     ``rng.normal(key, counter)`` with a counter unique per (cell, draw). Writes the final
     conductance, the last verify read, the pulse count and convergence per cell.
     """
@@ -39,6 +42,8 @@ def write_verify(g_start_us, target_us, programmable, tolerance_us, max_pulses,
                 if programmable[i, j]:
                     g += step_fraction * (t - g) + noise_us * normal(key, base + np.uint64(2 * n + 1))
                     g = min(max(g, g_min_us), g_max_us)
+                    # the cell holds a grid value, so verify reads see what mvm later sums
+                    g = np.rint(g * _GRID_PER_US) * CONDUCTANCE_STEP_US
                 n += 1
             g_out_us[i, j] = g
             verified_us[i, j] = r

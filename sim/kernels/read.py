@@ -17,15 +17,17 @@ STUCK_NONE = 0
 STUCK_OPEN = 1
 STUCK_HIGH = 2
 
-CONDUCTANCE_STEP_US = 2.0 ** -14
-"""Grid of the noise-free effective conductance (µS): every value is ``code * 2**-14`` µS
-(61 pS, far below read noise and any physical resolution) with an integer ``code``.
+CONDUCTANCE_STEP_US = 2.0 ** -10
+"""Grid of the noise-free effective conductance (µS): every value is ``code * 2**-10`` µS
+(0.98 nS; rounding error std 0.28 nS, 7x below the read noise of a 0.1 µS pristine cell and
+1000x below that of a formed one, 2500x below an 8-bit ADC step) with an integer ``code``.
 
-Why: a sum of grid values below 2**39 µS is exact in float64, so column sums do not depend
-on the order of accumulation, and equal ``code_sum * CONDUCTANCE_STEP_US`` exactly; a fast
-path may therefore add int32 codes. Bound: the codes of a whole column fit in int32 while
-``rows * G_max < 2**31 * 2**-14 µS = 131072 µS``, i.e. G_max < 256 µS at 512 rows (the
-default profile's G_max is 40 µS). Fast paths still check their tile and fall back to float64.
+Why: a sum of grid values below 2**43 µS is exact in float64, so column sums do not depend
+on the order of accumulation and equal ``code_sum * CONDUCTANCE_STEP_US`` exactly; a fast
+path may add integer codes instead (sim.kernels and lsm's fused kernel rely on this).
+Bounds: codes fit uint16 for G < 64 µS (the default G_max is 40 µS); a whole column of
+codes fits int32 while ``rows * G_max < 2**31 * 2**-10 µS = 2,097,152 µS`` (G_max < 4096 µS
+at 512 rows). Fast paths still check their tile and fall back to float64.
 """
 _GRID_PER_US = 1.0 / CONDUCTANCE_STEP_US
 
@@ -51,17 +53,22 @@ def effective_conductance(g0_us, formed, written_s, nu, stuck, stuck_us, clock_s
 
 
 @njit(cache=True, inline="always")
+def adc_code(current_ua, lsb_ua, top):
+    """The ADC code ``clip(floor(I / lsb + 0.5), 0, top)`` of one current, as a float.
+
+    Branch-free with a float floor, so loops over columns that call it are vectorised;
+    ``top = 2**bits - 1`` is computed once by the caller.
+    """
+    return min(max(np.floor(current_ua / lsb_ua + 0.5), 0.0), top)
+
+
+@njit(cache=True, inline="always")
 def adc(current_ua, bits, lsb_ua):
-    """Digitise one current (µA); ``bits <= 0`` means ideal."""
+    """Digitise one current (µA): ``code * lsb`` (see :func:`adc_code`); ``bits <= 0`` means
+    ideal."""
     if bits <= 0:
         return current_ua
-    code = math.floor(current_ua / lsb_ua + 0.5)
-    top = 2.0 ** bits - 1.0
-    if code > top:
-        code = top
-    elif code < 0.0:
-        code = 0.0
-    return code * lsb_ua
+    return adc_code(current_ua, lsb_ua, float((1 << bits) - 1)) * lsb_ua
 
 
 @njit(cache=True, inline="always")

@@ -95,6 +95,28 @@ def test_fast_equals_generic_exactly_without_noise(adc_bits, extra):
     np.testing.assert_array_equal(v_fast, v_gen)
 
 
+@pytest.mark.parametrize("adc_bits", [8, None])
+def test_fast_path_tile_layout_and_float64_fallback(dense_macro, adc_bits):
+    """On the simulator the tile becomes int32 grid codes; a tile off the grid (here a fake
+    macro's random conductances) keeps the float64 kernel; both equal the generic path."""
+    sim_res = Reservoir.setup(_chip(seed=1, adc_bits=adc_bits), preset("nmnist"))
+    assert sim_res.fast_runner().g.dtype == np.int32
+    kw = {"adc_bits": 8, "adc_lsb_ua": 0.5} if adc_bits else {}
+    m = dense_macro(seed=4, **kw)
+    res = Reservoir.setup(m, preset("nmnist"))
+    info = m.info()
+    g = m.conductance()[res.region.slices]
+    fast = FastRunner(g, None, res.spec, info.read_voltage_v, info.adc_bits, info.adc_lsb_ua,
+                      np.random.default_rng(0))
+    assert fast.g.dtype == np.float64 and fast.step_us == 1.0
+    r = _rasters(4, 50, 256, 0.08, seed=5)
+    s_gen, v_gen = res.run(r, "generic", return_membrane=True)
+    s_fast, v_fast = fast.run(r)
+    assert s_gen.any()
+    np.testing.assert_array_equal(s_fast, s_gen)
+    np.testing.assert_array_equal(v_fast, v_gen)
+
+
 _SMALL_CHIP = {}
 
 

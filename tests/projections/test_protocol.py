@@ -143,3 +143,53 @@ def test_unknown_method():
         get_method("nope")
     with pytest.raises(ConfigError):
         METHODS["paper"].replace(no_such_field=1)
+
+
+def test_sqrt_transform_values():
+    from projections.train import transform_features
+
+    x = np.array([[0.0, 1.0, 4.0, -9.0]], np.float32)
+    np.testing.assert_allclose(transform_features(x, "sqrt"), [[0.0, 1.0, 2.0, -3.0]])
+    np.testing.assert_array_equal(transform_features(x, "none"), x)
+    with pytest.raises(ConfigError):
+        transform_features(x, "log")
+    with pytest.raises(ConfigError):
+        METHODS["default"].replace(feature_transform="log")
+    with pytest.raises(ConfigError):
+        METHODS["default"].replace(features="membrane")
+    with pytest.raises(ConfigError):
+        METHODS["default"].replace(ensemble=0)
+
+
+def test_ensemble_embeddings_average_member_similarities(synthetic):
+    one = protocol.evaluate_split(synthetic, range(1, 8), (8, 9), FAST, seed=0,
+                                  keep_model=True)
+    two = protocol.evaluate_split(synthetic, range(1, 8), (8, 9), FAST.replace(ensemble=2),
+                                  seed=0, keep_model=True)
+    z1, z2 = one["embeddings"]["audio"], two["embeddings"]["audio"]
+    assert z2.shape == (z1.shape[0], 2 * z1.shape[1])
+    # member 0 is the single model (same seed); the concatenation stays unit length
+    np.testing.assert_allclose(z2[:, :z1.shape[1]] * np.sqrt(2), z1, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(z2, axis=1), 1.0, atol=1e-5)
+    assert two["train_flops"] == pytest.approx(2 * one["train_flops"], rel=0.3)
+
+
+def test_feature_kind_must_match_method(synthetic):
+    tagged = PairedFeatures(synthetic.image_values, synthetic.image_labels,
+                            synthetic.image_is_test, synthetic.audio_values,
+                            synthetic.audio_labels, synthetic.audio_is_test,
+                            {"feature_kind": "windowed"})
+    with pytest.raises(ConfigError, match="windowed"):
+        protocol.evaluate_split(tagged, range(1, 8), (8, 9), FAST, seed=0)
+    out = protocol.evaluate_split(tagged, range(1, 8), (8, 9),
+                                  FAST.replace(features="windowed", epochs=2), seed=0)
+    assert 0.0 <= out["unseen"]["audio_to_image"]["top1"] <= 1.0
+    # selection over several kinds picks each candidate's own features
+    best, scores = select_method({"counts": synthetic, "windowed": tagged},
+                                 ["raw", METHODS["raw"].replace(name="raw_w",
+                                                                features="windowed")],
+                                 n_splits=1, seeds=1, shots=2, progress=False)
+    assert set(scores) == {"raw", "raw_w"}
+    with pytest.raises(ConfigError, match="counts"):
+        select_method({"windowed": tagged}, ["raw"], n_splits=1, seeds=1, shots=2,
+                      progress=False)
