@@ -80,10 +80,8 @@ def _round3() -> list[MethodConfig]:
                   feature_transform="sqrt"),
         d.replace(name="default_ens3", ensemble=3),
         d.replace(name="default_ens3_raw0.5", ensemble=3, fewshot_raw_weight=0.5),
-        d.replace(name="default_ens3_t0.2", ensemble=3, temperature=0.2),
         d.replace(name="default_t0.2", temperature=0.2),
         d.replace(name="default_t0.05", temperature=0.05),
-        d.replace(name="default_joint", joint_weight=1.0),
     ]
 
 

@@ -95,20 +95,34 @@ def test_fast_equals_generic_exactly_without_noise(adc_bits, extra):
     np.testing.assert_array_equal(v_fast, v_gen)
 
 
+def _high_conductance_chip(adc_bits):
+    """A chip whose G_max (100 µS) is past uint16 codes, with stuck-high cells in the tile."""
+    prof = _chip(adc_bits=adc_bits).profile
+    prof = dataclasses.replace(prof, program=dataclasses.replace(prof.program, g_max_us=100.0))
+    high = np.zeros((512, 512), bool)
+    high[[3, 300], [5, 17]] = True
+    return SimMacro(seed=2, profile=prof, stuck_high=high)
+
+
+def _fake_chip(dense_macro, adc_bits):
+    return dense_macro(seed=4, **({"adc_bits": 8, "adc_lsb_ua": 0.5} if adc_bits else {}))
+
+
 @pytest.mark.parametrize("adc_bits", [8, None])
-def test_fast_path_tile_layout_and_float64_fallback(dense_macro, adc_bits):
-    """On the simulator the tile becomes int32 grid codes; a tile off the grid (here a fake
-    macro's random conductances) keeps the float64 kernel; both equal the generic path."""
-    sim_res = Reservoir.setup(_chip(seed=1, adc_bits=adc_bits), preset("nmnist"))
-    assert sim_res.fast_runner().g.dtype == np.int32
-    kw = {"adc_bits": 8, "adc_lsb_ua": 0.5} if adc_bits else {}
-    m = dense_macro(seed=4, **kw)
+@pytest.mark.parametrize("layout", ["uint16", "int32", "float64"])
+def test_fast_path_tile_layouts_equal_generic(dense_macro, adc_bits, layout):
+    """Simulator tiles become uint16 grid codes, int32 codes past 64 µS; a tile off the grid
+    (a fake macro's random conductances) keeps the float64 kernel; all equal generic."""
+    m = {"uint16": lambda: _chip(seed=1, adc_bits=adc_bits),
+         "int32": lambda: _high_conductance_chip(adc_bits),
+         "float64": lambda: _fake_chip(dense_macro, adc_bits)}[layout]()
     res = Reservoir.setup(m, preset("nmnist"))
     info = m.info()
-    g = m.conductance()[res.region.slices]
+    g = m.read_conductance(res.region)  # noise-free on every chip here
     fast = FastRunner(g, None, res.spec, info.read_voltage_v, info.adc_bits, info.adc_lsb_ua,
                       np.random.default_rng(0))
-    assert fast.g.dtype == np.float64 and fast.step_us == 1.0
+    assert fast.g.dtype == np.dtype(layout)
+    assert fast.step_us == (1.0 if layout == "float64" else SimMacro.conductance_step_us)
     r = _rasters(4, 50, 256, 0.08, seed=5)
     s_gen, v_gen = res.run(r, "generic", return_membrane=True)
     s_fast, v_fast = fast.run(r)

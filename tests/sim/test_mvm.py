@@ -82,6 +82,7 @@ def test_full_tile_at_max_conductance_fits_int32():
     g = chip.effective_conductance_us((0, 0, 512, 512))
     assert np.all(g == prof.program.g_max_us)
     codes = np.rint(g / SimMacro.conductance_step_us).astype(np.int64)
+    assert codes.max() <= np.iinfo(np.uint16).max  # lsm's fast path stores uint16 codes
     assert codes.sum(axis=0).max() < 2**31
     as_int32 = codes.astype(np.int32).sum(axis=0, dtype=np.int32)
     np.testing.assert_array_equal(as_int32 * SimMacro.conductance_step_us, g.sum(axis=0))
