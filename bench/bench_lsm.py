@@ -212,6 +212,9 @@ def run(args) -> dict:
         "spikes_per_sample": float(counts.sum() / len(rasters)),
         "row_additions_per_sample": events / len(rasters),
         "firing_rate_per_step": float(spikes.mean()),
+        # uint16 / int32: exact integer sums of the simulator's conductance grid; float64:
+        # the fallback for tiles off the grid
+        "fast_tile_layout": str(runner.g.dtype),
     }
     results["scaling_neurons"] = _scaling_neurons(args, rasters)
     results["scaling_events"] = _scaling_events(args, rasters, runner)

@@ -18,6 +18,9 @@ _SERIAL_BELOW = 4
 class FastRunner:
     """Everything the fused kernel needs, gathered once per run from a ``sim.SimMacro``.
 
+    ``g`` is the tile as the kernel reads it (uint16 / int32 conductance-grid codes of
+    ``step_us`` µS, or float64 µS with ``step_us`` 1.0 off the grid; see ``_tile_layout``).
+
     ``g_var_us2`` is the per-cell read-noise variance (µS²) from the profile's relative read
     noise, or None when noise is off; noise is then added analytically per column with a
     seeded stream (per batch, one seed per sample drawn from ``rng``).
@@ -38,9 +41,11 @@ class FastRunner:
         self.reset_mode = RESET_ZERO if spec.reset == "zero" else RESET_SUBTRACT
         self.rng = rng
         self.last_events = np.zeros(0, np.int64)
-        self._params = (self.step_us, accumulator_zero(self.g), self.read_voltage_v, self.adc_bits, self.adc_lsb_ua,
-                        self.factor, float(spec.decay), float(spec.threshold),
-                        self.reset_mode, int(spec.refractory_steps), self.noise)
+        # the kernel's arguments after the outputs, fixed here so run() only allocates
+        self._params = (self.step_us, accumulator_zero(self.g), self.read_voltage_v,
+                        self.adc_bits, self.adc_lsb_ua, self.factor, float(spec.decay),
+                        float(spec.threshold), self.reset_mode, int(spec.refractory_steps),
+                        self.noise)
         self._no_seeds = np.zeros(1, np.uint64)
 
     @classmethod

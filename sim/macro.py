@@ -138,7 +138,7 @@ class SimMacro:
         kprogramming.write_verify(
             self._tile(r), target, programmable, float(tolerance_us), int(max_pulses),
             pc.step_fraction, pc.noise_us, self.profile.read.noise_rel, pc.g_min_us,
-            pc.g_max_us, key, g_out, verified, pulses, converged)
+            pc.g_max_us, kread.CONDUCTANCE_STEP_US, key, g_out, verified, pulses, converged)
         written = programmable & (pulses > 0)
         self._g0_us[sl][written] = g_out[written]
         self._written_s[sl][written] = self._clock_s

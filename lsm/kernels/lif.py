@@ -13,6 +13,9 @@ import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+# One definition of the ADC and of splitmix64 (the simulator's). Numba's on-disk cache is
+# keyed on this file's source only: after changing them there, edit this file too (or clear
+# lsm/kernels/__pycache__) or the cached kernel keeps the old code.
 from sim.kernels.read import adc, adc_code
 from sim.kernels.rng import splitmix64
 
