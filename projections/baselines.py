@@ -191,7 +191,7 @@ def compare_training_cost(data, image_rasters, audio_rasters, method, *, seen=No
 
     from .evaluate import retrieval_metrics
     from .protocol import PAPER_SPLIT
-    from .train import get_method, train_heads
+    from .train import get_method, train_heads, transform_features
 
     cfg = get_method(method) if isinstance(method, str) else method
     spiking = spiking or SpikingConfig()
@@ -203,15 +203,17 @@ def compare_training_cost(data, image_rasters, audio_rasters, method, *, seen=No
                            unseen=unseen or PAPER_SPLIT[1], seed=seed)
     tr = sp.pairs("train", data.image_labels, data.audio_labels)
     va = sp.pairs("val", data.image_labels, data.audio_labels)
-    ours = train_heads(cfg, data.image_values, data.audio_values, tr, va, data.image_labels,
+    # the same inputs the protocol gives the heads (evaluate_split transforms first)
+    x_i = transform_features(data.image_values, cfg.feature_transform)
+    x_a = transform_features(data.audio_values, cfg.feature_transform)
+    ours = train_heads(cfg, x_i, x_a, tr, va, data.image_labels,
                        data.audio_labels, seed=seed, progress=progress)
     base = train_spiking(spiking, image_rasters, audio_rasters, tr, va, data.image_labels,
                          data.audio_labels, seed=seed, progress=progress)
     out = training_cost(ours, base, len(ours.curves["train_loss"]))
     out["n_train_pairs"] = int(len(tr[0]))
     for name, zi, za in (
-            ("ours", ours.embed(data.image_values, "image"),
-             ours.embed(data.audio_values, "audio")),
+            ("ours", ours.embed(x_i, "image"), ours.embed(x_a, "audio")),
             ("spiking_rnn", base.embed(image_rasters, "image"),
              base.embed(audio_rasters, "audio"))):
         for part, key in (("test", "seen_test"), ("unseen", "unseen")):

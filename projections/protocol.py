@@ -88,6 +88,10 @@ def make_splits(splits=None, split_seed: int = 0, seen=None, unseen=None,
             u = tuple(c for c in classes if c not in s)
         if s is None:
             s = tuple(c for c in classes if c not in u)
+        overlap = sorted(set(s) & set(u))
+        if overlap:
+            raise ConfigError(f"classes {overlap} are both seen and unseen; give disjoint "
+                              "--seen and --unseen")
         return [(tuple(sorted(s)), tuple(sorted(u)))]
     if seen:
         raise ConfigError("--seen cannot be combined with --splits (splits draw their own)")
@@ -130,6 +134,13 @@ def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | st
         raise ConfigError(f"method {cfg.name!r} runs on {cfg.features!r} features but the "
                           f"data hold {kind!r}; encode with encode_pair(kind="
                           f"{cfg.features!r})")
+    for m in ("image", "audio"):
+        absent = sorted(set(int(c) for c in (*seen, *unseen))
+                        - set(np.unique(getattr(data, f"{m}_labels")).tolist()))
+        if absent:
+            # an absent unseen class would silently shrink the task (and raise its chance)
+            raise ConfigError(f"classes {absent} have no {m} samples; choose seen/unseen "
+                              "classes present in both modalities")
     sp = split_cross_modal(data.image_labels, data.image_is_test, data.audio_labels,
                            data.audio_is_test, seen=seen, unseen=unseen,
                            val_fraction=val_fraction, seed=seed)

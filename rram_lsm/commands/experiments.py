@@ -5,7 +5,6 @@ can rebuild the command line from the JSON alone.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from .common import add_backend, add_data_dir, add_json
@@ -217,26 +216,29 @@ def register(sub) -> None:
     p = sub.add_parser(
         "sweep", help="accuracy vs device non-idealities over many virtual chips (Dask)",
         description="One knob at a time around the device profile, several chip seeds per "
-                    f"setting. Axes: {axes_help}; or any profile field 'section.field'.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", choices=_DATASETS, default="nmnist")
+                    f"setting. Axes: {axes_help}; or any profile field 'section.field'.")
+    p.add_argument("--dataset", choices=_DATASETS, default="nmnist",
+                   help="dataset swept (default nmnist)")
     add_data_dir(p)
     p.add_argument("--profile", default=None, help="base device profile (preset or JSON)")
     p.add_argument("--no-noise", action="store_true", help="read/programming noise off")
     p.add_argument("--axes", default=None, help="comma-separated axes (default: all five)")
     p.add_argument("--values", action="append", metavar="AXIS=V1,V2",
                    help="values of one axis (repeatable); adds the axis if --axes is not given")
-    p.add_argument("--chip-seeds", type=int, default=3, help="virtual chips per setting")
+    p.add_argument("--chip-seeds", type=int, default=3, help="virtual chips per setting (default 3)")
     p.add_argument("--seed", type=int, default=0, help="first chip seed")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the data subset")
-    p.add_argument("--metric", choices=("logistic", "prototype"), default="logistic")
-    p.add_argument("--train-per-class", type=int, default=20)
-    p.add_argument("--test-per-class", type=int, default=10)
+    p.add_argument("--metric", choices=("logistic", "prototype"), default="logistic",
+                   help="readout scored on the features (default logistic)")
+    p.add_argument("--train-per-class", type=int, default=20,
+                   help="training samples per class (default 20)")
+    p.add_argument("--test-per-class", type=int, default=10,
+                   help="test samples per class (default 10)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="Dask scheduler of a running cluster (default: a local cluster)")
     where.add_argument("--serial", action="store_true", help="run in this process, no Dask")
-    p.add_argument("--workers", type=int, default=2, help="processes of the local cluster")
+    p.add_argument("--workers", type=int, default=2, help="processes of the local cluster (default 2)")
     p.add_argument("--plot", default=None, metavar="PNG", help="write the sweep figure")
     _progress(p)
     add_json(p)

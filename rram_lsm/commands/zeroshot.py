@@ -71,7 +71,7 @@ def register(sub) -> None:
 def _run(args) -> int:
     from pathlib import Path
 
-    from projections import encode_pair, get_method, load_npz, run_protocol
+    from projections import encode_pair, get_method, load_npz, make_splits, run_protocol
     from rram_lsm.errors import ConfigError
     from rram_lsm.records import write_record
 
@@ -82,7 +82,11 @@ def _run(args) -> int:
         raise ConfigError(f"--shots must be >= 1, got {args.shots}")
     if not method.trained and not args.shots:
         raise ConfigError(f"method {method.name!r} has no zero-shot ability; add --shots K")
+    if not args.select:
+        # bad class lists fail before minutes of encoding, not after
+        make_splits(args.splits, args.split_seed, args.seen, args.unseen)
     progress = not args.no_progress
+
     def encode(kind):
         return encode_pair(args.data_dir, backend=args.backend, chip_seed=args.chip_seed,
                            profile=args.profile, noise=not args.no_noise, audio=args.audio,

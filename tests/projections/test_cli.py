@@ -51,6 +51,10 @@ def test_zeroshot_cli_rejects_bad_requests(feature_file, tmp_path, capsys):
                  "--no-progress"]) == 1
     with pytest.raises(SystemExit):
         main(["zeroshot", "--features", str(feature_file), "--splits", "many"])
+    # checked before any features are loaded: the missing file is never reached
+    assert main(["zeroshot", "--features", str(tmp_path / "missing.npz"), "--seen", "1",
+                 "2", "8", "--unseen", "8", "9", "--no-progress"]) == 1
+    assert "[8] are both seen and unseen" in capsys.readouterr().err
 
 
 def test_zeroshot_select_scores_candidates(feature_file, tmp_path, monkeypatch, capsys):

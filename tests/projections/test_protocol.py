@@ -25,6 +25,8 @@ def test_make_splits():
         make_splits(37)
     with pytest.raises(ConfigError):
         make_splits(3, seen=(1, 2))
+    with pytest.raises(ConfigError, match=r"\[8\] are both seen and unseen"):
+        make_splits(None, seen=(1, 2, 8), unseen=(8, 9))
 
 
 def test_training_never_sees_unseen_classes_or_test_files(synthetic, monkeypatch):
@@ -45,6 +47,30 @@ def test_training_never_sees_unseen_classes_or_test_files(synthetic, monkeypatch
                                          (ia, synthetic.audio_labels, synthetic.audio_is_test)):
                 assert not np.isin(labels[idx], (3, 8)).any()
                 assert not is_test[idx].any()
+
+
+def test_classes_absent_from_the_data_are_rejected(synthetic):
+    with pytest.raises(ConfigError, match=r"classes \[10\] have no image samples"):
+        run_protocol(synthetic, "raw", seen=(1, 2, 3), unseen=(0, 10), seeds=1, shots=(1,),
+                     episodes=1, progress=False)
+
+
+def test_standardisation_stats_come_from_training_rows_only(synthetic, monkeypatch):
+    seen_rows = []
+    real = protocol._standardizer
+
+    def spy(values, idx):
+        seen_rows.append(np.asarray(idx))
+        return real(values, idx)
+
+    monkeypatch.setattr(protocol, "_standardizer", spy)
+    run_protocol(synthetic, "raw", unseen=(3, 8), seeds=1, shots=(2,), episodes=2,
+                 progress=False)
+    assert len(seen_rows) == 2
+    for idx, labels, is_test in zip(seen_rows, (synthetic.image_labels, synthetic.audio_labels),
+                                    (synthetic.image_is_test, synthetic.audio_is_test)):
+        assert len(idx) > 0
+        assert not np.isin(labels[idx], (3, 8)).any() and not is_test[idx].any()
 
 
 def test_train_heads_reads_only_paired_rows(synthetic):
