@@ -294,15 +294,9 @@ def _with_adc(args, cfg, rasters) -> float:
 
 
 if __name__ == "__main__":
-    import json
+    import sys
 
-    from rram_lsm.records import write_record
+    from rram_lsm.cli import main
 
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    add_arguments(parser)
-    parser.add_argument("--json", dest="json_path", default=None)
-    ns = parser.parse_args()
-    res = run(ns)
-    print(json.dumps(res, indent=2))
-    if ns.json_path:
-        write_record(ns.json_path, res, command="bench lsm", config=vars(ns), seeds=ns.seed)
+    # one code path with ``rram-lsm bench lsm`` (same options, same JSON record)
+    sys.exit(main(["bench", "lsm", *sys.argv[1:]]))

@@ -224,17 +224,9 @@ def run(args) -> dict:
 
 
 if __name__ == "__main__":
-    import json
+    import sys
 
-    from rram_lsm.records import write_record
+    from rram_lsm.cli import main
 
-    parser = argparse.ArgumentParser(description=DESCRIPTION)
-    add_arguments(parser)
-    parser.add_argument("--json", dest="json_path", default=None)
-    ns = parser.parse_args()
-    results = run(ns)
-    print(json.dumps(results, indent=2, default=str))
-    if ns.json_path:
-        write_record(ns.json_path, results, command="bench serial",
-                     config={k: v for k, v in vars(ns).items() if k != "json_path"},
-                     seeds=ns.seed)
+    # one code path with ``rram-lsm bench serial`` (same options, same JSON record)
+    sys.exit(main(["bench", "serial", *sys.argv[1:]]))

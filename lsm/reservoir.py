@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rram_lsm.errors import ConfigError, MacroError, ShapeError
-from rram_lsm.macro import RUN_RESERVOIR, Region, ReservoirSpec, check_region
+from rram_lsm.macro import RUN_RESERVOIR, Region, ReservoirSpec, check_region, form_to_sparsity
 
 from .kernels.lif import RESET_SUBTRACT, RESET_ZERO, lif_step_batch
 
@@ -235,30 +235,15 @@ class FormingRecord:
 
 
 def form_tile(macro, region: Region, cfg: LsmConfig, sparsity: float):
-    """Sweep the forming voltage upward until the unformed fraction <= ``sparsity``.
+    """Form ``region`` with the interface's forming sweep from ``cfg.form_start_v``.
 
-    Returns ``(voltage_v, pulses, unformed_fraction)``. Cells formed by earlier pulses stay
-    formed; the macro's own ``FormResult.formed`` is OR-ed over pulses in case a backend
-    reports only the cells of the last pulse.
+    Returns ``(voltage_v, pulses, unformed_fraction)``.
     """
-    limits = macro.info().limits
-    formed = np.zeros(region.shape, bool)
-    voltage = cfg.form_start_v
-    pulses = 0
-    while True:
-        if voltage > limits.max_form_voltage_v + 1e-9:
-            raise MacroError(
-                f"forming reached the macro's limit of {limits.max_form_voltage_v:g} V with "
-                f"{1 - formed.mean():.3f} of the tile unformed (target {sparsity}); lower "
-                "the target sparsity or use a fresh tile")
-        result = macro.form(region, round(voltage, 6), cfg.form_pulse_width_s,
-                            cfg.form_compliance_ua)
-        pulses += 1
-        formed |= np.asarray(result.formed, bool)
-        unformed = 1.0 - formed.mean()
-        if unformed <= sparsity:
-            return round(voltage, 6), pulses, float(unformed)
-        voltage += cfg.form_step_v
+    voltage, result = form_to_sparsity(
+        macro, region, sparsity, v_start=cfg.form_start_v, v_step=cfg.form_step_v,
+        pulse_width_s=cfg.form_pulse_width_s, compliance_ua=cfg.form_compliance_ua)
+    pulses = int(round((voltage - cfg.form_start_v) / cfg.form_step_v)) + 1
+    return voltage, pulses, float(1.0 - np.mean(result.formed))
 
 
 def _is_sim(macro) -> bool:

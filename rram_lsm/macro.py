@@ -32,7 +32,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import RegionError, SafetyLimitError
+from .errors import ConfigError, RegionError, SafetyLimitError
 
 __all__ = [
     "Region",
@@ -46,6 +46,7 @@ __all__ = [
     "check_region",
     "check_form_request",
     "check_program_request",
+    "form_to_sparsity",
 ]
 
 
@@ -281,3 +282,37 @@ def check_program_request(limits: SafetyLimits, voltage_v: float, pulse_width_s:
             f"{limits.max_program_voltage_v:g} V"
         )
     _check_pulse(limits, pulse_width_s)
+
+
+def form_to_sparsity(macro: "Macro", region, target_sparsity: float = 0.5, *,
+                     v_start: float = 3.0, v_step: float = 0.05, pulse_width_s: float = 1e-6,
+                     compliance_ua: float = 100.0) -> tuple[float, FormResult]:
+    """Sweep the forming voltage upward from ``v_start`` in ``v_step`` steps until the
+    unformed fraction of ``region`` is <= ``target_sparsity`` (as the real chip is formed).
+
+    Returns the last voltage applied and its FormResult. Raises SafetyLimitError if the
+    target is not reached below the macro's maximum forming voltage.
+    """
+    if not 0.0 <= target_sparsity < 1.0:
+        raise ConfigError(f"target_sparsity must be in [0, 1), got {target_sparsity}")
+    if v_step <= 0:
+        raise ConfigError(f"v_step must be positive, got {v_step}")
+    v_max = macro.info().limits.max_form_voltage_v
+    k = 0
+    while True:
+        # integer steps, rounded: no float creep in the voltages a log or a chip sees
+        voltage = round(v_start + k * v_step, 6)
+        if voltage > v_max:
+            if k == 0:
+                raise SafetyLimitError(
+                    f"forming sweep starts at {v_start:g} V, above the macro's limit of "
+                    f"{v_max:g} V; start lower")
+            unformed = 1.0 - float(np.mean(result.formed))
+            raise SafetyLimitError(
+                f"forming reached the macro's limit of {v_max:g} V with {unformed:.3f} of the "
+                f"region unformed (target sparsity {target_sparsity}); lower the target or "
+                "use a fresh region")
+        result = macro.form(region, voltage, pulse_width_s, compliance_ua)
+        if 1.0 - float(np.mean(result.formed)) <= target_sparsity:
+            return voltage, result
+        k += 1

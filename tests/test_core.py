@@ -94,3 +94,25 @@ def test_cli_reports_typed_errors_without_traceback(capsys, tmp_path):
 def test_cli_without_command_prints_help(capsys):
     assert main([]) == 2
     assert "usage: rram-lsm" in capsys.readouterr().out
+
+
+def test_forming_sweep_stops_at_the_target_and_names_the_limit():
+    from rram_lsm.macro import form_to_sparsity
+    from sim import SimMacro
+
+    chip = SimMacro(seed=1)
+    voltage, result = form_to_sparsity(chip, (0, 0, 64, 64), 0.5)
+    assert 1.0 - result.formed.mean() <= 0.5
+    # one step lower would not have reached the target (the sweep stops at the first voltage)
+    lower = SimMacro(seed=1).form((0, 0, 64, 64), round(voltage - 0.05, 6), 1e-6, 100.0)
+    assert 1.0 - lower.formed.mean() > 0.5
+    import dataclasses
+
+    from sim import macro40nm
+
+    hard = dataclasses.replace(
+        macro40nm, forming=dataclasses.replace(macro40nm.forming, breakdown_mean_v=4.9))
+    with pytest.raises(SafetyLimitError, match=r"limit of 5 V with 0\.[0-9]+ of the region"):
+        form_to_sparsity(SimMacro(seed=2, profile=hard), (0, 0, 32, 32), 0.1)
+    with pytest.raises(SafetyLimitError, match="starts at 6 V"):
+        form_to_sparsity(SimMacro(seed=2), (0, 0, 8, 8), 0.5, v_start=6.0)
