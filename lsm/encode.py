@@ -6,7 +6,7 @@ import dataclasses
 from rram_lsm.errors import ConfigError, ShapeError
 
 from .cache import cache_key, load_cached, store
-from .features import Features
+from .features import INPUT_KIND, Features, input_features
 from .reservoir import LsmConfig, Reservoir, preset
 
 __all__ = ["DATASETS", "resolve_config", "encode_dataset"]
@@ -49,7 +49,9 @@ def encode_dataset(name: str, data_dir=None, *, backend: str = "sim", chip_seed:
     ``$RRAM_LSM_DATA``: synthetic data, flagged in ``meta["synthetic"]``), forms the tile,
     ages the chip by ``chip_age_s`` seconds and encodes. With ``cache`` the result is stored
     under a key of dataset fingerprint + preprocessing, profile, chip seed, chip age, LSM
-    config, backend, path, feature kind; a second identical call loads it. Serial backends
+    config, backend, path, feature kind; a second identical call loads it. ``kind="input"``
+    (:data:`lsm.features.INPUT_KIND`) bypasses the reservoir and the backend: the rates of
+    the input rasters, an ablation baseline (not cached; it takes a raster pass). Serial backends
     are cached by URL: clear the cache when the chip itself changes. ``dataset``: an
     already opened ``lsm.data.EventDataset`` of ``name`` to use instead of opening one, and
     ``rasters`` its default-preprocessing rasters if the caller already has them.
@@ -69,6 +71,8 @@ def encode_dataset(name: str, data_dir=None, *, backend: str = "sim", chip_seed:
         raise ConfigError(f"dataset is {dataset.name!r} but name is {name!r}")
     ds = dataset if dataset is not None else open_dataset(name, resolve_data_dir(data_dir),
                                                            split="all", progress=progress)
+    if kind == INPUT_KIND:
+        return _input_only(name, ds, cfg, rasters, progress)
     key = None
     if cache:
         key = cache_key({
@@ -108,3 +112,16 @@ def encode_dataset(name: str, data_dir=None, *, backend: str = "sim", chip_seed:
         feats = Features(feats.values, feats.labels, feats.is_test,
                          {**feats.meta, "cache": "miss", "cache_key": key})
     return feats
+
+
+def _input_only(name, ds, cfg: LsmConfig, rasters, progress: bool) -> Features:
+    if rasters is None:
+        rasters = ds.rasters(None, progress=progress)
+    if rasters.shape[1:] != (cfg.n_steps, cfg.n_inputs):
+        raise ShapeError(f"{name} rasters are (T, inputs) = {rasters.shape[1:]}, expected "
+                         f"{(cfg.n_steps, cfg.n_inputs)}")
+    meta = {"dataset": name, "synthetic": bool(ds.synthetic),
+            "fingerprint": ds.fingerprint(None), "n_classes": int(ds.n_classes),
+            "class_names": list(ds.class_names), "kind": INPUT_KIND,
+            "reservoir": "bypassed", "lsm_config": dataclasses.asdict(cfg)}
+    return Features(input_features(rasters), ds.labels, ds.is_test, meta)

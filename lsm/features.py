@@ -9,9 +9,12 @@ import numpy as np
 
 from rram_lsm.errors import ConfigError, DataError, ShapeError
 
-__all__ = ["FEATURE_KINDS", "Features", "spike_features"]
+__all__ = ["FEATURE_KINDS", "INPUT_KIND", "Features", "spike_features", "input_features"]
 
 FEATURE_KINDS = ("counts", "windowed", "first_spike", "membrane")
+INPUT_KIND = "input"
+"""Not a reservoir feature: the input raster's rate per input row, with the reservoir
+bypassed. An ablation: it shows what the reservoir adds to (or loses from) its input."""
 
 
 def spike_features(spikes: np.ndarray, kind: str = "counts", *, v_final=None,
@@ -51,6 +54,15 @@ def spike_features(spikes: np.ndarray, kind: str = "counts", *, v_final=None,
     if v.shape != (n_samples, n):
         raise ShapeError(f"v_final must be {(n_samples, n)}, got {v.shape}")
     return v.astype(np.float32)
+
+
+def input_features(rasters: np.ndarray) -> np.ndarray:
+    """Input spikes per input row divided by T, float32 (N, n_inputs), from binary rasters
+    (N, T, n_inputs): the counts feature of the reservoir's input instead of its neurons."""
+    r = np.asarray(rasters)
+    if r.ndim != 3:
+        raise ShapeError(f"rasters must be (N, T, n_inputs), got shape {r.shape}")
+    return (r.sum(axis=1, dtype=np.int32) / max(r.shape[1], 1)).astype(np.float32)
 
 
 @dataclass(frozen=True)

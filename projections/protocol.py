@@ -18,6 +18,7 @@ from rram_lsm.errors import ConfigError
 
 from .evaluate import (fewshot_accuracy, fewshot_episodes, prototype_accuracy,
                        retrieval_metrics, summarize)
+from .metric import within_class_whitener
 from .train import MethodConfig, TrainResult, get_method, train_heads, transform_features
 
 __all__ = ["DIGITS", "PAPER_SPLIT", "PairedFeatures", "make_splits", "evaluate_split",
@@ -183,6 +184,15 @@ def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | st
     else:
         z_i, z_a = raw_i, raw_a
     if shots:
+        fs_i, fs_a, fs_raw_i, fs_raw_a = z_i, z_a, raw_i, raw_a
+        if cfg.fewshot_whiten is not None:
+            def whitened(values, m):
+                labels = getattr(data, f"{m}_labels")
+                return within_class_whitener(values, labels, getattr(sp, m)["train"],
+                                             cfg.fewshot_whiten)(values)
+            fs_raw_i, fs_raw_a = whitened(raw_i, "image"), whitened(raw_a, "audio")
+            if not cfg.trained:
+                fs_i, fs_a = fs_raw_i, fs_raw_a
         rng = np.random.default_rng([int(seed), 7])
         out["fewshot"] = {}
         for k in shots:
@@ -191,9 +201,9 @@ def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | st
             for ep in fewshot_episodes(data.image_labels, sp.image["unseen"],
                                        data.audio_labels, sp.audio["unseen"], int(k),
                                        episodes, rng):
-                r = fewshot_accuracy(ep, z_i, z_a, data.image_labels, data.audio_labels,
-                                     sources=cfg.fewshot_sources, raw_image=raw_i,
-                                     raw_audio=raw_a, raw_weight=cfg.fewshot_raw_weight)
+                r = fewshot_accuracy(ep, fs_i, fs_a, data.image_labels, data.audio_labels,
+                                     sources=cfg.fewshot_sources, raw_image=fs_raw_i,
+                                     raw_audio=fs_raw_a, raw_weight=cfg.fewshot_raw_weight)
                 for d in acc:
                     acc[d].append(r[d]["top1"])
                     n_q[d] = r[d]["n_queries"]

@@ -59,14 +59,22 @@ def candidates() -> list[MethodConfig]:
         joint.replace(name="joint_mlp", head="mlp"),
         joint.replace(name="joint_structure", structure_weight=1.0),
         joint.replace(name="joint_audio", fewshot_sources="audio"),
-    ] + _round3()
+    ] + _round3() + _round4()
+
+
+def _default_before_round4() -> MethodConfig:
+    """The default rounds 1-3 chose (rounds 3's variants are built on it)."""
+    from .train import METHODS
+
+    return METHODS["default"].replace(name="default_round3", fewshot_raw_weight=0.3,
+                                      fewshot_whiten=None)
 
 
 def _round3() -> list[MethodConfig]:
     """Round 3: feature kind and power transform, seed ensembles, SupCon temperature."""
     from .train import METHODS
 
-    d, r = METHODS["default"], METHODS["raw"]
+    d, r = _default_before_round4(), METHODS["raw"]
     return [
         r.replace(name="raw_sqrt", feature_transform="sqrt"),
         r.replace(name="raw_windowed", features="windowed"),
@@ -83,6 +91,19 @@ def _round3() -> list[MethodConfig]:
         d.replace(name="default_t0.2", temperature=0.2),
         d.replace(name="default_t0.05", temperature=0.05),
     ]
+
+
+def _round4() -> list[MethodConfig]:
+    """Round 4: within-class whitening of the few-shot metric (shrinkage, raw weight),
+    around round 3's winner (raw weight 0.3, no whitening; the default before)."""
+    from .train import METHODS
+
+    d, r = METHODS["default"], METHODS["raw"]
+    return [_default_before_round4(), d] + [r.replace(name=f"raw_whiten{s}", fewshot_whiten=s)
+                                            for s in (0.2, 0.5, 0.8)] + [
+        d.replace(name=f"default_whiten{s}_raw{w}", fewshot_whiten=s, fewshot_raw_weight=w)
+        for s, w in ((0.5, 0.3), (0.5, 0.5), (0.5, 0.8), (0.5, 0.9), (0.2, 0.7),
+                     (0.8, 0.7))]
 
 
 def validation_view(data: PairedFeatures, seen=PAPER_SPLIT[0], test_fraction: float = 0.2,

@@ -20,8 +20,9 @@ from rram_lsm.errors import ConfigError
 from . import functional as Fn
 from .heads import HEAD_KINDS, DualEncoder
 
-FEATURE_KINDS = ("counts", "windowed", "counts+windowed")
-"""LSM feature kinds a recipe can run on (``MethodConfig.features``)."""
+FEATURE_KINDS = ("counts", "windowed", "counts+windowed", "input", "counts+input")
+"""LSM feature kinds a recipe can run on (``MethodConfig.features``); ``input`` is the
+reservoir's input rasters' rates (reservoir bypassed, an ablation)."""
 FEATURE_TRANSFORMS = ("none", "sqrt")
 """Element-wise transforms of the features (``MethodConfig.feature_transform``)."""
 
@@ -80,12 +81,17 @@ class MethodConfig:
     fewshot_raw_weight: float = 0.0
     """Few-shot score = (1 - w) * cosine in the embedding + w * cosine to same-modality
     prototypes of standardised raw features (0: embedding only, 1: raw only)."""
+    fewshot_whiten: float | None = None
+    """None: few-shot cosines on the features as they are. A shrinkage in [0, 1]: first
+    whiten embeddings and raw features with the within-class covariance of the seen
+    classes' training samples (:func:`projections.metric.within_class_whitener`)."""
     trained: bool = True
     """False for the no-training raw-feature baseline (embeddings = standardised features)."""
     features: str = "counts"
     """LSM feature kind the recipe runs on: ``counts`` (spikes per neuron, the paper's),
-    ``windowed`` (spikes per neuron per time window) or ``counts+windowed`` (both, side by
-    side); :func:`projections.encode_pair` encodes it."""
+    ``windowed`` (spikes per neuron per time window), ``input`` (the input rasters' rate
+    per input row, reservoir bypassed: an ablation) or two of them side by side
+    (``counts+windowed``, ``counts+input``); :func:`projections.encode_pair` encodes it."""
     feature_transform: str = "none"
     """Applied to every feature before standardisation: ``none`` or ``sqrt`` (signed
     square root, a variance-stabilising power transform for counts)."""
@@ -102,6 +108,9 @@ class MethodConfig:
         if not 0.0 <= self.fewshot_raw_weight <= 1.0:
             raise ConfigError(f"fewshot_raw_weight must be in [0, 1], got "
                               f"{self.fewshot_raw_weight}")
+        if self.fewshot_whiten is not None and not 0.0 <= self.fewshot_whiten <= 1.0:
+            raise ConfigError(f"fewshot_whiten must be None or in [0, 1], got "
+                              f"{self.fewshot_whiten}")
         if self.features not in FEATURE_KINDS:
             raise ConfigError(f"features must be one of {FEATURE_KINDS}, got "
                               f"{self.features!r}")
@@ -135,10 +144,12 @@ METHODS: dict[str, MethodConfig] = {
     # Our default, chosen on seen-class validation data only (projections.selection, see
     # docs/zeroshot.md): label-aware cross-modal contrast at a sharper temperature, feature
     # standardisation, the structure-preserving term; few-shot scores mix prototypes of the
-    # query's own modality in the learned space (0.7) with raw-feature prototypes (0.3).
+    # query's own modality in the learned space (0.3) with prototypes of raw features
+    # whitened by the seen classes' within-class covariance (0.7, shrinkage 0.5).
     "default": MethodConfig(name="default", standardize=True, temperature=0.1,
                             clip_weight=0.0, supcon_weight=1.0, structure_weight=1.0,
-                            fewshot_sources="own", fewshot_raw_weight=0.3),
+                            fewshot_sources="own", fewshot_raw_weight=0.7,
+                            fewshot_whiten=0.5),
     # No training: standardised raw reservoir features, nearest prototype (few-shot only).
     "raw": MethodConfig(name="raw", trained=False, fewshot_sources="audio",
                         fewshot_raw_weight=1.0),

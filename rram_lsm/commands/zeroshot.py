@@ -50,6 +50,10 @@ def register(sub) -> None:
     p.add_argument("--episodes", type=int, default=50, help="few-shot episodes per run")
     p.add_argument("--audio", default="auto", choices=("auto", "fsdd", "ntidigits"),
                    help="audio dataset (auto: ntidigits if its hdf5 is present, else fsdd)")
+    p.add_argument("--feature-kind", default=None, metavar="KIND",
+                   help="override the recipe's LSM features: counts, windowed, "
+                        "counts+windowed, input (the reservoir's input rates, reservoir "
+                        "bypassed: an ablation), counts+input")
     p.add_argument("--features", default=None, metavar="NPZ",
                    help="use saved features (projections.data.save_npz layout) instead of "
                         "encoding with the LSM")
@@ -78,6 +82,8 @@ def _run(args) -> int:
     method = get_method(args.method)
     if args.epochs is not None:
         method = method.replace(epochs=args.epochs)
+    if args.feature_kind is not None:
+        method = method.replace(features=args.feature_kind)
     if args.shots and any(k < 1 for k in args.shots):
         raise ConfigError(f"--shots must be >= 1, got {args.shots}")
     if not method.trained and not args.shots:

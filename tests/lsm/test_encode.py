@@ -108,3 +108,17 @@ def test_plots_return_figures():
     assert isinstance(fig, matplotlib.figure.Figure)
     fig2 = plot_activity(s, v, threshold=1.0)
     assert len(fig2.axes) == 2
+
+
+def test_input_kind_bypasses_the_reservoir(synthetic):
+    from lsm import open_dataset
+    from lsm.features import input_features
+
+    ds = open_dataset("fsdd", None, split="all", progress=False)
+    feats = encode_dataset("fsdd", kind="input", progress=False, backend="serial:/dev/no-such-port")
+    rasters = ds.rasters(None, progress=False)
+    np.testing.assert_allclose(feats.values, rasters.mean(axis=1), rtol=1e-6)
+    assert feats.values.shape == (len(ds), 64) and feats.meta["reservoir"] == "bypassed"
+    np.testing.assert_array_equal(feats.labels, ds.labels)
+    with pytest.raises(Exception, match="rasters must be"):
+        input_features(rasters[0])

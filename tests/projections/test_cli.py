@@ -69,3 +69,17 @@ def test_zeroshot_select_scores_candidates(feature_file, tmp_path, monkeypatch, 
     rec = json.loads(out.read_text())
     assert set(rec["selection"]) == {"raw", "quick"} and rec["best"] in rec["selection"]
     assert "best on seen-class validation" in capsys.readouterr().out
+
+
+def test_zeroshot_feature_kind_input_runs_without_the_reservoir(tmp_path, monkeypatch):
+    """The ablation: the same protocol on the reservoir's input rates (synthetic data)."""
+    monkeypatch.delenv("RRAM_LSM_DATA", raising=False)
+    out = tmp_path / "zs.json"
+    assert main(["zeroshot", "--method", "raw", "--feature-kind", "input", "--splits", "1",
+                 "--seeds", "1", "--shots", "1", "--episodes", "2", "--no-progress",
+                 "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["config"]["method_config"]["features"] == "input"
+    assert 0.0 <= rec["fewshot"]["unseen"]["audio_to_image"]["top1"]["mean"] <= 1.0
+    assert main(["zeroshot", "--method", "raw", "--feature-kind", "pixels", "--shots", "1",
+                 "--no-progress"]) == 1

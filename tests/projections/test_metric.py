@@ -1,0 +1,110 @@
+"""Within-class whitening: the closed-form few-shot metric fitted on the seen classes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from projections import METHODS, PairedFeatures, run_protocol
+from projections import protocol
+from projections.metric import within_class_whitener
+from rram_lsm.errors import ConfigError, ShapeError
+
+
+def _nuisance_data(seed=0, n_per_class=40, n_classes=6, dim=8):
+    """Class means differ along every axis by ~1; a shared nuisance direction (think
+    speaker or loudness), oblique so that per-feature scaling cannot remove it, spreads
+    every class by ~6 along it, identically for all."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(n_classes, dim))
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    x = means[labels] + 0.3 * rng.normal(size=(len(labels), dim))
+    nuisance = rng.normal(size=dim)
+    x += 6.0 * rng.normal(size=(len(labels), 1)) * nuisance / np.linalg.norm(nuisance)
+    return x.astype(np.float32), labels
+
+
+def test_whitened_within_class_covariance_is_identity():
+    x, y = _nuisance_data()
+    idx = np.flatnonzero(y < 4)
+    w = within_class_whitener(x, y, idx, shrinkage=0.0)(x[idx])
+    centred = np.concatenate([w[y[idx] == c] - w[y[idx] == c].mean(0) for c in range(4)])
+    np.testing.assert_allclose(centred.T @ centred / len(idx), np.eye(x.shape[1]),
+                               atol=1e-4)
+
+
+def test_full_shrinkage_only_centres_and_scales():
+    x, y = _nuisance_data()
+    idx = np.flatnonzero(y < 4)
+    w = within_class_whitener(x, y, idx, shrinkage=1.0)(x)
+    shifted = x - x[idx].mean(0)
+    ratio = w / np.where(shifted == 0, 1, shifted)
+    assert np.allclose(ratio, ratio.flat[0], rtol=1e-3)  # one common scale factor
+
+
+def test_fitting_on_seen_classes_helps_unseen_prototypes():
+    """The nuisance direction is learned on classes 0-3 and suppressed for 4-5."""
+    x, y = _nuisance_data()
+    seen = np.flatnonzero(y < 4)
+    unseen = np.flatnonzero(y >= 4)
+
+    def prototype_accuracy(z):
+        z = z / np.linalg.norm(z, axis=1, keepdims=True)
+        rng = np.random.default_rng(1)
+        correct = total = 0
+        for _ in range(50):
+            support = [rng.choice(unseen[y[unseen] == c], 3, replace=False) for c in (4, 5)]
+            protos = np.stack([z[s].mean(0) for s in support])
+            query = np.setdiff1d(unseen, np.concatenate(support))
+            pred = np.array([4, 5])[np.argmax(z[query] @ protos.T, axis=1)]
+            correct += (pred == y[query]).sum()
+            total += len(query)
+        return correct / total
+
+    standardised = (x - x[seen].mean(0)) / x[seen].std(0)
+    whitened = within_class_whitener(x, y, seen, shrinkage=0.1)(x)
+    assert prototype_accuracy(whitened) > prototype_accuracy(standardised) + 0.1
+
+
+def test_whitener_rejects_bad_input():
+    x, y = _nuisance_data()
+    with pytest.raises(ConfigError, match="shrinkage"):
+        within_class_whitener(x, y, np.arange(len(y)), shrinkage=1.5)
+    with pytest.raises(ConfigError, match=">= 2 classes"):
+        within_class_whitener(x, y, np.flatnonzero(y == 0))
+    with pytest.raises(ShapeError):
+        within_class_whitener(x[:, 0], y, np.arange(len(y)))
+    whiten = within_class_whitener(x, y, np.arange(len(y)))
+    with pytest.raises(ShapeError, match=r"\(N, 8\)"):
+        whiten(x[:, :3])
+    with pytest.raises(ConfigError, match="fewshot_whiten"):
+        METHODS["raw"].replace(fewshot_whiten=-0.1)
+
+
+def test_protocol_fits_the_whitener_on_seen_training_rows_only(synthetic, monkeypatch):
+    fitted = []
+    real = protocol.within_class_whitener
+
+    def spy(values, labels, idx, shrinkage):
+        fitted.append((np.asarray(labels)[idx], shrinkage))
+        return real(values, labels, idx, shrinkage)
+
+    monkeypatch.setattr(protocol, "within_class_whitener", spy)
+    method = METHODS["raw"].replace(fewshot_whiten=0.3)
+    res = run_protocol(synthetic, method, unseen=(3, 8), seeds=1, shots=(2,), episodes=3,
+                       progress=False)
+    assert len(fitted) == 2  # one per modality
+    for labels, shrinkage in fitted:
+        assert shrinkage == 0.3 and not np.isin(labels, (3, 8)).any()
+    assert 0.5 <= res.to_dict()["fewshot"]["unseen"]["audio_to_image"]["top1"]["mean"] <= 1
+
+
+def test_whitening_leaves_zero_shot_figures_alone(synthetic):
+    base = METHODS["default"].replace(epochs=5, fewshot_whiten=None)
+    runs = [run_protocol(synthetic, m, unseen=(3, 8), seeds=1, shots=(2,), episodes=3,
+                         progress=False).to_dict()
+            for m in (base, base.replace(fewshot_whiten=0.5))]
+    for key in ("unseen", "seen_test"):  # json: a NaN CI (one run) compares equal
+        assert json.dumps(runs[0][key], sort_keys=True) == json.dumps(runs[1][key],
+                                                                       sort_keys=True)
