@@ -59,15 +59,23 @@ def candidates() -> list[MethodConfig]:
         joint.replace(name="joint_mlp", head="mlp"),
         joint.replace(name="joint_structure", structure_weight=1.0),
         joint.replace(name="joint_audio", fewshot_sources="audio"),
-    ] + _round3() + _round4()
+    ] + _round3() + _round4() + _round5()
 
 
 def _default_before_round4() -> MethodConfig:
     """The default rounds 1-3 chose (rounds 3's variants are built on it)."""
     from .train import METHODS
 
-    return METHODS["default"].replace(name="default_round3", fewshot_raw_weight=0.3,
-                                      fewshot_whiten=None)
+    return METHODS["default"].replace(name="default_round3", features="counts",
+                                      fewshot_raw_weight=0.3, fewshot_whiten=None)
+
+
+def _default_of_round4() -> MethodConfig:
+    """Round 4's centre: counts, whitened raw mix 0.7 (the default between rounds 4 and 5)."""
+    from .train import METHODS
+
+    return METHODS["default"].replace(name="default_round4", features="counts",
+                                      fewshot_raw_weight=0.7)
 
 
 def _round3() -> list[MethodConfig]:
@@ -98,12 +106,29 @@ def _round4() -> list[MethodConfig]:
     around round 3's winner (raw weight 0.3, no whitening; the default before)."""
     from .train import METHODS
 
-    d, r = METHODS["default"], METHODS["raw"]
+    d, r = _default_of_round4(), METHODS["raw"]
     return [_default_before_round4(), d] + [r.replace(name=f"raw_whiten{s}", fewshot_whiten=s)
                                             for s in (0.2, 0.5, 0.8)] + [
         d.replace(name=f"default_whiten{s}_raw{w}", fewshot_whiten=s, fewshot_raw_weight=w)
         for s, w in ((0.5, 0.3), (0.5, 0.5), (0.5, 0.8), (0.5, 0.9), (0.2, 0.7),
                      (0.8, 0.7))]
+
+
+def _round5() -> list[MethodConfig]:
+    """Round 5: a readout that sees the reservoir's input next to its spike counts
+    (``counts+input``, the direct input-to-readout connections of echo-state networks).
+    Input rates alone are an ablation (``--feature-kind input``), never a candidate: a
+    method of an LSM tool must use the reservoir."""
+    from .train import METHODS
+
+    d, r = _default_of_round4(), METHODS["raw"]
+    return [r.replace(name="raw_whiten0.5_counts+input", features="counts+input",
+                      fewshot_whiten=0.5),
+            d.replace(name="default_counts+input", features="counts+input"),
+            d.replace(name="default_counts+input_raw0.5", features="counts+input",
+                      fewshot_raw_weight=0.5),
+            d.replace(name="default_raw1.0", fewshot_raw_weight=1.0),
+            METHODS["default"]]
 
 
 def validation_view(data: PairedFeatures, seen=PAPER_SPLIT[0], test_fraction: float = 0.2,

@@ -142,14 +142,15 @@ METHODS: dict[str, MethodConfig] = {
                              proto_weight=1.0, temperature=0.1, standardize=True,
                              fewshot_sources="image"),
     # Our default, chosen on seen-class validation data only (projections.selection, see
-    # docs/zeroshot.md): label-aware cross-modal contrast at a sharper temperature, feature
-    # standardisation, the structure-preserving term; few-shot scores mix prototypes of the
-    # query's own modality in the learned space (0.3) with prototypes of raw features
-    # whitened by the seen classes' within-class covariance (0.7, shrinkage 0.5).
-    "default": MethodConfig(name="default", standardize=True, temperature=0.1,
-                            clip_weight=0.0, supcon_weight=1.0, structure_weight=1.0,
-                            fewshot_sources="own", fewshot_raw_weight=0.7,
-                            fewshot_whiten=0.5),
+    # docs/zeroshot.md): the readout sees the reservoir's spike counts and its input rates
+    # (counts+input); heads trained with label-aware cross-modal contrast at a sharper
+    # temperature, feature standardisation and the structure-preserving term. Few-shot
+    # prototypes live in the raw features whitened by the seen classes' within-class
+    # covariance (shrinkage 0.5): on validation this beat every mix with the learned space.
+    "default": MethodConfig(name="default", features="counts+input", standardize=True,
+                            temperature=0.1, clip_weight=0.0, supcon_weight=1.0,
+                            structure_weight=1.0, fewshot_sources="own",
+                            fewshot_raw_weight=1.0, fewshot_whiten=0.5),
     # No training: standardised raw reservoir features, nearest prototype (few-shot only).
     "raw": MethodConfig(name="raw", trained=False, fewshot_sources="audio",
                         fewshot_raw_weight=1.0),

@@ -13,8 +13,10 @@ Design (a software stand-in for the CochleaAMS sensor that recorded N-TIDIGITS):
    is an ON event (the real recording has only p = 1 events).
 
 Deterministic: no noise source; the same wav gives the same events on any thread count.
-Default gain calibrated on FSDD so rates are of the order of the real recording
-``NTIDIGITS_1.bs1`` (about 830 events/s); docs/data.md has the measured figures.
+Default gain calibrated on FSDD so that a recording of one spoken digit yields as many
+events as the real recording ``NTIDIGITS_1.bs1`` (898): events per utterance, not events
+per second, because that recording is mostly silence around a ~0.12 s digit while FSDD
+files are trimmed; docs/data.md has the measured figures.
 """
 from __future__ import annotations
 
@@ -48,8 +50,9 @@ class CochleaConfig:
     """Filter bandwidth in units of the equivalent rectangular bandwidth (ERB)."""
     exponent: float = 0.3
     """Power-law compression exponent of the hair cell (dimensionless)."""
-    gain_per_s: float = 650.0
-    """Integrate-and-fire drive: threshold crossings per second for unit compressed input."""
+    gain_per_s: float = 875.0
+    """Integrate-and-fire drive: threshold crossings per second for unit compressed input
+    (875: FSDD's mean events per recording match the real recording's 898)."""
     leak_tau_s: float = 0.005
     """Membrane leak time constant in seconds (sets the quiet-sound floor)."""
     refractory_s: float = 0.002

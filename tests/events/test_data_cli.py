@@ -22,8 +22,8 @@ def test_data_info_on_shared_data(shared_data_dir, tmp_path, capsys):
     assert rec["ntidigits"]["available"] is False
     ref = rec["reference_recording"]
     assert ref["events"] == 898 and ref["active_channels"] == 44
-    cochlea = rec["fsdd"]["events_per_s"]["pooled"]
-    assert ref["events_per_s"] / 2 < cochlea < ref["events_per_s"] * 2
+    per_utterance = rec["fsdd"]["events"]["mean"]  # the calibration target (per file)
+    assert ref["events"] / 1.5 < per_utterance < ref["events"] * 1.5
     text = capsys.readouterr().out
     assert "nmnist (real" in text and "1000" in text and "2700" in text
 
