@@ -194,6 +194,7 @@ def compare_training_cost(data, image_rasters, audio_rasters, method, *, seen=No
     from .train import get_method, train_heads, transform_features
 
     cfg = get_method(method) if isinstance(method, str) else method
+    data = data.select_kind(cfg.features)
     spiking = spiking or SpikingConfig()
     if len(image_rasters) != len(data.image_labels) or \
             len(audio_rasters) != len(data.audio_labels):

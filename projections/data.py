@@ -1,6 +1,7 @@
 """Feature sources for the protocol: the LSM encoder, or a saved ``.npz`` file."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -34,14 +35,15 @@ def resolve_audio(audio: str, data_dir) -> str:
 
 
 def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, profile=None,
-                noise: bool = True, audio: str = "auto", kind: str = "counts",
+                noise: bool = True, audio: str = "auto", kind: str = "counts+input",
                 progress: bool = True) -> PairedFeatures:
     """Encode N-MNIST and the audio dataset with ``lsm.encode_dataset`` (feature cache on).
 
     Both modalities use the same virtual or physical chip (``backend``, ``chip_seed``).
-    ``kind`` is one of :data:`projections.train.FEATURE_KINDS` (``counts+windowed`` puts
-    both side by side); it is recorded in ``meta["feature_kind"]`` and is part of the
-    feature cache key through ``lsm.encode_dataset``.
+    ``kind`` is one of :data:`projections.train.FEATURE_KINDS`; ``a+b`` puts both side by
+    side. It is recorded in ``meta["feature_kind"]``, and each part's columns in
+    ``meta["feature_blocks"]``, so the default ``counts+input`` serves recipes on
+    ``counts``, ``input`` or both (:meth:`PairedFeatures.select_kind`).
     """
     from lsm import encode_dataset
     from rram_lsm.settings import resolve_data_dir
@@ -56,14 +58,21 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
                                           encode_dataset(audio_name, root, kind=k, **kw))
              for k in kind.split("+")]
     first = parts[0]
+    blocks = {}
+    for m in ("image", "audio"):
+        edges = np.cumsum([0] + [getattr(p, f"{m}_values").shape[1] for p in parts])
+        blocks[m] = {k: [int(a), int(b)]
+                     for k, a, b in zip(kind.split("+"), edges[:-1], edges[1:])}
     return PairedFeatures(
         np.concatenate([p.image_values for p in parts], axis=1), first.image_labels,
         first.image_is_test, np.concatenate([p.audio_values for p in parts], axis=1),
-        first.audio_labels, first.audio_is_test, {**first.meta, "feature_kind": kind})
+        first.audio_labels, first.audio_is_test,
+        {**first.meta, "feature_kind": kind, "feature_blocks": blocks})
 
 
 def load_npz(path: str | os.PathLike) -> PairedFeatures:
-    """Features saved by :func:`save_npz` (``image_values``, ``audio_labels``, ...)."""
+    """Features saved by :func:`save_npz` (``image_values``, ``audio_labels``, ...), with
+    their feature kind and column blocks when the file records them."""
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"feature file {path} does not exist")
@@ -74,14 +83,21 @@ def load_npz(path: str | os.PathLike) -> PairedFeatures:
             raise ConfigError(f"{path} lacks arrays {missing}; expected image_/audio_ "
                               f"values, labels, is_test")
         arrays = {f"{m}_{k}": z[f"{m}_{k}"] for m in ("image", "audio") for k in _KEYS}
+        meta = {"source": str(path)}
+        if "feature_meta" in z.files:
+            meta.update(json.loads(str(z["feature_meta"])))
     return PairedFeatures(
         arrays["image_values"].astype(np.float32), arrays["image_labels"].astype(np.int64),
         arrays["image_is_test"].astype(bool), arrays["audio_values"].astype(np.float32),
-        arrays["audio_labels"].astype(np.int64), arrays["audio_is_test"].astype(bool),
-        {"source": str(path)})
+        arrays["audio_labels"].astype(np.int64), arrays["audio_is_test"].astype(bool), meta)
 
 
 def save_npz(data: PairedFeatures, path: str | os.PathLike) -> None:
-    """Save features in the layout :func:`load_npz` reads."""
-    np.savez(path, **{f"{m}_{k}": getattr(data, f"{m}_{k}")
-                      for m in ("image", "audio") for k in _KEYS})
+    """Save features in the layout :func:`load_npz` reads (plus their feature kind and
+    column blocks, when known, as JSON in ``feature_meta``)."""
+    extra = {k: data.meta[k] for k in ("feature_kind", "feature_blocks")
+             if data.meta.get(k) is not None}
+    arrays = {f"{m}_{k}": getattr(data, f"{m}_{k}") for m in ("image", "audio") for k in _KEYS}
+    if extra:
+        arrays["feature_meta"] = np.array(json.dumps(extra))
+    np.savez(path, **arrays)

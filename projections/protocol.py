@@ -9,6 +9,7 @@ queries every other unseen sample.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
@@ -60,6 +61,30 @@ class PairedFeatures:
                 if a.shape != (v.shape[0],):
                     raise ConfigError(f"{m}_{extra} has shape {a.shape}; expected "
                                       f"({v.shape[0]},)")
+
+    def select_kind(self, kind: str) -> "PairedFeatures":
+        """The columns of feature kind ``kind`` (e.g. ``counts`` out of ``counts+input``).
+
+        Data from :func:`projections.encode_pair` record where each kind's columns lie
+        (``meta["feature_blocks"]``); data without that record must hold ``kind`` exactly.
+        """
+        held = self.meta.get("feature_kind")
+        if held is None or held == kind:
+            return self
+        blocks = self.meta.get("feature_blocks") or {}
+        parts = kind.split("+")
+        if not all(p in blocks.get(m, {}) for m in ("image", "audio") for p in parts):
+            raise ConfigError(f"the data hold {held!r} features, which lack {kind!r}; "
+                              f"encode with encode_pair(kind={kind!r})")
+
+        def cols(m):
+            v = getattr(self, f"{m}_values")
+            return np.concatenate([v[:, slice(*blocks[m][p])] for p in parts], axis=1)
+
+        return dataclasses.replace(self, image_values=cols("image"),
+                                   audio_values=cols("audio"),
+                                   meta={**self.meta, "feature_kind": kind,
+                                         "feature_blocks": None})
 
     @classmethod
     def from_features(cls, image, audio) -> "PairedFeatures":
@@ -130,11 +155,11 @@ def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | st
     from lsm.data import split_cross_modal
 
     cfg = get_method(method) if isinstance(method, str) else method
-    kind = data.meta.get("feature_kind")
-    if kind is not None and kind != cfg.features:
-        raise ConfigError(f"method {cfg.name!r} runs on {cfg.features!r} features but the "
-                          f"data hold {kind!r}; encode with encode_pair(kind="
-                          f"{cfg.features!r})")
+    try:
+        data = data.select_kind(cfg.features)
+    except ConfigError as exc:
+        raise ConfigError(f"method {cfg.name!r} runs on {cfg.features!r} features: {exc}") \
+            from None
     for m in ("image", "audio"):
         absent = sorted(set(int(c) for c in (*seen, *unseen))
                         - set(np.unique(getattr(data, f"{m}_labels")).tolist()))

@@ -158,6 +158,8 @@ def select_method(data: PairedFeatures, candidates, *, seen=PAPER_SPLIT[0],
 
     ``scores[name]`` holds the pseudo-unseen zero-shot and few-shot audio->image top-1
     means and their average ``score``. Candidates are names in ``METHODS`` or configs.
+    Candidates without training are scored for reference but, when any trained one is
+    given, cannot be chosen: the default must retrieve, i.e. report zero-shot figures.
     ``data`` is one :class:`PairedFeatures`, or a mapping from feature kind to features
     when candidates run on different kinds (``MethodConfig.features``).
     """
@@ -165,7 +167,7 @@ def select_method(data: PairedFeatures, candidates, *, seen=PAPER_SPLIT[0],
         raise ConfigError("select_method needs at least one candidate")
     by_kind = dict(data) if isinstance(data, dict) else None
     views: dict = {}
-    scores = {}
+    scores, configs = {}, {}
     for cand in candidates:
         cfg = get_method(cand) if isinstance(cand, str) else cand
         if not isinstance(cfg, MethodConfig):
@@ -188,5 +190,7 @@ def select_method(data: PairedFeatures, candidates, *, seen=PAPER_SPLIT[0],
         zs_or_chance = 1.0 / n_pseudo_unseen if zs is None else zs
         score = 0.5 * (zs_or_chance + fs)
         scores[cfg.name] = {"zeroshot_top1": zs, "fewshot_top1": fs, "score": score}
-    best = max(scores, key=lambda k: scores[k]["score"])
+        configs[cfg.name] = cfg
+    trained = [name for name, cfg in configs.items() if cfg.trained] or list(scores)
+    best = max(trained, key=lambda k: scores[k]["score"])
     return best, scores

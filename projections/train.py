@@ -80,11 +80,13 @@ class MethodConfig:
     ``audio``, ``both`` modalities, or ``own`` (each query's own modality)."""
     fewshot_raw_weight: float = 0.0
     """Few-shot score = (1 - w) * cosine in the embedding + w * cosine to same-modality
-    prototypes of standardised raw features (0: embedding only, 1: raw only)."""
+    prototypes of raw features, standardised (or whitened, see ``fewshot_whiten``)
+    (0: embedding only, 1: raw only)."""
     fewshot_whiten: float | None = None
-    """None: few-shot cosines on the features as they are. A shrinkage in [0, 1]: first
-    whiten embeddings and raw features with the within-class covariance of the seen
-    classes' training samples (:func:`projections.metric.within_class_whitener`)."""
+    """None: the raw features of few-shot scoring are standardised. A shrinkage in [0, 1]:
+    they are whitened with the within-class covariance of the seen classes' training
+    samples (:func:`projections.metric.within_class_whitener`). Learned embeddings are
+    never whitened, so this needs ``fewshot_raw_weight`` > 0 or an untrained method."""
     trained: bool = True
     """False for the no-training raw-feature baseline (embeddings = standardised features)."""
     features: str = "counts"
@@ -111,6 +113,9 @@ class MethodConfig:
         if self.fewshot_whiten is not None and not 0.0 <= self.fewshot_whiten <= 1.0:
             raise ConfigError(f"fewshot_whiten must be None or in [0, 1], got "
                               f"{self.fewshot_whiten}")
+        if self.fewshot_whiten is not None and self.trained and self.fewshot_raw_weight == 0:
+            raise ConfigError("fewshot_whiten acts on the raw features only: give "
+                              "fewshot_raw_weight > 0 (or no training)")
         if self.features not in FEATURE_KINDS:
             raise ConfigError(f"features must be one of {FEATURE_KINDS}, got "
                               f"{self.features!r}")

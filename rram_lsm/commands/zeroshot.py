@@ -5,6 +5,10 @@ import argparse
 
 from .common import add_backend, add_data_dir, add_json, add_seeds
 
+# the CLI's choices, kept in step with projections.train.FEATURE_KINDS by a test (importing
+# projections here would load torch for every rram-lsm command)
+FEATURE_KINDS = ("counts", "windowed", "counts+windowed", "input", "counts+input")
+
 
 def _splits(value: str):
     if value == "all":
@@ -50,10 +54,9 @@ def register(sub) -> None:
     p.add_argument("--episodes", type=int, default=50, help="few-shot episodes per run")
     p.add_argument("--audio", default="auto", choices=("auto", "fsdd", "ntidigits"),
                    help="audio dataset (auto: ntidigits if its hdf5 is present, else fsdd)")
-    p.add_argument("--feature-kind", default=None, metavar="KIND",
-                   help="override the recipe's LSM features: counts, windowed, "
-                        "counts+windowed, input (the reservoir's input rates, reservoir "
-                        "bypassed: an ablation), counts+input")
+    p.add_argument("--feature-kind", default=None, choices=FEATURE_KINDS,
+                   help="override the recipe's LSM features; input = the reservoir's input "
+                        "rates with the reservoir bypassed (an ablation)")
     p.add_argument("--features", default=None, metavar="NPZ",
                    help="use saved features (projections.data.save_npz layout) instead of "
                         "encoding with the LSM")
@@ -83,6 +86,9 @@ def _run(args) -> int:
     if args.epochs is not None:
         method = method.replace(epochs=args.epochs)
     if args.feature_kind is not None:
+        if args.select:
+            raise ConfigError("--feature-kind overrides one recipe; --select compares the "
+                              "candidates on their own kinds: drop one of them")
         method = method.replace(features=args.feature_kind)
     if args.shots and any(k < 1 for k in args.shots):
         raise ConfigError(f"--shots must be >= 1, got {args.shots}")
@@ -138,10 +144,22 @@ def _select(args, source, seeds, progress) -> int:
     if callable(source):
         data = {k: source(k) for k in sorted({c.features for c in cands})}
     else:
-        cands = [c for c in cands if c.features == "counts"]
-        if not cands:
-            raise ConfigError("no selection candidate runs on counts features")
-        data = source
+        # a file holds one kind (or the blocks of several, when it records them)
+        servable = []
+        for c in cands:
+            try:
+                source.select_kind(c.features)
+            except ConfigError:
+                continue
+            if c.features == source.meta.get("feature_kind", "counts") or \
+                    source.meta.get("feature_blocks"):
+                servable.append(c)
+        if not servable:
+            raise ConfigError("no selection candidate runs on the features in this file")
+        if len(servable) < len(cands):
+            print(f"{len(cands) - len(servable)} candidate(s) need features this file does "
+                  f"not hold; scoring the other {len(servable)}")
+        cands, data = servable, source
     best, scores = select_method(data, cands, seen=tuple(args.seen or PAPER_SPLIT[0]),
                                  n_splits=args.splits if isinstance(args.splits, int) else 6,
                                  seeds=seeds, shots=max(args.shots or [5]),

@@ -155,7 +155,8 @@ def _cli_config(opts: DemoOptions) -> dict:
     return out
 
 
-def _chip_step(names, root, opts: DemoOptions, chip_kw: dict, dim: int) -> dict:
+def _chip_step(names, root, opts: DemoOptions, chip_kw: dict, dim: int,
+               head_features: str) -> dict:
     """Form each modality's tile, read it back, run 32 examples; per name: chip summary,
     tile conductances, example rasters/labels/spikes and the energy report."""
     from lsm.data import open_dataset
@@ -173,7 +174,8 @@ def _chip_step(names, root, opts: DemoOptions, chip_kw: dict, dim: int) -> dict:
         with reservoir_on_chip(name, **chip_kw) as res:
             summary, g = _chip_summary(res)
             spikes = res.run(rasters)
-            energy = measure_energy(res, rasters, projection_dim=dim, spikes=spikes)
+            energy = measure_energy(res, rasters, projection_dim=dim, spikes=spikes,
+                                    head_features=head_features)
         _say(f"       formed at {summary['forming_voltage_v']:.2f} V, unformed "
              f"{summary['unformed_fraction']:.3f}, formed G "
              f"{summary['formed_conductance_us']['mean']:.2f} ± "
@@ -184,10 +186,10 @@ def _chip_step(names, root, opts: DemoOptions, chip_kw: dict, dim: int) -> dict:
     return out
 
 
-def _evaluate(data_for, cfg, seeds, episodes: int, quick: bool, progress: bool):
-    """Ours (1- and 5-shot too) and the baselines on the paper split, each on the feature
-    kind it is defined on (``data_for(kind)``); the first seed's model, parts and
-    embeddings are kept for the figures."""
+def _evaluate(data, cfg, seeds, episodes: int, quick: bool, progress: bool):
+    """Ours (1- and 5-shot too) and the baselines on the paper split, each on the columns
+    of its own feature kind; the first seed's model, parts and embeddings are kept for
+    the figures."""
     from projections import PAPER_SPLIT, ZeroShotResult, evaluate_split, get_method
     from tqdm.auto import tqdm
 
@@ -203,8 +205,8 @@ def _evaluate(data_for, cfg, seeds, episodes: int, quick: bool, progress: bool):
     for key, (method, shots) in methods.items():
         runs = []
         for seed in seeds:
-            r = evaluate_split(data_for(method.features), seen, unseen, method, seed=seed,
-                               shots=shots, episodes=episodes, keep_model=key == "ours")
+            r = evaluate_split(data, seen, unseen, method, seed=seed, shots=shots,
+                               episodes=episodes, keep_model=key == "ours")
             if key == "ours":
                 bits = {k: r.pop(k) for k in ("train", "parts", "embeddings")}
                 kept = kept or bits
@@ -279,26 +281,20 @@ def _run_demo(opts: DemoOptions, config, json_path) -> DemoResult:
     names = (_IMAGE, audio_name)
 
     # 1. The chip: form each modality's reservoir tile, read it back, run a few examples.
-    chip = _chip_step(names, root, opts, chip_kw, cfg.dim)
+    chip = _chip_step(names, root, opts, chip_kw, cfg.dim, cfg.features)
     timing = {"chip_s": time.perf_counter() - t_start}
 
     # 2. Encode both modalities (feature cache: a second run loads them).
     _say(f"[lsm] encoding {_IMAGE} and {audio_name} on the same chip ...")
-    by_kind = {}
-
-    def data_for(kind: str):
-        if kind not in by_kind:
-            by_kind[kind] = encode_pair(root, audio=audio_name, progress=opts.progress,
-                                        kind=kind, **chip_kw)
-        return by_kind[kind]
-
-    data = data_for("counts")
+    # counts+input serves every recipe here: each reads the columns of its feature kind
+    data = encode_pair(root, audio=audio_name, progress=opts.progress, kind="counts+input",
+                       **chip_kw)
     meta = {_IMAGE: data.meta["image"], audio_name: data.meta["audio"]}
     sizes = {_IMAGE: len(data.image_labels), audio_name: len(data.audio_labels)}
     timing["encode_s"] = time.perf_counter() - t_start - sum(timing.values())
 
     # 3. Heads on the paper split with validation-only selection, and the baselines.
-    results_by_method, kept = _evaluate(data_for, cfg, seeds, 20 if opts.quick else 50,
+    results_by_method, kept = _evaluate(data, cfg, seeds, 20 if opts.quick else 50,
                                         opts.quick, opts.progress)
     timing["train_eval_s"] = time.perf_counter() - t_start - sum(timing.values())
 

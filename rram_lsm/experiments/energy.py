@@ -373,12 +373,15 @@ def estimate_energy(counts: OpCounts, params: EnergyParams | None = None) -> Ene
 
 
 def measure_energy(reservoir, rasters, *, projection_dim: int = 64,
-                   params: EnergyParams | None = None, spikes=None) -> EnergyReport:
+                   params: EnergyParams | None = None, spikes=None,
+                   head_features: str = "counts") -> EnergyReport:
     """Energy report of running ``rasters`` through an ``lsm.Reservoir`` on its macro.
 
     The chip's own read voltage, ADC resolution and mean tile conductance (read back
     through the interface) replace the parameter file's values, so the report describes
     the chip that ran. ``spikes`` skips the run when they are already at hand.
+    ``head_features`` is the feature kind the projection head reads (its input width:
+    :func:`head_inputs`).
     """
     p = load_energy_params() if params is None else params
     macro = reservoir.macro
@@ -394,5 +397,20 @@ def measure_energy(reservoir, rasters, *, projection_dim: int = 64,
         if n in chip else (n, st, src) for n, st, src in p.sources))
     if spikes is None:
         spikes = reservoir.run(rasters)
-    counts = count_operations(rasters, spikes, projection_dim=projection_dim)
+    spec = reservoir.spec
+    counts = count_operations(rasters, spikes, projection_dim=projection_dim,
+                              projection_in=head_inputs(head_features, spec.n_inputs,
+                                                        spec.n_neurons))
     return estimate_energy(counts, p)
+
+
+def head_inputs(features: str, n_inputs: int, n_neurons: int, n_windows: int = 5) -> int:
+    """Input width of a projection head reading LSM features of kind ``features``
+    (``counts``, ``windowed``, ``input``, or kinds joined by ``+``)."""
+    widths = {"counts": n_neurons, "windowed": n_windows * n_neurons, "input": n_inputs}
+    parts = features.split("+")
+    unknown = [k for k in parts if k not in widths]
+    if unknown:
+        raise ConfigError(f"unknown feature kind(s) {unknown} in {features!r}; "
+                          f"expected {sorted(widths)} joined by '+'")
+    return sum(widths[k] for k in parts)

@@ -59,11 +59,13 @@ def reservoir_on_chip(dataset: str, *, backend: str = "sim", chip_seed: int = 0,
 def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: int = 0,
                    profile=None, noise: bool = True, samples: int = 64,
                    projection_dim: int = 64, params=None, seed: int = 0,
-                   progress: bool = True):
+                   head_features: str | None = None, progress: bool = True):
     """Energy reports ``{dataset: EnergyReport}`` and data provenance for ``datasets``.
 
     ``samples`` samples per dataset (spread over classes, seeded) run through the LSM on the
     chip; their operation counts are priced with ``params`` (default parameter file).
+    ``head_features``: the feature kind the projection head reads (None: the default
+    recipe's, ``projections.METHODS["default"].features``).
     """
     from lsm.data import open_dataset
     from tqdm.auto import tqdm
@@ -74,6 +76,10 @@ def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: 
 
     if samples < 1:
         raise ConfigError(f"samples must be >= 1, got {samples}")
+    if head_features is None:
+        from projections import METHODS
+
+        head_features = METHODS["default"].features
     root = resolve_data_dir(data_dir)
     reports, meta = {}, {}
     for name in tqdm(list(datasets), desc="energy", disable=not progress):
@@ -83,7 +89,7 @@ def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: 
         with reservoir_on_chip(name, backend=backend, chip_seed=chip_seed, profile=profile,
                                noise=noise) as res:
             reports[name] = measure_energy(res, rasters, projection_dim=projection_dim,
-                                           params=params)
+                                           params=params, head_features=head_features)
         meta[name] = {"synthetic": bool(ds.synthetic), "samples": int(len(idx)),
                       "data_dir": None if root is None else str(root)}
     return reports, meta

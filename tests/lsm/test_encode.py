@@ -11,7 +11,7 @@ from lsm import Features, encode_dataset
 from lsm.features import spike_features
 from lsm.plots import plot_activity, plot_raster
 from rram_lsm.cli import main
-from rram_lsm.errors import ConfigError
+from rram_lsm.errors import ConfigError, ShapeError
 from rram_lsm.records import get_path
 
 
@@ -120,5 +120,5 @@ def test_input_kind_bypasses_the_reservoir(synthetic):
     np.testing.assert_allclose(feats.values, rasters.mean(axis=1), rtol=1e-6)
     assert feats.values.shape == (len(ds), 64) and feats.meta["reservoir"] == "bypassed"
     np.testing.assert_array_equal(feats.labels, ds.labels)
-    with pytest.raises(Exception, match="rasters must be"):
+    with pytest.raises(ShapeError, match="rasters must be"):
         input_features(rasters[0])

@@ -81,5 +81,39 @@ def test_zeroshot_feature_kind_input_runs_without_the_reservoir(tmp_path, monkey
     rec = json.loads(out.read_text())
     assert rec["config"]["method_config"]["features"] == "input"
     assert 0.0 <= rec["fewshot"]["unseen"]["audio_to_image"]["top1"]["mean"] <= 1.0
-    assert main(["zeroshot", "--method", "raw", "--feature-kind", "pixels", "--shots", "1",
-                 "--no-progress"]) == 1
+    with pytest.raises(SystemExit):
+        main(["zeroshot", "--method", "raw", "--feature-kind", "pixels", "--shots", "1"])
+
+
+def test_cli_feature_kinds_match_the_recipes():
+    from projections.train import FEATURE_KINDS
+    from rram_lsm.commands import zeroshot
+
+    assert zeroshot.FEATURE_KINDS == FEATURE_KINDS
+
+
+def test_select_on_a_file_scores_the_candidates_it_can_serve(synthetic, tmp_path,
+                                                             monkeypatch, capsys):
+    """A counts+input file (recorded blocks) serves counts, input and both; not windowed."""
+    import dataclasses
+
+    import projections.selection as selection
+    from projections import METHODS
+
+    blocks = {m: {"counts": [0, 12], "input": [12, 20]} for m in ("image", "audio")}
+    data = dataclasses.replace(synthetic, meta={"feature_kind": "counts+input",
+                                                "feature_blocks": blocks})
+    path = tmp_path / "both.npz"
+    save_npz(data, path)
+    raw = METHODS["raw"]
+    cands = [raw, raw.replace(name="raw_input", features="input"),
+             raw.replace(name="raw_windowed", features="windowed")]
+    monkeypatch.setattr(selection, "candidates", lambda: cands)
+    out = tmp_path / "sel.json"
+    assert main(["zeroshot", "--features", str(path), "--select", "--splits", "1",
+                 "--seeds", "1", "--shots", "2", "--episodes", "2", "--no-progress",
+                 "--json", str(out)]) == 0
+    assert set(json.loads(out.read_text())["selection"]) == {"raw", "raw_input"}
+    assert "1 candidate(s) need features this file does not hold" in capsys.readouterr().out
+    assert main(["zeroshot", "--features", str(path), "--select", "--feature-kind",
+                 "input", "--no-progress"]) == 1

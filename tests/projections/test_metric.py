@@ -80,28 +80,42 @@ def test_whitener_rejects_bad_input():
         whiten(x[:, :3])
     with pytest.raises(ConfigError, match="fewshot_whiten"):
         METHODS["raw"].replace(fewshot_whiten=-0.1)
+    with pytest.raises(ConfigError, match="raw features only"):
+        METHODS["paper"].replace(fewshot_whiten=0.5)  # trained, raw weight 0: no effect
 
 
 def test_protocol_fits_the_whitener_on_seen_training_rows_only(synthetic, monkeypatch):
-    fitted = []
-    real = protocol.within_class_whitener
+    fitted, standardised = [], []
+    real_whitener, real_standardizer = protocol.within_class_whitener, protocol._standardizer
 
-    def spy(values, labels, idx, shrinkage):
-        fitted.append((np.asarray(labels)[idx], shrinkage))
-        return real(values, labels, idx, shrinkage)
+    def whitener_spy(values, labels, idx, shrinkage):
+        fitted.append((np.unique(idx), shrinkage))
+        return real_whitener(values, labels, idx, shrinkage)
 
-    monkeypatch.setattr(protocol, "within_class_whitener", spy)
+    def standardizer_spy(values, idx):
+        standardised.append(np.unique(idx))
+        return real_standardizer(values, idx)
+
+    monkeypatch.setattr(protocol, "within_class_whitener", whitener_spy)
+    monkeypatch.setattr(protocol, "_standardizer", standardizer_spy)
     method = METHODS["raw"].replace(fewshot_whiten=0.3)
     res = run_protocol(synthetic, method, unseen=(3, 8), seeds=1, shots=(2,), episodes=3,
                        progress=False)
-    assert len(fitted) == 2  # one per modality
-    for labels, shrinkage in fitted:
-        assert shrinkage == 0.3 and not np.isin(labels, (3, 8)).any()
+    assert len(fitted) == 2  # one per modality, on exactly the standardiser's rows ...
+    for (idx, shrinkage), train_rows, labels, is_test in zip(
+            fitted, standardised, (synthetic.image_labels, synthetic.audio_labels),
+            (synthetic.image_is_test, synthetic.audio_is_test)):
+        assert shrinkage == 0.3
+        np.testing.assert_array_equal(idx, train_rows)
+        # ... which are seen-class official-train rows, minus validation
+        assert not np.isin(labels[idx], (3, 8)).any() and not is_test[idx].any()
+        seen_train = np.flatnonzero(~np.isin(labels, (3, 8)) & ~is_test)
+        assert 0.6 * len(seen_train) < len(idx) < len(seen_train)
     assert 0.5 <= res.to_dict()["fewshot"]["unseen"]["audio_to_image"]["top1"]["mean"] <= 1
 
 
 def test_whitening_leaves_zero_shot_figures_alone(synthetic):
-    base = METHODS["default"].replace(epochs=5, fewshot_whiten=None)
+    base = METHODS["default"].replace(epochs=5, fewshot_whiten=None, features="counts")
     runs = [run_protocol(synthetic, m, unseen=(3, 8), seeds=1, shots=(2,), episodes=3,
                          progress=False).to_dict()
             for m in (base, base.replace(fewshot_whiten=0.5))]

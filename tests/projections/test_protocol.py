@@ -219,3 +219,68 @@ def test_feature_kind_must_match_method(synthetic):
     with pytest.raises(ConfigError, match="counts"):
         select_method({"windowed": tagged}, ["raw"], n_splits=1, seeds=1, shots=2,
                       progress=False)
+
+
+def test_one_encoding_serves_every_kind_it_contains(synthetic):
+    """counts+input data: a counts recipe sees the counts columns only, exactly."""
+    n_counts = 12
+    blocks = {m: {"counts": [0, n_counts], "input": [n_counts, 20]} for m in ("image", "audio")}
+    both = PairedFeatures(synthetic.image_values, synthetic.image_labels,
+                          synthetic.image_is_test, synthetic.audio_values,
+                          synthetic.audio_labels, synthetic.audio_is_test,
+                          {"feature_kind": "counts+input", "feature_blocks": blocks})
+    counts = both.select_kind("counts")
+    np.testing.assert_array_equal(counts.audio_values, synthetic.audio_values[:, :n_counts])
+    assert counts.meta["feature_kind"] == "counts"
+    assert both.select_kind("counts+input") is both
+    np.testing.assert_array_equal(both.select_kind("input").image_values,
+                                  synthetic.image_values[:, n_counts:])
+    with pytest.raises(ConfigError, match="lack 'windowed'"):
+        both.select_kind("windowed")
+    direct = protocol.evaluate_split(
+        PairedFeatures(synthetic.image_values[:, :n_counts], synthetic.image_labels,
+                       synthetic.image_is_test, synthetic.audio_values[:, :n_counts],
+                       synthetic.audio_labels, synthetic.audio_is_test),
+        range(1, 8), (8, 9), FAST, seed=0)
+    via_blocks = protocol.evaluate_split(both, range(1, 8), (8, 9), FAST, seed=0)
+    assert direct["unseen"] == via_blocks["unseen"]
+
+
+def test_a_saved_file_keeps_its_kind_and_blocks(synthetic, tmp_path):
+    import dataclasses
+
+    from projections import load_npz, save_npz
+
+    blocks = {m: {"counts": [0, 12], "input": [12, 20]} for m in ("image", "audio")}
+    data = dataclasses.replace(synthetic, meta={"feature_kind": "counts+input",
+                                                "feature_blocks": blocks})
+    save_npz(data, tmp_path / "f.npz")
+    back = load_npz(tmp_path / "f.npz")
+    assert back.meta["feature_kind"] == "counts+input" and back.meta["feature_blocks"] == blocks
+    assert back.select_kind("counts").audio_values.shape[1] == 12
+    save_npz(synthetic, tmp_path / "plain.npz")  # no kind recorded: taken as given
+    plain = load_npz(tmp_path / "plain.npz")
+    assert "feature_kind" not in plain.meta and plain.select_kind("windowed") is plain
+
+
+def test_selection_never_picks_an_untrained_candidate_over_a_trained_one(synthetic):
+    quick = METHODS["paper"].replace(name="quick", epochs=2)
+    best, scores = select_method(synthetic, ["raw", quick], n_splits=1, seeds=1, shots=2,
+                                 progress=False)
+    assert best == "quick" and set(scores) == {"raw", "quick"}
+    assert select_method(synthetic, ["raw"], n_splits=1, seeds=1, shots=2,
+                         progress=False)[0] == "raw"
+
+
+def test_encode_pair_records_where_each_kind_lies(monkeypatch):
+    from lsm import encode_dataset
+    from projections import encode_pair
+
+    monkeypatch.delenv("RRAM_LSM_DATA", raising=False)
+    both = encode_pair(None, kind="counts+input", progress=False)
+    assert both.meta["feature_blocks"] == {
+        "image": {"counts": [0, 200], "input": [200, 456]},
+        "audio": {"counts": [0, 200], "input": [200, 264]}}
+    np.testing.assert_array_equal(both.select_kind("input").audio_values,
+                                  encode_dataset("fsdd", None, kind="input",
+                                                 progress=False).values)
