@@ -77,6 +77,13 @@ class PairedFeatures:
             raise ConfigError(f"the data hold {held!r} features, which lack {kind!r}; "
                               f"encode with encode_pair(kind={kind!r})")
 
+        for m in ("image", "audio"):
+            width = getattr(self, f"{m}_values").shape[1]
+            if max(b for _, b in blocks[m].values()) != width:
+                raise ConfigError(f"feature_blocks of {m} end at column "
+                                  f"{max(b for _, b in blocks[m].values())} but the data have "
+                                  f"{width}: the record does not describe these features")
+
         def cols(m):
             v = getattr(self, f"{m}_values")
             return np.concatenate([v[:, slice(*blocks[m][p])] for p in parts], axis=1)

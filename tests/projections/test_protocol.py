@@ -237,6 +237,13 @@ def test_one_encoding_serves_every_kind_it_contains(synthetic):
                                   synthetic.image_values[:, n_counts:])
     with pytest.raises(ConfigError, match="lack 'windowed'"):
         both.select_kind("windowed")
+    short = {m: {"counts": [0, 12], "input": [12, 18]} for m in ("image", "audio")}
+    with pytest.raises(ConfigError, match="do not describe|does not describe"):
+        PairedFeatures(*[getattr(both, f) for f in ("image_values", "image_labels",
+                                                    "image_is_test", "audio_values",
+                                                    "audio_labels", "audio_is_test")],
+                       {"feature_kind": "counts+input", "feature_blocks": short}
+                       ).select_kind("counts")
     direct = protocol.evaluate_split(
         PairedFeatures(synthetic.image_values[:, :n_counts], synthetic.image_labels,
                        synthetic.image_is_test, synthetic.audio_values[:, :n_counts],
