@@ -1,6 +1,7 @@
 """On-disk feature cache in the user cache directory (never the data directory)."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -12,15 +13,44 @@ from rram_lsm.settings import cache_dir
 
 from .features import Features
 
-__all__ = ["CACHE_VERSION", "cache_key", "cache_path", "load_cached", "store"]
+__all__ = ["CACHE_VERSION", "cache_key", "cache_path", "load_cached", "store",
+           "source_fingerprint"]
 
-CACHE_VERSION = 2
-"""Bumped whenever encoding changes so that old entries are never reused."""
+CACHE_VERSION = 3
+"""Bumped when the cache layout changes. Changes of the encoding code need no bump: the
+key holds :func:`source_fingerprint` of the code that encodes."""
+
+_TOP = Path(__file__).resolve().parent.parent
+ENCODING_SOURCES = ("lsm", "sim", "hardware", "rram_lsm/macro.py", "rram_lsm/backends.py")
+"""Code whose edits can change encoded features (paths relative to the installed packages)."""
+
+
+@functools.lru_cache(maxsize=None)
+def source_fingerprint(sources: tuple = ENCODING_SOURCES, root: Path | None = None) -> str:
+    """Digest of the Python sources in ``sources`` (package folders or files, relative to
+    ``root``, default the folder holding the installed packages).
+
+    Part of every cache key, so that features or events cached by an older version of the
+    code are never served: a stale entry once silently replaced the output of a changed
+    forming sweep.
+    """
+    top = _TOP if root is None else Path(root)
+    digest = hashlib.sha256()
+    for source in sources:
+        path = top / source
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for f in files:
+            if f.is_file():
+                digest.update(f.relative_to(top).as_posix().encode())
+                digest.update(f.read_bytes())
+    return digest.hexdigest()[:24]
 
 
 def cache_key(parts: dict) -> str:
-    """A stable hex digest of ``parts`` (any JSON-able dict: fingerprint, config, seeds...)."""
-    text = json.dumps({"v": CACHE_VERSION, **to_jsonable(parts)}, sort_keys=True)
+    """A stable hex digest of ``parts`` (any JSON-able dict: fingerprint, config, seeds...)
+    and of the encoding code (:func:`source_fingerprint`)."""
+    text = json.dumps({"v": CACHE_VERSION, "code": source_fingerprint(),
+                       **to_jsonable(parts)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

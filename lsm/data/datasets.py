@@ -100,7 +100,10 @@ class _FsddSource(_Source):
         return cochlea_events(x, rate, self.cochlea)
 
     def _cache_path(self) -> Path:
-        key = json.dumps([FRONTEND_VERSION, self.identity], sort_keys=True)
+        from ..cache import source_fingerprint
+
+        key = json.dumps([FRONTEND_VERSION, source_fingerprint(("lsm/events",)),
+                          self.identity], sort_keys=True)
         return cache_dir() / "cochlea" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".npz")
 
     def _load(self, indices) -> None:

@@ -122,3 +122,21 @@ def test_input_kind_bypasses_the_reservoir(synthetic):
     np.testing.assert_array_equal(feats.labels, ds.labels)
     with pytest.raises(ShapeError, match="rasters must be"):
         input_features(rasters[0])
+
+
+def test_cache_keys_change_with_the_encoding_code(tmp_path, monkeypatch):
+    """An entry written by older code is never served: the key holds the sources' digest."""
+    import lsm.cache as cache
+
+    (tmp_path / "pkg").mkdir()
+    module = tmp_path / "pkg" / "kernel.py"
+    module.write_text("THRESHOLD = 5.0\n")
+    before = cache.source_fingerprint(("pkg",), tmp_path)
+    module.write_text("THRESHOLD = 5.3\n")
+    cache.source_fingerprint.cache_clear()
+    assert cache.source_fingerprint(("pkg",), tmp_path) != before
+    assert len(cache.source_fingerprint()) == 24  # the installed packages are found
+    parts = {"dataset": "nmnist", "chip_seed": 0}
+    key = cache.cache_key(parts)
+    monkeypatch.setattr(cache, "source_fingerprint", lambda: "edited-code")
+    assert cache.cache_key(parts) != key
