@@ -72,7 +72,10 @@ def encode_dataset(name: str, data_dir=None, *, backend: str = "sim", chip_seed:
     ds = dataset if dataset is not None else open_dataset(name, resolve_data_dir(data_dir),
                                                            split="all", progress=progress)
     if kind == INPUT_KIND:
-        return _input_only(name, ds, cfg, rasters, progress)
+        rasters = _checked_rasters(name, ds, dataset, cfg, rasters, progress)
+        meta = {**_dataset_meta(name, ds), "kind": INPUT_KIND, "reservoir": "bypassed",
+                "lsm_config": dataclasses.asdict(cfg)}
+        return Features(input_features(rasters), ds.labels, ds.is_test, meta)
     key = None
     if cache:
         key = cache_key({
@@ -86,22 +89,13 @@ def encode_dataset(name: str, data_dir=None, *, backend: str = "sim", chip_seed:
         if hit is not None:
             return Features(hit.values, hit.labels, hit.is_test,
                             {**hit.meta, "cache": "hit", "cache_key": key})
-    if rasters is None:
-        rasters = ds.rasters(None, progress=progress)
-    elif dataset is None or len(rasters) != len(ds):
-        raise ConfigError("rasters= needs dataset= and one raster per sample of it")
-    if rasters.shape[1:] != (cfg.n_steps, cfg.n_inputs):
-        raise ShapeError(
-            f"{name} rasters are (T, inputs) = {rasters.shape[1:]} but the LSM config "
-            f"{cfg.name} expects {(cfg.n_steps, cfg.n_inputs)}: pick the matching preset")
+    rasters = _checked_rasters(name, ds, dataset, cfg, rasters, progress)
     with open_backend(backend, seed=chip_seed, profile=profile, noise=noise) as macro:
         res = Reservoir.setup(macro, cfg)
         if chip_age_s > 0:
             macro.advance_time(chip_age_s)
         meta = {
-            "dataset": name, "synthetic": bool(ds.synthetic),
-            "fingerprint": ds.fingerprint(None), "n_classes": int(ds.n_classes),
-            "class_names": list(ds.class_names), "chip_seed": chip_seed,
+            **_dataset_meta(name, ds), "chip_seed": chip_seed,
             "profile": getattr(getattr(macro, "profile", None), "name", profile),
             "noise": noise, "backend": backend, "chip_age_s": float(chip_age_s),
         }
@@ -114,14 +108,20 @@ def encode_dataset(name: str, data_dir=None, *, backend: str = "sim", chip_seed:
     return feats
 
 
-def _input_only(name, ds, cfg: LsmConfig, rasters, progress: bool) -> Features:
+def _checked_rasters(name, ds, dataset, cfg: LsmConfig, rasters, progress: bool):
+    """``rasters`` (computed when None) after checking they fit ``ds`` and ``cfg``."""
     if rasters is None:
         rasters = ds.rasters(None, progress=progress)
+    elif dataset is None or len(rasters) != len(ds):
+        raise ConfigError("rasters= needs dataset= and one raster per sample of it")
     if rasters.shape[1:] != (cfg.n_steps, cfg.n_inputs):
-        raise ShapeError(f"{name} rasters are (T, inputs) = {rasters.shape[1:]}, expected "
-                         f"{(cfg.n_steps, cfg.n_inputs)}")
-    meta = {"dataset": name, "synthetic": bool(ds.synthetic),
+        raise ShapeError(
+            f"{name} rasters are (T, inputs) = {rasters.shape[1:]} but the LSM config "
+            f"{cfg.name} expects {(cfg.n_steps, cfg.n_inputs)}: pick the matching preset")
+    return rasters
+
+
+def _dataset_meta(name, ds) -> dict:
+    return {"dataset": name, "synthetic": bool(ds.synthetic),
             "fingerprint": ds.fingerprint(None), "n_classes": int(ds.n_classes),
-            "class_names": list(ds.class_names), "kind": INPUT_KIND,
-            "reservoir": "bypassed", "lsm_config": dataclasses.asdict(cfg)}
-    return Features(input_features(rasters), ds.labels, ds.is_test, meta)
+            "class_names": list(ds.class_names)}

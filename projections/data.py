@@ -45,24 +45,30 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
     ``meta["feature_blocks"]``, so the default ``counts+input`` serves recipes on
     ``counts``, ``input`` or both (:meth:`PairedFeatures.select_kind`).
     """
-    from lsm import encode_dataset
+    from lsm import encode_dataset, open_dataset
     from rram_lsm.settings import resolve_data_dir
 
     if kind not in FEATURE_KINDS:
         raise ConfigError(f"unknown feature kind {kind!r}; choose one of {FEATURE_KINDS}")
     root = resolve_data_dir(data_dir)
     audio_name = resolve_audio(audio, root)
+    kinds = kind.split("+")
     kw = dict(backend=backend, chip_seed=chip_seed, profile=profile, noise=noise,
               cache=True, progress=progress)
-    parts = [PairedFeatures.from_features(encode_dataset("nmnist", root, kind=k, **kw),
-                                          encode_dataset(audio_name, root, kind=k, **kw))
-             for k in kind.split("+")]
+    by_role = {}
+    for role, name in (("image", "nmnist"), ("audio", audio_name)):
+        ds = open_dataset(name, root, split="all", progress=progress)
+        # one raster pass serves the input rates and, on a cache miss, the reservoir
+        rasters = ds.rasters(None, progress=progress) if "input" in kinds else None
+        by_role[role] = [encode_dataset(name, kind=k, dataset=ds, rasters=rasters, **kw)
+                         for k in kinds]
+    parts = [PairedFeatures.from_features(i, a)
+             for i, a in zip(by_role["image"], by_role["audio"])]
     first = parts[0]
     blocks = {}
     for m in ("image", "audio"):
         edges = np.cumsum([0] + [getattr(p, f"{m}_values").shape[1] for p in parts])
-        blocks[m] = {k: [int(a), int(b)]
-                     for k, a, b in zip(kind.split("+"), edges[:-1], edges[1:])}
+        blocks[m] = {k: [int(a), int(b)] for k, a, b in zip(kinds, edges[:-1], edges[1:])}
     return PairedFeatures(
         np.concatenate([p.image_values for p in parts], axis=1), first.image_labels,
         first.image_is_test, np.concatenate([p.audio_values for p in parts], axis=1),

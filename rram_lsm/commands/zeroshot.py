@@ -144,16 +144,18 @@ def _select(args, source, seeds, progress) -> int:
     if callable(source):
         data = {k: source(k) for k in sorted({c.features for c in cands})}
     else:
-        # a file holds one kind (or the blocks of several, when it records them)
-        servable = []
-        for c in cands:
+        # a file that records no kind is taken as counts; one that does serves the
+        # kinds its blocks hold
+        def serves(feature_kind: str) -> bool:
+            if source.meta.get("feature_kind") is None:
+                return feature_kind == "counts"
             try:
-                source.select_kind(c.features)
+                source.select_kind(feature_kind)
             except ConfigError:
-                continue
-            if c.features == source.meta.get("feature_kind", "counts") or \
-                    source.meta.get("feature_blocks"):
-                servable.append(c)
+                return False
+            return True
+
+        servable = [c for c in cands if serves(c.features)]
         if not servable:
             raise ConfigError("no selection candidate runs on the features in this file")
         if len(servable) < len(cands):
