@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rram_lsm.macro import FormResult, MacroInfo, ProgramResult, Region, ReservoirSpec, \
+from rram_lsm.reservoir import ReservoirSpec
+from rram_lsm.macro import FormResult, MacroInfo, ProgramResult, Region, \
     SafetyLimits, RUN_RESERVOIR
 
 from .errors import ProtocolError
@@ -307,7 +308,7 @@ def encode_reservoir_request(region: Region, spec: ReservoirSpec, rasters: np.nd
 
 
 def decode_reservoir_request(payload: bytes) -> tuple[Region, ReservoirSpec, np.ndarray]:
-    """Parse a RUN_RESERVOIR request."""
+    """Parse a RUN_RESERVOIR request (ConfigError if ReservoirSpec refuses its values)."""
     r = Reader(payload, "RUN_RESERVOIR request")
     region = _region(r)
     n_in, n_neu, decay, thr, scale, g_ref, reset, refr, batch, steps = r.unpack("HH4dBHII")

@@ -1,10 +1,14 @@
 """The device side of the wire protocol: a virtual macro's firmware, with link faults.
 
 ``Emulator`` wraps any macro, normally ``sim.SimMacro`` with the chip's seed and profile, so
-its conductances are the simulator's. ``Emulator.receive`` is the synchronous core (bytes in,
-reply bytes out) used by exact-frame tests; ``Emulator.serve`` runs it on a file descriptor
-with a worker thread (so keep-alives flow during long commands) and the configured link
-faults. Starting one in its own process behind a pseudo-terminal is ``hardware.spawn``'s job.
+its conductances are the simulator's. RUN_RESERVOIR is the *firmware*'s: a callable given to
+the emulator (default :class:`ReferenceFirmware`, ``rram_lsm.reservoir.run_reference`` over
+the array's ``mvm``) that sees the array only through ``info``, ``mvm``,
+``read_conductance`` and ``clock_s``, never the wrapped macro's own ``run_reservoir``.
+``Emulator.receive`` is the synchronous core (bytes in, reply bytes out) used by exact-frame
+tests; ``Emulator.serve`` runs it on a file descriptor with a worker thread (so keep-alives
+flow during long commands) and the configured link faults. Starting one in its own process
+behind a pseudo-terminal is ``hardware.spawn``'s job.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import numpy as np
 
 from rram_lsm.errors import ConfigError, MacroError, RegionError, SafetyLimitError, ShapeError
 from rram_lsm.macro import RUN_RESERVOIR, check_form_request, check_region
+from rram_lsm.reservoir import check_tile, run_reference
 
 from . import codec
 from .errors import ChunkError, CorruptFrameError, HardwareError, ProtocolError
@@ -27,7 +32,7 @@ from .protocol import (DEFAULT_MAX_FRAME_PAYLOAD, DEFAULT_MAX_MESSAGE_BYTES, NO_
                        STATE_CHANGING, Command, FrameDecoder, Message, MessageAssembler,
                        Status, crc32, encode_message)
 
-__all__ = ["Faults", "Emulator", "FIRMWARE_VERSION"]
+__all__ = ["Faults", "Emulator", "ReferenceFirmware", "FIRMWARE_VERSION"]
 
 FIRMWARE_VERSION = "emu-1.0"
 """Firmware version string the emulator reports."""
@@ -81,12 +86,48 @@ class Faults:
         return bool(self.corrupt_rate or self.drop_rate or self.latency_s or self.reset_rate)
 
 
-def _default_reservoir_runner():
-    try:
-        from lsm import run_on_macro
-    except ImportError:
-        return None
-    return run_on_macro
+class ReferenceFirmware:
+    """The emulator's default reservoir firmware: the normative loop, step by step.
+
+    ``(macro, region, rasters, spec) -> spikes`` uint8 ``(batch, T, n_neurons)`` by
+    :func:`rram_lsm.reservoir.run_reference` through ``macro.mvm``; so its spikes are those
+    of the host's per-step loop by construction, and a test comparing them with a fused
+    kernel compares two implementations. ``capabilities`` is what the emulator advertises
+    for it in INFO.
+    """
+
+    capabilities: tuple[str, ...] = (RUN_RESERVOIR,)
+    """Capabilities this firmware provides."""
+
+    def __call__(self, macro, region, rasters, spec) -> np.ndarray:
+        spikes, _ = run_reference(macro, region, rasters, spec)
+        return spikes
+
+    def __repr__(self) -> str:
+        return "ReferenceFirmware()"
+
+
+class _ArrayView:
+    """What a firmware sees of the wrapped macro: the array's reads, nothing else.
+
+    No ``run_reservoir`` (the firmware is the reservoir loop; the wrapped simulator's fused
+    kernel must never stand in for it), no state changes, and no capabilities in ``info``.
+    """
+
+    def __init__(self, macro):
+        self._macro = macro
+
+    def info(self):
+        return replace(self._macro.info(), capabilities=())
+
+    def mvm(self, region, inputs, differential: bool = False):
+        return self._macro.mvm(region, inputs, differential=differential)
+
+    def read_conductance(self, region):
+        return self._macro.read_conductance(region)
+
+    def clock_s(self) -> float:
+        return self._macro.clock_s()
 
 
 class Emulator:
@@ -95,21 +136,36 @@ class Emulator:
     ``gap_s``: silence after which a partial frame counts as lost and is NAKed;
     ``keepalive_s``: interval of IN_PROGRESS frames during a long command; ``baud``: pace
     replies as a UART of that rate would (None: as fast as the pty goes);
-    ``run_reservoir``: callable ``(macro, region, rasters, spec) -> spikes`` behind the
-    RUN_RESERVOIR command (default ``lsm.run_on_macro``; False disables the capability).
+    ``firmware``: callable ``(macro, region, rasters, spec) -> spikes`` behind the
+    RUN_RESERVOIR command, called with a view of ``macro`` that has only ``info``, ``mvm``,
+    ``read_conductance`` and ``clock_s`` (default :class:`ReferenceFirmware`; ``False``
+    disables the capability). The advertised capabilities are the firmware's
+    (its ``capabilities`` attribute, ``(RUN_RESERVOIR,)`` if it has none), never the wrapped
+    macro's.
     """
 
     def __init__(self, macro, faults: Faults | None = None, *, gap_s: float = 0.05,
                  keepalive_s: float = 0.2, baud: int | None = None,
                  max_frame_payload: int = DEFAULT_MAX_FRAME_PAYLOAD,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, run_reservoir=None):
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, firmware=None):
         self.macro = macro
         self.faults = faults or Faults()
         self.gap_s = float(gap_s)
         self.keepalive_s = float(keepalive_s)
         self.baud = baud
         self.wire = codec.WireLimits(int(max_frame_payload), int(max_message_bytes))
-        self._runner = _default_reservoir_runner() if run_reservoir is None else run_reservoir
+        if firmware is None:
+            firmware = ReferenceFirmware()
+        elif firmware is not False and not callable(firmware):
+            raise ConfigError(f"firmware must be a callable (macro, region, rasters, spec) -> "
+                              f"spikes, None (the reference loop) or False (none), got "
+                              f"{firmware!r}")
+        self.firmware = None if firmware is False else firmware
+        """The RUN_RESERVOIR firmware (None: the capability is off)."""
+        self.capabilities: tuple[str, ...] = () if self.firmware is None else tuple(
+            getattr(self.firmware, "capabilities", (RUN_RESERVOIR,)))
+        """What INFO advertises: the firmware's capabilities."""
+        self._array = _ArrayView(macro)
         self._decoder = FrameDecoder(self.wire.max_frame_payload)
         self._assembler = MessageAssembler(self.wire.max_message_bytes)
         seqs = np.random.SeedSequence(self.faults.fault_seed).spawn(5)
@@ -127,10 +183,7 @@ class Emulator:
     def info(self):
         """MacroInfo as advertised over the wire."""
         base = self.macro.info()
-        caps = tuple(c for c in base.capabilities if c != RUN_RESERVOIR)
-        if self._runner:
-            caps += (RUN_RESERVOIR,)
-        return replace(base, protocol_version=PROTOCOL_VERSION, capabilities=caps,
+        return replace(base, protocol_version=PROTOCOL_VERSION, capabilities=self.capabilities,
                        firmware_version=f"{FIRMWARE_VERSION}+{base.firmware_version}")
 
     def _status(self) -> codec.DeviceStatus:
@@ -187,11 +240,16 @@ class Emulator:
         if cmd == Command.MVM:
             return self._mvm(*codec.decode_mvm_request(payload), info)
         if cmd == Command.RUN_RESERVOIR:
-            if not self._runner:
+            if RUN_RESERVOIR not in self.capabilities:
                 raise _Unsupported("this firmware does not run the reservoir loop")
             region, spec, rasters = codec.decode_reservoir_request(payload)
-            return codec.encode_spikes(np.asarray(self._runner(m, region, rasters, spec),
-                                                  dtype=np.uint8))
+            check_tile(region, spec, info.rows, info.cols)
+            spikes = np.asarray(self.firmware(self._array, region, rasters, spec))
+            expected = (*rasters.shape[:2], spec.n_neurons)
+            if spikes.shape != expected or (spikes.size and not np.isin(spikes, (0, 1)).all()):
+                raise MacroError(f"the firmware returned {spikes.dtype} spikes of shape "
+                                 f"{spikes.shape}; expected 0/1 of shape {expected}")
+            return codec.encode_spikes(spikes.astype(np.uint8))
         raise _UnknownCommand(f"unknown command {cmd:#04x}")
 
     def _mvm(self, region, inputs, differential, info) -> bytes:

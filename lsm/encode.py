@@ -1,17 +1,52 @@
-"""Encode a whole dataset through a reservoir on a backend, with an on-disk feature cache."""
+"""Encode a whole dataset through a reservoir that is already on a chip, with a feature cache.
+
+Opening chips, placing tiles and finding data are the app layer's business
+(``rram_lsm.app.session``); here a :class:`~lsm.reservoir.Reservoir` and an
+:class:`~lsm.data.EventDataset` go in and :class:`~lsm.features.Features` come out.
+"""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
 
 from rram_lsm.errors import ConfigError, ShapeError
 
-from .cache import cache_key, load_cached, store
-from .features import INPUT_KIND, Features, input_features
-from .reservoir import LsmConfig, Reservoir, preset
+from .cache import FeatureCache
+from .features import FEATURE_KINDS, INPUT_KIND, Features, input_features
+from .reservoir import PATHS, LsmConfig, Reservoir, preset
 
-__all__ = ["DATASETS", "resolve_config", "encode_dataset"]
+__all__ = ["DATASETS", "EncodeOptions", "resolve_config", "encode_dataset", "encode_inputs",
+           "dataset_meta"]
 
 DATASETS = ("nmnist", "fsdd", "ntidigits")
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How a dataset is turned into features (everything but the chip and the data)."""
+
+    kind: str = "counts"
+    """Feature kind, one of :data:`lsm.features.FEATURE_KINDS`, or ``"input"`` (the reservoir
+    bypassed: :func:`encode_inputs`)."""
+    path: str = "auto"
+    """Run path: ``auto``, ``fast`` (the macro's ``run_reservoir``) or ``generic``."""
+    n_windows: int = 5
+    """Time windows of the ``windowed`` kind."""
+    batch_size: int = 256
+    """Samples per call to the macro."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self):
+        if self.kind not in FEATURE_KINDS + (INPUT_KIND,):
+            raise ConfigError(f"feature kind must be one of {FEATURE_KINDS + (INPUT_KIND,)}, "
+                              f"got {self.kind!r}")
+        if self.path not in PATHS:
+            raise ConfigError(f"path must be one of {PATHS}, got {self.path!r}")
+        if int(self.n_windows) < 1 or int(self.batch_size) < 1:
+            raise ConfigError("n_windows and batch_size must be >= 1")
 
 
 def resolve_config(name: str, lsm_preset=None) -> LsmConfig:
@@ -26,102 +61,71 @@ def resolve_config(name: str, lsm_preset=None) -> LsmConfig:
                       f"got {type(lsm_preset).__name__}")
 
 
-def _profile_identity(backend_kind: str, profile, noise: bool):
-    if backend_kind == "serial":
-        return None  # a physical chip has its own physics; only its URL identifies it
-    from sim import load_profile
-
-    prof = load_profile(profile)
-    if not noise:
-        prof = prof.noise_free()
-    return prof.to_dict()
+def dataset_meta(ds) -> dict:
+    """Provenance of an EventDataset as features record it."""
+    return {"dataset": ds.name, "synthetic": bool(ds.synthetic),
+            "fingerprint": ds.fingerprint(None), "n_classes": int(ds.n_classes),
+            "class_names": list(ds.class_names)}
 
 
-def encode_dataset(name: str, data_dir=None, *, backend: str = "sim", chip_seed: int = 0,
-                   profile=None, noise: bool = True, lsm_preset=None, chip_age_s: float = 0.0,
-                   kind: str = "counts", cache: bool = True, progress: bool = True,
-                   path: str = "auto", n_windows: int = 5, dataset=None,
-                   rasters=None) -> Features:
-    """Features of every sample of dataset ``name`` (nmnist | fsdd | ntidigits).
-
-    Opens ``backend`` (``rram_lsm.backends.open_backend``) with ``chip_seed``/``profile``/
-    ``noise``, the dataset with ``lsm.data.open_dataset`` (``data_dir`` None and no
-    ``$RRAM_LSM_DATA``: synthetic data, flagged in ``meta["synthetic"]``), forms the tile,
-    ages the chip by ``chip_age_s`` seconds and encodes. With ``cache`` the result is stored
-    under a key of dataset fingerprint + preprocessing, profile, chip seed, chip age, LSM
-    config, backend, path, feature kind; a second identical call loads it. ``kind="input"``
-    (:data:`lsm.features.INPUT_KIND`) bypasses the reservoir and the backend: the rates of
-    the input rasters, an ablation baseline (not cached; it takes a raster pass). Serial backends
-    are cached by URL: clear the cache when the chip itself changes. ``dataset``: an
-    already opened ``lsm.data.EventDataset`` of ``name`` to use instead of opening one, and
-    ``rasters`` its default-preprocessing rasters if the caller already has them.
-    """
-    from rram_lsm.backends import open_backend, parse_backend
-    from rram_lsm.settings import resolve_data_dir
-
-    from .data import open_dataset
-
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of {DATASETS}")
-    if chip_age_s < 0:
-        raise ConfigError(f"chip_age_s must be >= 0, got {chip_age_s}")
-    cfg = resolve_config(name, lsm_preset)
-    backend_kind, url = parse_backend(backend)
-    if dataset is not None and dataset.name != name:
-        raise ConfigError(f"dataset is {dataset.name!r} but name is {name!r}")
-    ds = dataset if dataset is not None else open_dataset(name, resolve_data_dir(data_dir),
-                                                           split="all", progress=progress)
-    if kind == INPUT_KIND:
-        rasters = _checked_rasters(name, ds, dataset, cfg, rasters, progress)
-        meta = {**_dataset_meta(name, ds), "kind": INPUT_KIND, "reservoir": "bypassed",
-                "lsm_config": dataclasses.asdict(cfg)}
-        return Features(input_features(rasters), ds.labels, ds.is_test, meta)
-    key = None
-    if cache:
-        key = cache_key({
-            "dataset": name, "fingerprint": ds.fingerprint(None),
-            "profile": _profile_identity(backend_kind, profile, noise), "noise": noise,
-            "chip_seed": chip_seed, "chip_age_s": float(chip_age_s),
-            "lsm": dataclasses.asdict(cfg), "backend": [backend_kind, url],
-            "path": path, "kind": kind, "n_windows": n_windows if kind == "windowed" else None,
-        })
-        hit = load_cached(key)
-        if hit is not None:
-            return Features(hit.values, hit.labels, hit.is_test,
-                            {**hit.meta, "cache": "hit", "cache_key": key})
-    rasters = _checked_rasters(name, ds, dataset, cfg, rasters, progress)
-    with open_backend(backend, seed=chip_seed, profile=profile, noise=noise) as macro:
-        res = Reservoir.setup(macro, cfg)
-        if chip_age_s > 0:
-            macro.advance_time(chip_age_s)
-        meta = {
-            **_dataset_meta(name, ds), "chip_seed": chip_seed,
-            "profile": getattr(getattr(macro, "profile", None), "name", profile),
-            "noise": noise, "backend": backend, "chip_age_s": float(chip_age_s),
-        }
-        feats = res.features(rasters, kind, path, progress, labels=ds.labels,
-                             is_test=ds.is_test, n_windows=n_windows, meta=meta)
-    if key is not None:
-        store(key, feats)
-        feats = Features(feats.values, feats.labels, feats.is_test,
-                         {**feats.meta, "cache": "miss", "cache_key": key})
-    return feats
-
-
-def _checked_rasters(name, ds, dataset, cfg: LsmConfig, rasters, progress: bool):
+def _checked_rasters(ds, cfg: LsmConfig, rasters, progress: bool) -> np.ndarray:
     """``rasters`` (computed when None) after checking they fit ``ds`` and ``cfg``."""
     if rasters is None:
         rasters = ds.rasters(None, progress=progress)
-    elif dataset is None or len(rasters) != len(ds):
-        raise ConfigError("rasters= needs dataset= and one raster per sample of it")
+    elif len(rasters) != len(ds):
+        raise ShapeError(f"rasters has {len(rasters)} samples but {ds.name} has {len(ds)}")
     if rasters.shape[1:] != (cfg.n_steps, cfg.n_inputs):
         raise ShapeError(
-            f"{name} rasters are (T, inputs) = {rasters.shape[1:]} but the LSM config "
+            f"{ds.name} rasters are (T, inputs) = {rasters.shape[1:]} but the LSM config "
             f"{cfg.name} expects {(cfg.n_steps, cfg.n_inputs)}: pick the matching preset")
     return rasters
 
 
-def _dataset_meta(name, ds) -> dict:
-    return {"dataset": name, "synthetic": bool(ds.synthetic),
-            "fingerprint": ds.fingerprint(None), "n_classes": int(ds.n_classes),
-            "class_names": list(ds.class_names)}
+def encode_inputs(ds, cfg: LsmConfig, rasters=None, progress: bool = True) -> Features:
+    """The input rates of ``ds`` with the reservoir and the chip bypassed (feature kind
+    ``input``): the ablation baseline. ``rasters``: the dataset's rasters if already made."""
+    rasters = _checked_rasters(ds, cfg, rasters, progress)
+    meta = {**dataset_meta(ds), "kind": INPUT_KIND, "reservoir": "bypassed",
+            "lsm_config": dataclasses.asdict(cfg)}
+    return Features(input_features(rasters), ds.labels, ds.is_test, meta)
+
+
+def encode_dataset(reservoir: Reservoir, ds, options: EncodeOptions = EncodeOptions(), *,
+                   rasters=None, cache: FeatureCache | None = None,
+                   meta: dict | None = None) -> Features:
+    """Features of every sample of EventDataset ``ds`` through ``reservoir``.
+
+    With ``cache``, the result is stored under a key of the dataset's fingerprint, the
+    chip's ``identity()``, the tile, the reservoir's config and forming, the chip's clock,
+    how many batches the tile had run before (read noise makes later runs differ) and
+    ``options``; an identical call loads it without running the chip. ``meta`` is merged
+    into the features' provenance. ``kind="input"`` is :func:`encode_inputs`.
+    """
+    cfg = reservoir.config
+    if options.kind == INPUT_KIND:
+        return encode_inputs(ds, cfg, rasters, options.progress)
+    key = None
+    if cache is not None:
+        key = cache.key({
+            "fingerprint": ds.fingerprint(None), "chip": reservoir.macro.identity(),
+            "region": dataclasses.asdict(reservoir.region), "lsm": dataclasses.asdict(cfg),
+            "forming": dataclasses.asdict(reservoir.forming),
+            "clock_s": float(reservoir.macro.clock_s()), "runs_before": reservoir.runs,
+            "path": options.path, "kind": options.kind,
+            "n_windows": options.n_windows if options.kind == "windowed" else None,
+        })
+        hit = cache.load(key)
+        if hit is not None:
+            return Features(hit.values, hit.labels, hit.is_test,
+                            {**hit.meta, **(meta or {}), "cache": "hit", "cache_key": key})
+    rasters = _checked_rasters(ds, cfg, rasters, options.progress)
+    feats = reservoir.features(
+        rasters, options.kind, options.path, options.progress, labels=ds.labels,
+        is_test=ds.is_test, n_windows=options.n_windows, batch_size=options.batch_size,
+        meta={**dataset_meta(ds), "chip_age_s": float(reservoir.macro.clock_s()),
+              **(meta or {})})
+    if key is not None:
+        cache.store(key, feats)
+        feats = Features(feats.values, feats.labels, feats.is_test,
+                         {**feats.meta, "cache": "miss", "cache_key": key})
+    return feats

@@ -13,98 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from rram_lsm.errors import ConfigError, MacroError, ShapeError
-from rram_lsm.macro import RUN_RESERVOIR, Region, ReservoirSpec, check_region, form_to_sparsity
+from rram_lsm.macro import (RESERVOIR_MEMBRANE, RUN_RESERVOIR, Region, check_region,
+                            form_to_sparsity)
+from rram_lsm.reservoir import ReservoirSpec, check_rasters, run_reference
 
-from .kernels.lif import RESET_SUBTRACT, RESET_ZERO, lif_step_batch
+__all__ = ["LsmConfig", "PRESETS", "preset", "FormingRecord", "Reservoir"]
 
-__all__ = ["LsmConfig", "PRESETS", "preset", "run_on_macro", "FormingRecord", "Reservoir"]
-
-_RESETS = {"zero": RESET_ZERO, "subtract": RESET_SUBTRACT}
 PATHS = ("auto", "fast", "generic")
-
-
-def _check_rasters(rasters, n_inputs: int) -> np.ndarray:
-    arr = np.asarray(rasters)
-    if arr.ndim == 2:
-        raise ShapeError(
-            f"rasters must be (batch, T, n_inputs); got a 2-D array {arr.shape}: "
-            "add a batch axis with rasters[None]")
-    if arr.ndim != 3 or arr.shape[2] != n_inputs:
-        raise ShapeError(
-            f"rasters must be (batch, T, {n_inputs}) binary, got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        if arr.dtype != np.bool_ and not np.isin(arr, (0, 1)).all():
-            raise ShapeError("rasters must be binary (0/1); binarise them first")
-        arr = arr.astype(np.uint8)
-    elif arr.size and arr.max() > 1:
-        raise ShapeError("rasters must be binary (0/1); binarise them first")
-    return np.ascontiguousarray(arr)
-
-
-def _check_spec_region(region, spec: ReservoirSpec, info) -> Region:
-    r = check_region(region, info.rows, info.cols)
-    want = (spec.n_inputs + spec.n_neurons, 2 * spec.n_neurons)
-    if r.shape != want:
-        raise ShapeError(
-            f"a reservoir of {spec.n_inputs} inputs and {spec.n_neurons} neurons needs a "
-            f"{want[0]} x {want[1]} tile, got region {r.shape[0]} x {r.shape[1]}")
-    if spec.reset not in _RESETS:
-        raise ConfigError(f"reset must be 'zero' or 'subtract', got {spec.reset!r}")
-    if not spec.g_ref_us > 0:
-        raise ConfigError(f"g_ref_us must be > 0, got {spec.g_ref_us}")
-    return r
-
-
-def _drive_factor(spec: ReservoirSpec, read_voltage_v: float) -> float:
-    """µA of differential current -> membrane units: scale / (V_read * g_ref)."""
-    return spec.weight_scale / (read_voltage_v * spec.g_ref_us)
-
-
-def _run_stepwise(macro, region: Region, rasters: np.ndarray, spec: ReservoirSpec,
-                  history: np.ndarray | None = None):
-    """The per-step loop of ReservoirSpec through ``mvm``; returns (spikes, final membrane).
-
-    ``history`` (batch, T, n) float64, when given, receives the membrane after every step.
-    """
-    info = macro.info()
-    factor = _drive_factor(spec, info.read_voltage_v)
-    batch, n_steps, n_in = rasters.shape
-    n = spec.n_neurons
-    v = np.zeros((batch, n))
-    s = np.zeros((batch, n), np.uint8)
-    ref = np.zeros((batch, n), np.int32)
-    spikes = np.zeros((batch, n_steps, n), np.uint8)
-    rows = np.zeros((batch, n_in + n), np.uint8)
-    for t in range(n_steps):
-        rows[:, :n_in] = rasters[:, t]
-        rows[:, n_in:] = s
-        diff_ua = np.asarray(macro.mvm(region, rows, differential=True), dtype=np.float64)
-        if diff_ua.shape != (batch, n):
-            raise MacroError(
-                f"mvm returned shape {diff_ua.shape}, expected {(batch, n)} for a "
-                "differential read of the reservoir tile")
-        drive = diff_ua * factor
-        lif_step_batch(v, s, ref, drive, spec.decay, spec.threshold, _RESETS[spec.reset],
-                       spec.refractory_steps)
-        spikes[:, t] = s
-        if history is not None:
-            history[:, t] = v
-    return spikes, v
-
-
-def run_on_macro(macro, region, rasters, spec: ReservoirSpec) -> np.ndarray:
-    """Run the reservoir of ``spec`` on ``region`` of ``macro``, one batched mvm per step.
-
-    ``rasters``: binary (batch, T, n_inputs). Returns uint8 spikes (batch, T, n_neurons),
-    exactly the per-step loop documented in :class:`rram_lsm.macro.ReservoirSpec`. Works on
-    any macro; it never looks at ``info().capabilities`` (choosing ``run_reservoir`` is the
-    caller's business).
-    """
-    info = macro.info()
-    r = _check_spec_region(region, spec, info)
-    arr = _check_rasters(rasters, spec.n_inputs)
-    spikes, _ = _run_stepwise(macro, r, arr, spec)
-    return spikes
+"""``fast``: the macro runs the loop (``RUN_RESERVOIR``); ``generic``: the reference loop,
+one ``mvm`` per step; ``auto``: fast where the macro offers it."""
 
 
 @dataclass(frozen=True)
@@ -145,19 +62,9 @@ class LsmConfig:
     software weights."""
 
     def __post_init__(self):
-        for field_name in ("n_inputs", "n_neurons", "n_steps"):
-            if int(getattr(self, field_name)) < 1:
-                raise ConfigError(f"{field_name} must be >= 1, got {getattr(self, field_name)}")
-        if not 0.0 < self.decay <= 1.0:
-            raise ConfigError(f"decay must be in (0, 1], got {self.decay}")
-        if not np.isfinite(self.threshold) or self.threshold <= 0:
-            raise ConfigError(f"threshold must be > 0, got {self.threshold}")
-        if not np.isfinite(self.weight_scale) or self.weight_scale <= 0:
-            raise ConfigError(f"weight_scale must be > 0, got {self.weight_scale}")
-        if self.reset not in _RESETS:
-            raise ConfigError(f"reset must be one of {sorted(_RESETS)}, got {self.reset!r}")
-        if self.refractory_steps < 0:
-            raise ConfigError(f"refractory_steps must be >= 0, got {self.refractory_steps}")
+        if int(self.n_steps) < 1:
+            raise ConfigError(f"n_steps must be >= 1, got {self.n_steps}")
+        self.spec(1.0)  # the reservoir's own fields are validated by ReservoirSpec
         if not 0.0 <= self.sparsity < 1.0:
             raise ConfigError(f"sparsity must be in [0, 1), got {self.sparsity}")
         if self.form_step_v <= 0:
@@ -246,29 +153,20 @@ def form_tile(macro, region: Region, cfg: LsmConfig, sparsity: float):
     return voltage, pulses, float(1.0 - np.mean(result.formed))
 
 
-def _is_sim(macro) -> bool:
-    try:
-        from sim import SimMacro
-    except ImportError:
-        return False
-    return isinstance(macro, SimMacro)
-
-
 class Reservoir:
     """A reservoir laid on a formed tile of ``macro``; runs rasters into spikes and features.
 
     Build it with :meth:`setup` (forms the tile) or :meth:`attach` (already-formed tile).
     """
 
-    def __init__(self, macro, config: LsmConfig, region: Region, forming: FormingRecord,
-                 noise_seed: int = 0):
+    def __init__(self, macro, config: LsmConfig, region: Region, forming: FormingRecord):
         self.macro = macro
         self.config = config
         self.region = region
         self.forming = forming
         self.spec = config.spec(forming.g_ref_us)
-        self._noise_rng = np.random.default_rng(np.random.SeedSequence(noise_seed,
-                                                                       spawn_key=(0x15A,)))
+        self.runs = 0
+        """Batches run so far (read noise makes a tile's later runs differ from its first)."""
 
     def __repr__(self) -> str:
         return (f"Reservoir({self.config.name}: {self.config.n_inputs}->"
@@ -287,30 +185,28 @@ class Reservoir:
         return r
 
     @classmethod
-    def setup(cls, macro, config: LsmConfig, region=None, sparsity: float | None = None,
-              noise_seed: int | None = None) -> "Reservoir":
+    def setup(cls, macro, config: LsmConfig, region=None,
+              sparsity: float | None = None) -> "Reservoir":
         """Form the tile (sweep from ``config.form_start_v``) and measure ``g_ref_us``.
 
-        ``region`` defaults to the tile at (0, 0); ``sparsity`` overrides
-        ``config.sparsity``; ``noise_seed`` seeds the fast path's read-noise stream
-        (default: the chip seed when the macro has one, else 0).
+        ``region`` defaults to the tile at (0, 0) (for one reservoir on a macro; a chip
+        session places several without overlap); ``sparsity`` overrides ``config.sparsity``.
         """
         r = cls._region(macro, config, region)
         target = config.sparsity if sparsity is None else float(sparsity)
         if not 0.0 <= target < 1.0:
             raise ConfigError(f"sparsity must be in [0, 1), got {target}")
         voltage, pulses, unformed = form_tile(macro, r, config, target)
-        return cls._finish(macro, config, r, voltage, pulses, unformed, noise_seed)
+        return cls._finish(macro, config, r, voltage, pulses, unformed)
 
     @classmethod
-    def attach(cls, macro, config: LsmConfig, region=None,
-               noise_seed: int | None = None) -> "Reservoir":
+    def attach(cls, macro, config: LsmConfig, region=None) -> "Reservoir":
         """Use an already-formed tile as it is (no forming pulses)."""
         r = cls._region(macro, config, region)
-        return cls._finish(macro, config, r, float("nan"), 0, float("nan"), noise_seed)
+        return cls._finish(macro, config, r, float("nan"), 0, float("nan"))
 
     @classmethod
-    def _finish(cls, macro, config, region, voltage, pulses, unformed, noise_seed):
+    def _finish(cls, macro, config, region, voltage, pulses, unformed):
         g = np.asarray(macro.read_conductance(region), dtype=np.float64)
         diff_std = float(np.std(g[:, 0::2] - g[:, 1::2]))
         g_ref = config.g_ref_us if config.g_ref_us is not None else diff_std
@@ -320,9 +216,7 @@ class Reservoir:
                 f"{diff_std:g} µS): was it formed? Use Reservoir.setup, or set g_ref_us")
         record = FormingRecord(voltage_v=voltage, pulses=pulses, unformed_fraction=unformed,
                                g_ref_us=float(g_ref), g_diff_std_us=diff_std)
-        if noise_seed is None:
-            noise_seed = int(getattr(macro, "seed", 0) or 0)
-        return cls(macro, config, region, record, noise_seed)
+        return cls(macro, config, region, record)
 
     def weights(self) -> tuple[np.ndarray, np.ndarray]:
         """Read back ``(W_in (n_inputs, n), W_rec (n, n))`` as the macro holds them now."""
@@ -330,73 +224,64 @@ class Reservoir:
         w = self.spec.weight_scale * (g[:, 0::2] - g[:, 1::2]) / self.spec.g_ref_us
         return w[: self.spec.n_inputs], w[self.spec.n_inputs:]
 
-    def fast_runner(self):
-        """A snapshot of the chip for the fused kernel (:class:`lsm.fast.FastRunner`).
+    def _capabilities(self) -> tuple[str, ...]:
+        return tuple(self.macro.info().capabilities)
 
-        Its ``run(rasters)`` has no per-call set-up, for streaming one sample at a time;
-        take a new snapshot after the chip changes (forming, programming, ``advance_time``).
-        """
-        from .fast import FastRunner
-
-        if not _is_sim(self.macro):
-            raise ConfigError("the fast path needs a sim.SimMacro; use path='generic'")
-        return FastRunner.from_macro(self.macro, self.region, self.spec, self._noise_rng)
-
-    def _choose_path(self, path: str) -> str:
+    def _choose_path(self, path: str, return_membrane: bool = False) -> str:
         if path not in PATHS:
             raise ConfigError(f"path must be one of {PATHS}, got {path!r}")
-        is_sim = _is_sim(self.macro)
-        if path == "fast" and not is_sim:
-            raise ConfigError("the fast path needs a sim.SimMacro; use path='generic'")
+        caps = self._capabilities()
+        offered = RUN_RESERVOIR in caps and (not return_membrane or RESERVOIR_MEMBRANE in caps)
+        if path == "fast" and not offered:
+            what = ("run_reservoir with the final membrane" if RUN_RESERVOIR in caps
+                    else "run_reservoir")
+            raise ConfigError(f"the fast path needs a macro that offers {what}; this one "
+                              f"({self.macro.info().model}) does not: use path='generic'")
         if path == "auto":
-            return "fast" if is_sim else "generic"
+            return "fast" if offered else "generic"
         return path
 
     def run(self, rasters, path: str = "auto", *, batch_size: int = 256,
             progress: bool = False, return_membrane: bool = False):
         """Spikes uint8 (N, T, n_neurons) for binary ``rasters`` (N, T, n_inputs).
 
-        ``path``: ``"fast"`` (fused numba kernel, SimMacro only), ``"generic"`` (any macro:
-        the backend's ``run_reservoir`` when it advertises it, else one mvm per step), or
-        ``"auto"`` (fast on the simulator, else generic). With ``return_membrane`` also the
-        final membrane float64 (N, n_neurons) (not available through ``run_reservoir``).
+        ``path``: ``"fast"`` (the macro's ``run_reservoir``: the simulator's fused kernel, a
+        device's firmware), ``"generic"`` (the reference loop, one ``mvm`` per step, any
+        macro) or ``"auto"`` (fast where offered). With ``return_membrane`` also the final
+        membrane float64 (N, n_neurons).
         """
-        arr = _check_rasters(rasters, self.spec.n_inputs)
+        arr = check_rasters(rasters, self.spec.n_inputs)
         if arr.shape[1] != self.config.n_steps:
             raise ShapeError(f"{self.config.name} expects T = {self.config.n_steps} steps, "
                              f"got rasters with T = {arr.shape[1]}")
-        chosen = self._choose_path(path)
-        use_backend = (chosen == "generic"
-                       and RUN_RESERVOIR in tuple(self.macro.info().capabilities))
-        if use_backend and return_membrane:
-            raise ConfigError("the backend's run_reservoir returns spikes only; the final "
-                              "membrane needs path='fast' on the simulator or a macro "
-                              "without run_reservoir")
+        chosen = self._choose_path(path, return_membrane)
         from tqdm.auto import tqdm
 
         spikes = np.zeros((arr.shape[0], arr.shape[1], self.spec.n_neurons), np.uint8)
         v_final = np.zeros((arr.shape[0], self.spec.n_neurons))
-        fast = self.fast_runner() if chosen == "fast" else None
         starts = range(0, arr.shape[0], max(1, int(batch_size)))
         for b0 in tqdm(starts, disable=not progress, desc=f"LSM ({chosen})", unit="batch"):
             chunk = arr[b0:b0 + batch_size]
             sl = slice(b0, b0 + chunk.shape[0])
-            if fast is not None:
-                spikes[sl], v_final[sl] = fast.run(chunk)
-            elif use_backend:
+            if chosen == "generic":
+                spikes[sl], v_final[sl] = run_reference(self.macro, self.region, chunk,
+                                                        self.spec)
+            elif return_membrane:
+                spikes[sl], v_final[sl] = self.macro.run_reservoir(
+                    self.region, chunk, self.spec, return_membrane=True)
+            else:
                 spikes[sl] = np.asarray(self.macro.run_reservoir(self.region, chunk, self.spec),
                                         dtype=np.uint8)
-            else:
-                spikes[sl], v_final[sl] = _run_stepwise(self.macro, self.region, chunk,
-                                                        self.spec)
+            self.runs += 1
         return (spikes, v_final) if return_membrane else spikes
 
     def trace(self, raster) -> tuple[np.ndarray, np.ndarray]:
         """Spikes uint8 (T, n) and membrane float64 (T, n) after every step, for one raster
         (T, n_inputs), run through ``mvm`` step by step (any macro)."""
-        arr = _check_rasters(np.asarray(raster)[None], self.spec.n_inputs)
+        arr = check_rasters(np.asarray(raster)[None], self.spec.n_inputs)
         history = np.zeros((1, arr.shape[1], self.spec.n_neurons))
-        spikes, _ = _run_stepwise(self.macro, self.region, arr, self.spec, history)
+        spikes, _ = run_reference(self.macro, self.region, arr, self.spec, history=history)
+        self.runs += 1
         return spikes[0], history[0]
 
     def features(self, rasters, kind: str = "counts", path: str = "auto", progress: bool = True,
@@ -411,7 +296,7 @@ class Reservoir:
 
         if kind not in FEATURE_KINDS:
             raise ConfigError(f"feature kind must be one of {FEATURE_KINDS}, got {kind!r}")
-        chosen = self._choose_path(path)
+        chosen = self._choose_path(path, kind == "membrane")
         out = self.run(rasters, chosen, batch_size=batch_size, progress=progress,
                        return_membrane=kind == "membrane")
         spikes, v_final = out if kind == "membrane" else (out, None)

@@ -22,7 +22,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # bars are off
 import numpy as np
 import matplotlib
 matplotlib.rcParams["figure.dpi"] = 90
-from rram_lsm.experiments import show"""
+from rram_lsm.app.experiments import show"""
 
 NOTEBOOKS = {
     "01_quickstart.ipynb": [
@@ -51,8 +51,8 @@ res"""),
         ("md", "## 3. Run event digits through the liquid"),
         ("code", """\
 from lsm.data import open_dataset
-from rram_lsm.experiments.pipeline import pick_samples, subset_rasters
-from rram_lsm.experiments.demo_figures import plot_reservoir_raster
+from rram_lsm.app.experiments.pipeline import pick_samples, subset_rasters
+from rram_lsm.app.experiments.demo_figures import plot_reservoir_raster
 
 ds = open_dataset("nmnist", None, progress=False)
 idx = pick_samples(ds.labels, 8, seed=0)
@@ -63,25 +63,24 @@ plot_reservoir_raster({"nmnist": x}, {"nmnist": spikes}, {"nmnist": ds.labels[id
                       {"nmnist": ds.synthetic})"""),
         ("md", """\
 ## 4. Encode both modalities and align them
-`encode_dataset` forms the same chip from its seed and caches the features. The paper's
+`encode_pair` opens one chip session from the seed, forms each modality's reservoir on a
+tile of its own and caches the features. The paper's
 recipe trains one FC + GELU head per modality with a CLIP loss on digits 1-7 (selection on
 validation pairs only) and retrieves unseen digits 8-9 zero-shot."""),
         ("code", """\
 import torch
 torch.set_num_threads(1)  # the heads are tiny: one thread beats two on a busy 2-core machine
-from lsm import encode_dataset
-from projections.protocol import PairedFeatures, run_protocol
+from projections.protocol import run_protocol
 from projections.train import get_method
+from rram_lsm.app.features import encode_pair
 
-image = encode_dataset("nmnist", None, chip_seed=0, progress=False)
-audio = encode_dataset("fsdd", None, chip_seed=0, progress=False)
-data = PairedFeatures.from_features(image, audio)
+data = encode_pair(chip_seed=0, kind="counts", progress=False)
 result = run_protocol(data, get_method("paper").replace(epochs=30), seeds=1, shots=(5,),
                       episodes=20, progress=False)
 result"""),
         ("md", "## 5. What one inference costs, on the chip and in digital"),
         ("code", """\
-from rram_lsm.experiments import measure_energy
+from rram_lsm.app.experiments import measure_energy
 report = measure_energy(res, x)
 report"""),
         ("code", "report.plot()"),
@@ -136,7 +135,7 @@ Two knobs, three values each, two chips per setting, 5 training and 3 test sampl
 class (synthetic N-MNIST), nearest-prototype readout. Same seeds give the same numbers on
 `scheduler="serial"` and on any Dask cluster."""),
         ("code", """\
-from rram_lsm.experiments import SweepSpec, run_sweep
+from rram_lsm.app.experiments import SweepSpec, run_sweep
 spec = SweepSpec(grid=(("read_noise_rel", (0.0, 0.1, 0.3)),
                        ("chip_age_s", (1.0, 31557600.0, 315576000.0))),  # 1 s, 1 y, 10 y
                  chip_seeds=(0, 1), train_per_class=5, test_per_class=3,
@@ -156,14 +155,12 @@ Small synthetic data; `rram-lsm zeroshot` runs the full protocol (many splits x 
         ("code", """\
 import torch
 torch.set_num_threads(1)  # the heads are tiny: one thread beats two on a busy 2-core machine
-from lsm import encode_dataset
-from projections.protocol import PAPER_SPLIT, PairedFeatures, evaluate_split
+from projections.protocol import PAPER_SPLIT, evaluate_split
 from projections.train import get_method
+from rram_lsm.app.features import encode_pair
 
-image = encode_dataset("nmnist", None, chip_seed=0, progress=False)
-audio = encode_dataset("fsdd", None, chip_seed=0, progress=False)
-data = PairedFeatures.from_features(image, audio)
-print(image, audio, sep="\\n")"""),
+data = encode_pair(chip_seed=0, kind="counts", progress=False)
+print(data.meta["chip"]["tiles"])"""),
         ("md", "## Train with validation-only selection, keep the model for plots"),
         ("code", """\
 seen, unseen = PAPER_SPLIT
@@ -180,12 +177,12 @@ ax.set_xlabel("epoch"); ax.legend(fontsize=8)
 print("unseen audio->image top-1:", round(run["unseen"]["audio_to_image"]["top1"], 3),
       "| 5-shot:", round(run["fewshot"]["5"]["unseen"]["audio_to_image"]["top1"], 3))"""),
         ("code", """\
-from rram_lsm.experiments.demo_figures import plot_embedding_map, plot_similarity_matrix
+from rram_lsm.app.experiments.demo_figures import plot_embedding_map, plot_similarity_matrix
 plot_embedding_map(kept, data)"""),
         ("code", "plot_similarity_matrix(kept, data)"),
         ("md", "## Paper recipe vs the prototypical-network baseline (same features, same split)"),
         ("code", """\
-from rram_lsm.experiments.display import html_table
+from rram_lsm.app.experiments.display import html_table
 from IPython.display import HTML
 baseline = evaluate_split(data, seen, unseen, get_method("protonet").replace(epochs=30),
                           seed=0, shots=(5,), episodes=20)
@@ -203,7 +200,7 @@ HTML(html_table(["method", "zero-shot unseen a->i", "seen test a->i", "5-shot un
 `open_emulated` starts a device emulator in its own process behind a pseudo-terminal and
 returns the serial driver on it: everything below goes over the documented wire protocol
 (docs/protocol.md), exactly as with a real macro on `/dev/ttyUSB0`
-(`rram_lsm.open_backend("serial:/dev/ttyUSB0")`)."""),
+(`rram_lsm.app.backends.open_backend("serial:/dev/ttyUSB0")`)."""),
         ("code", SETUP),
         ("code", """\
 from hardware import open_emulated
@@ -215,18 +212,19 @@ show(device)"""),
         ("code", """\
 from lsm import Reservoir, preset
 from lsm.data import open_dataset
-from rram_lsm.experiments.pipeline import pick_samples, subset_rasters
+from rram_lsm.app.experiments.pipeline import pick_samples, subset_rasters
 
 res_hw = Reservoir.setup(device, preset("nmnist"))
 ds = open_dataset("nmnist", None, progress=False)
 x = subset_rasters(ds, pick_samples(ds.labels, 16, seed=0))
-spikes_hw = res_hw.run(x, path="generic")   # RUN_RESERVOIR on the device when offered
+spikes_hw = res_hw.run(x)   # RUN_RESERVOIR: the device's firmware runs the loop
 print(res_hw)
 print("device capabilities:", device.info().capabilities, "| spikes:", int(spikes_hw.sum()))"""),
         ("md", """\
 ## The same chip in the simulator gives the same spikes
 Same seed and profile -> same conductances, so the fused simulator path must reproduce
-the device's spikes exactly (noise off)."""),
+the device's spikes exactly (noise off): the device's firmware runs the contract's reference
+loop over its own MVMs, the simulator its fused kernel."""),
         ("code", """\
 from sim import SimMacro
 with SimMacro(seed=3, profile=profile) as chip:
@@ -247,7 +245,7 @@ print(f"formed mean/std: fitted {fitted.forming.formed_mean_us:.2f}/"
 plot_conductance_histogram(g, fitted);"""),
         ("md", "## Energy per inference of what the device just ran"),
         ("code", """\
-from rram_lsm.experiments import measure_energy
+from rram_lsm.app.experiments import measure_energy
 measure_energy(res_hw, x, spikes=spikes_hw)"""),
         ("code", "device.close()"),
     ],

@@ -1,21 +1,24 @@
 """Contrastive projection heads on frozen LSM features, and the zero-/few-shot protocol.
 
-Typical use::
+It takes feature arrays and class splits, nothing else: encoding them on a chip is the app
+layer's ``rram_lsm.app.features.encode_pair``. Typical use::
 
-    from projections import encode_pair, run_protocol
+    from rram_lsm.app.features import encode_pair
+    from projections import run_protocol
     data = encode_pair("../shared/data")                  # LSM features of both modalities
     result = run_protocol(data, "default", splits=10, seeds=3, shots=(1, 5))
     result.to_dict()["unseen"]["audio_to_image"]["top1"]  # {mean, std, ci95, n}
 """
-from .data import encode_pair, load_npz, save_npz
+from .data import load_npz, save_npz
 from .heads import DualEncoder, ProjectionHead
 from .protocol import PAPER_SPLIT, PairedFeatures, ZeroShotResult, make_splits, run_protocol
 from .protocol import evaluate_split
 from .selection import select_method
+from .splits import CrossModalSplit, split_cross_modal
 from .train import METHODS, MethodConfig, TrainResult, get_method, train_heads
 
 __all__ = [
-    "PairedFeatures", "encode_pair", "load_npz", "save_npz",
+    "PairedFeatures", "load_npz", "save_npz", "CrossModalSplit", "split_cross_modal",
     "ProjectionHead", "DualEncoder",
     "MethodConfig", "METHODS", "get_method", "TrainResult", "train_heads",
     "PAPER_SPLIT", "make_splits", "evaluate_split", "run_protocol", "ZeroShotResult",

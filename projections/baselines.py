@@ -187,7 +187,7 @@ def compare_training_cost(data, image_rasters, audio_rasters, method, *, seen=No
     same sample order (checked by count). Returns :func:`training_cost` plus both models'
     top-1 audio->image retrieval on the seen test and unseen parts.
     """
-    from lsm.data import split_cross_modal
+    from .splits import split_cross_modal
 
     from .evaluate import retrieval_metrics
     from .protocol import PAPER_SPLIT

@@ -159,7 +159,7 @@ def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | st
     Returns a dict of metrics (see the module doc); with ``keep_model`` it also holds the
     :class:`TrainResult` (``"train"``) and the part indices (``"parts"``) for plotting.
     """
-    from lsm.data import split_cross_modal
+    from .splits import split_cross_modal
 
     cfg = get_method(method) if isinstance(method, str) else method
     try:

@@ -246,20 +246,15 @@ def train_heads(cfg: MethodConfig, image_values: np.ndarray, audio_values: np.nd
     """Train both heads on ``train_pairs`` and select the epoch on ``val_pairs``.
 
     ``*_values`` are full feature arrays; ``*_pairs`` are ``(image_idx, audio_idx)`` index
-    arrays into them (as :meth:`lsm.data.CrossModalSplit.pairs` returns). Only the samples
+    arrays into them (as :meth:`projections.splits.CrossModalSplit.pairs` returns). Only the samples
     those pairs name are ever read.
     """
     if not cfg.trained:
         raise ConfigError(f"method {cfg.name!r} has no training step")
-    # The heads are tiny: a thread pool costs more than it saves, and far more when other
-    # processes share the cores, so train on one thread and restore the caller's setting.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels,
-                      audio_labels, seed, progress)
-    finally:
-        torch.set_num_threads(threads)
+    # Threads are the caller's to set (the CLI runs the heads on one: they are tiny, and a
+    # thread pool costs more than it saves when other processes share the cores).
+    return _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels,
+                  audio_labels, seed, progress)
 
 
 def _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels,

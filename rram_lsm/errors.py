@@ -14,6 +14,7 @@ __all__ = [
     "EventFileError",
     "MacroError",
     "RegionError",
+    "PlacementError",
     "ShapeError",
     "SafetyLimitError",
 ]
@@ -67,3 +68,7 @@ class ShapeError(MacroError, ValueError):
 
 class SafetyLimitError(MacroError, ValueError):
     """A voltage, current or pulse width exceeds the limits the macro reports."""
+
+
+class PlacementError(RegionError):
+    """A tile cannot be placed: it overlaps a placed tile or does not fit on the chip."""

@@ -41,8 +41,8 @@ __all__ = [
     "FormResult",
     "ProgramResult",
     "Macro",
-    "ReservoirSpec",
     "RUN_RESERVOIR",
+    "RESERVOIR_MEMBRANE",
     "check_region",
     "check_form_request",
     "check_program_request",
@@ -149,38 +149,12 @@ class ProgramResult:
 
 
 RUN_RESERVOIR = "run_reservoir"
-"""Capability name: the backend runs the whole LIF loop itself (see ReservoirSpec)."""
+"""Capability name: the backend runs the whole LIF loop itself, bit-identical to
+``rram_lsm.reservoir.run_reference`` with read noise off."""
 
-
-@dataclass(frozen=True)
-class ReservoirSpec:
-    """A LIF reservoir laid on a tile, as a backend with the ``run_reservoir`` capability runs it.
-
-    The tile has ``n_inputs + n_neurons`` rows (inputs first, then neurons) and
-    ``2 * n_neurons`` columns (interleaved differential pairs). Per step t, for every sample:
-    ``diff_ua = mvm(tile, concat(x_t, s_prev), differential=True)``;
-    ``drive = diff_ua * (weight_scale / (read_voltage_v * g_ref_us))``;
-    ``v = decay * v * (1 - s_prev) + drive`` (reset "zero") or
-    ``v = decay * v + drive - threshold * s_prev`` (reset "subtract");
-    ``s = v > threshold`` (and not refractory). All arithmetic in float64.
-    """
-
-    n_inputs: int
-    """Input rows (e.g. 256 for a 16 x 16 crop)."""
-    n_neurons: int
-    """Reservoir neurons (recurrent rows; output pairs)."""
-    decay: float
-    """Membrane decay per step (0.9 vision, 0.97 audio)."""
-    threshold: float
-    """Spike threshold (5.0 vision, 5.3 audio)."""
-    weight_scale: float
-    """Scale constant of the weights (dimensionless)."""
-    g_ref_us: float
-    """Reference conductance (µS) that maps a conductance difference to weight 1 * scale."""
-    reset: str = "zero"
-    """``"zero"`` (hard reset, as in the paper) or ``"subtract"``."""
-    refractory_steps: int = 0
-    """Steps a neuron stays silent after a spike."""
+RESERVOIR_MEMBRANE = "reservoir_membrane"
+"""Capability name: ``run_reservoir(..., return_membrane=True)`` also returns the final
+membrane float64 (batch, n_neurons)."""
 
 
 @runtime_checkable
@@ -219,10 +193,16 @@ class Macro(Protocol):
         """Seconds on the macro's clock (drift time)."""
         ...
 
+    def identity(self) -> dict:
+        """JSON-able description of what makes this chip this chip (backend, seed or
+        serial URL, profile, code or firmware version); cache keys are built from it."""
+        ...
+
     # Optional, only where info().capabilities contains RUN_RESERVOIR:
     # def run_reservoir(self, region, rasters, spec: ReservoirSpec) -> np.ndarray
     #     rasters: uint8 (batch, T, n_inputs); returns uint8 spikes (batch, T, n_neurons),
-    #     bit-identical to running the per-step loop of ReservoirSpec through mvm().
+    #     bit-identical to rram_lsm.reservoir.run_reference with read noise off. Where
+    #     RESERVOIR_MEMBRANE is offered too, return_membrane=True returns (spikes, v_final).
 
     def reset(self) -> None:
         """Return to the state after power-up (cells keep their conductance)."""

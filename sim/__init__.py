@@ -7,7 +7,8 @@ See docs/device-model.md.
 """
 __version__ = "0.1.0"
 
-from .profile import DeviceProfile, load_profile  # noqa: E402
+from .profile import DeviceProfile  # noqa: E402
+from .presets import load_profile  # noqa: E402
 from .presets import macro40nm  # noqa: E402
 from .macro import ProgramTargetError, SimMacro  # noqa: E402
 from .forming import form_to_sparsity  # noqa: E402

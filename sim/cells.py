@@ -63,22 +63,28 @@ def stuck_codes(u: np.ndarray, open_fraction: float, high_fraction: float) -> np
     return codes
 
 
-def draw_cells(profile: DeviceProfile, seed: int, stuck_map: np.ndarray | None = None
+def draw_cells(profile: DeviceProfile, seed: int, stuck_map: np.ndarray | None = None,
+               macro_index: int = 0
                ) -> CellParams:
-    """Draw every per-cell property of chip ``seed``; ``stuck_map`` (codes) overrides."""
+    """Draw every per-cell property of macro ``macro_index`` of chip ``seed``; ``stuck_map``
+    (codes) overrides."""
     shape = (profile.array.rows, profile.array.cols)
     f = profile.forming
-    breakdown = f.breakdown_mean_v + f.breakdown_std_v * stream(seed, "forming").standard_normal(shape)
-    formed = formed_from_uniform(stream(seed, "formed_conductance").random(shape), f)
+
+    def draw(name: str) -> np.random.Generator:
+        return stream(seed, name, macro_index)
+
+    breakdown = f.breakdown_mean_v + f.breakdown_std_v * draw("forming").standard_normal(shape)
+    formed = formed_from_uniform(draw("formed_conductance").random(shape), f)
     pristine = f.pristine_us * np.exp(
-        f.pristine_spread_rel * stream(seed, "pristine").standard_normal(shape))
+        f.pristine_spread_rel * draw("pristine").standard_normal(shape))
     d = profile.drift
-    nu = np.maximum(d.nu_mean + d.nu_std * stream(seed, "drift").standard_normal(shape), 0.0)
+    nu = np.maximum(d.nu_mean + d.nu_std * draw("drift").standard_normal(shape), 0.0)
     if stuck_map is None:
-        stuck = stuck_codes(stream(seed, "stuck").random(shape),
+        stuck = stuck_codes(draw("stuck").random(shape),
                             profile.stuck.open_fraction, profile.stuck.high_fraction)
     else:
         stuck = np.ascontiguousarray(stuck_map, dtype=np.int8)
     stuck_us = np.where(stuck == STUCK_HIGH, profile.program.g_max_us, pristine)
-    stall = stream(seed, "stall").random(shape) < profile.program.stall_fraction
+    stall = draw("stall").random(shape) < profile.program.stall_fraction
     return CellParams(breakdown, formed, pristine, nu, stuck, stuck_us, stall)

@@ -28,7 +28,8 @@ from rram_lsm.errors import ConfigError, ShapeError
 from rram_lsm.macro import Macro, check_region
 
 from .cells import formed_law
-from .profile import ArrayConfig, DeviceProfile, load_profile
+from .presets import load_profile
+from .profile import ArrayConfig, DeviceProfile
 
 __all__ = ["fit_device_profile", "measure_forming_sweep"]
 

@@ -12,7 +12,10 @@ import math
 import numpy as np
 
 from rram_lsm.errors import ConfigError, MacroError, RegionError, ShapeError
+from rram_lsm.reservoir import ReservoirSpec, check_rasters, check_tile
 from rram_lsm.macro import (
+    RESERVOIR_MEMBRANE,
+    RUN_RESERVOIR,
     FormResult,
     MacroInfo,
     ProgramResult,
@@ -27,7 +30,9 @@ from .cells import draw_cells
 from .kernels import forming as kforming
 from .kernels import programming as kprogramming
 from .kernels import read as kread
-from .profile import DeviceProfile, load_profile
+from .presets import load_profile
+from .profile import DeviceProfile
+from .reservoir import ReservoirRunner
 from .streams import check_seed, stream
 
 __all__ = ["SimMacro", "ProgramTargetError"]
@@ -58,20 +63,25 @@ class SimMacro:
     conductance_step_us: float = kread.CONDUCTANCE_STEP_US
     """Grid of the noise-free effective conductance (µS); see CONDUCTANCE_STEP_US."""
 
-    def __init__(self, seed: int = 0, profile=None, *, stuck_open: np.ndarray | None = None,
-                 stuck_high: np.ndarray | None = None):
+    def __init__(self, seed: int = 0, profile=None, *, macro_index: int = 0,
+                 stuck_open: np.ndarray | None = None, stuck_high: np.ndarray | None = None):
         self.seed = check_seed(seed)
+        self.macro_index = check_seed(macro_index)
         self.profile: DeviceProfile = load_profile(profile)
         shape = (self.profile.array.rows, self.profile.array.cols)
-        self._cells = draw_cells(self.profile, self.seed, _stuck_map(shape, stuck_open, stuck_high))
+        self._stuck_given = stuck_open is not None or stuck_high is not None
+        self._cells = draw_cells(self.profile, self.seed,
+                                 _stuck_map(shape, stuck_open, stuck_high), self.macro_index)
         self._formed = np.zeros(shape, dtype=np.bool_)
         self._g0_us = self._cells.pristine_us.copy()
         self._written_s = np.zeros(shape)
         self._clock_s = 0.0
-        self._read_rng = stream(self.seed, "read")
-        self._program_rng = stream(self.seed, "programming")
+        self._read_rng = stream(self.seed, "read", self.macro_index)
+        self._program_rng = stream(self.seed, "programming", self.macro_index)
         self._effective: np.ndarray | None = None
         self._tiles: dict[Region, np.ndarray] = {}
+        self._runners: dict[tuple[Region, ReservoirSpec], ReservoirRunner] = {}
+        self._reservoir_rngs: dict[Region, np.random.Generator] = {}
         self._closed = False
 
     # -- interface -------------------------------------------------------------------------
@@ -82,8 +92,16 @@ class SimMacro:
             rows=p.array.rows, cols=p.array.cols, model=MODEL,
             firmware_version=f"sim-{__version__}", protocol_version=1,
             read_voltage_v=p.array.read_voltage_v, adc_bits=p.adc.bits,
-            adc_lsb_ua=p.adc.lsb_ua, limits=p.limits, capabilities=(),
+            adc_lsb_ua=p.adc.lsb_ua, limits=p.limits, capabilities=(RUN_RESERVOIR, RESERVOIR_MEMBRANE),
         )
+
+    def identity(self) -> dict:
+        """What makes this chip this chip, for cache keys and records: backend, seed, macro
+        index, the whole profile and a digest of the simulator's code (an edit to the
+        physics is a different chip)."""
+        return {"backend": "sim", "model": MODEL, "seed": self.seed,
+                "macro_index": self.macro_index, "profile": self.profile.to_dict(),
+                "stuck_override": self._stuck_given, "code": code_digest()}
 
     def form(self, region, voltage_v: float, pulse_width_s: float = 1e-6,
              compliance_ua: float = 100.0) -> FormResult:
@@ -181,6 +199,42 @@ class SimMacro:
             return out[:, 0::2] - out[:, 1::2]
         return out
 
+    def run_reservoir(self, region, rasters, spec: ReservoirSpec, *,
+                      return_membrane: bool = False):
+        """The reservoir of ``spec`` on ``region`` (``RUN_RESERVOIR``), by the fused kernel.
+
+        Spikes uint8 (batch, T, n), bit-identical to ``rram_lsm.reservoir.run_reference``
+        with read noise off; with ``return_membrane`` also the final membrane (batch, n).
+        Read noise is added per column with the variance the profile gives each cell, from
+        the chip's ``reservoir_read`` stream of this tile, so a tile's runs do not depend on
+        what other tiles did.
+        """
+        runner = self.reservoir_runner(region, spec)
+        spikes, v_final = runner.run(check_rasters(rasters, spec.n_inputs))
+        return (spikes, v_final) if return_membrane else spikes
+
+    def reservoir_runner(self, region, spec: ReservoirSpec) -> ReservoirRunner:
+        """The fused kernel's snapshot of ``region`` for ``spec`` (cached until the chip
+        changes), for callers that stream one sample at a time."""
+        self._check_open()
+        if not isinstance(spec, ReservoirSpec):
+            raise ConfigError(f"spec must be a ReservoirSpec, got {type(spec).__name__}")
+        r = check_tile(region, spec, self.profile.array.rows, self.profile.array.cols)
+        runner = self._runners.get((r, spec))
+        if runner is None:
+            g = self._tile(r)
+            rel = float(self.profile.read.noise_rel)
+            rng = self._reservoir_rngs.get(r)
+            if rng is None:
+                rng = self._reservoir_rngs[r] = stream(
+                    self.seed, "reservoir_read", self.macro_index,
+                    key=(r.row0, r.col0, r.rows, r.cols))
+            a = self.profile.adc
+            runner = ReservoirRunner(g, (rel * g) ** 2 if rel > 0 else None, spec,
+                                     self.profile.array.read_voltage_v, a.bits, a.lsb_ua, rng)
+            self._runners[(r, spec)] = runner
+        return runner
+
     def advance_time(self, seconds: float) -> float:
         """Move the drift clock forward by ``seconds`` (>= 0); return the new clock (s)."""
         self._check_open()
@@ -223,7 +277,8 @@ class SimMacro:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{int(self._formed.sum())} cells formed"
-        return (f"SimMacro(seed={self.seed}, profile={self.profile.name!r}, "
+        index = f", macro_index={self.macro_index}" if self.macro_index else ""
+        return (f"SimMacro(seed={self.seed}{index}, profile={self.profile.name!r}, "
                 f"{self.profile.array.rows}x{self.profile.array.cols}, {state}, "
                 f"clock={self._clock_s:g} s)")
 
@@ -244,6 +299,7 @@ class SimMacro:
     def _invalidate(self) -> None:
         self._effective = None
         self._tiles.clear()
+        self._runners.clear()
 
     def _tile(self, r: Region) -> np.ndarray:
         """Contiguous noise-free conductance of the region, cached until the state changes."""
@@ -260,6 +316,24 @@ class SimMacro:
                 self._tiles.clear()
             self._tiles[r] = tile
         return tile
+
+
+_SOURCE_DIGEST: list[str] = []
+
+
+def code_digest() -> str:
+    """Digest of the simulator's Python sources (paths relative to the package)."""
+    if not _SOURCE_DIGEST:
+        from pathlib import Path
+        import hashlib
+
+        top = Path(__file__).resolve().parent
+        digest = hashlib.sha256()
+        for f in sorted(top.rglob("*.py")):
+            digest.update(f.relative_to(top).as_posix().encode())
+            digest.update(f.read_bytes())
+        _SOURCE_DIGEST.append(digest.hexdigest()[:24])
+    return _SOURCE_DIGEST[0]
 
 
 def _stuck_map(shape, stuck_open, stuck_high) -> np.ndarray | None:

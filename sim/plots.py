@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from .cells import formed_law
-from .profile import DeviceProfile, load_profile
+from .presets import load_profile
+from .profile import DeviceProfile
 
 __all__ = ["plot_conductance_histogram", "plot_conductance_map", "plot_drift"]
 

@@ -8,9 +8,14 @@ assumed here (fit them to a real chip with ``sim.fit_device_profile``).
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from rram_lsm.errors import ConfigError
+
 from .profile import DeviceProfile
 
-__all__ = ["macro40nm", "MACRO40NM_SOURCES", "PRESETS"]
+__all__ = ["macro40nm", "MACRO40NM_SOURCES", "PRESETS", "load_profile"]
 
 macro40nm = DeviceProfile(name="macro40nm")
 """The 40 nm macro: every field at its documented default."""
@@ -61,3 +66,21 @@ MACRO40NM_SOURCES: dict[str, str] = {
 
 PRESETS: dict[str, DeviceProfile] = {"macro40nm": macro40nm}
 """Profiles loadable by name through ``sim.load_profile``."""
+
+
+def load_profile(profile=None) -> DeviceProfile:
+    """Resolve a profile: None or ``"macro40nm"`` -> preset; a JSON path; a DeviceProfile."""
+    if isinstance(profile, DeviceProfile):
+        return profile
+    if profile is None:
+        profile = "macro40nm"
+    if isinstance(profile, (str, os.PathLike)):
+        if str(profile) in PRESETS:
+            return PRESETS[str(profile)]
+        path = Path(profile)
+        if path.suffix == ".json" or path.exists():
+            return DeviceProfile.from_json(path)
+        raise ConfigError(f"unknown profile {str(profile)!r}: give a preset name "
+                          f"({', '.join(PRESETS)}) or a JSON file written by DeviceProfile.to_json")
+    raise ConfigError(f"a profile is None, a preset name, a JSON path or a DeviceProfile, "
+                      f"got {type(profile).__name__}")

@@ -26,7 +26,6 @@ __all__ = [
     "StuckConfig",
     "AdcConfig",
     "DeviceProfile",
-    "load_profile",
 ]
 
 SCHEMA_VERSION = 1
@@ -294,23 +293,3 @@ class DeviceProfile:
         )
         return (f"<b>DeviceProfile {self.name}</b><table><tr><th>parameter</th>"
                 f"<th>value</th></tr>{rows}</table>")
-
-
-def load_profile(profile=None) -> DeviceProfile:
-    """Resolve a profile: None or ``"macro40nm"`` -> preset; a JSON path; a DeviceProfile."""
-    if isinstance(profile, DeviceProfile):
-        return profile
-    if profile is None:
-        profile = "macro40nm"
-    if isinstance(profile, (str, os.PathLike)):
-        from .presets import PRESETS
-
-        if str(profile) in PRESETS:
-            return PRESETS[str(profile)]
-        path = Path(profile)
-        if path.suffix == ".json" or path.exists():
-            return DeviceProfile.from_json(path)
-        raise ConfigError(f"unknown profile {str(profile)!r}: give a preset name "
-                          f"({', '.join(PRESETS)}) or a JSON file written by DeviceProfile.to_json")
-    raise ConfigError(f"a profile is None, a preset name, a JSON path or a DeviceProfile, "
-                      f"got {type(profile).__name__}")

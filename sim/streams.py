@@ -20,6 +20,7 @@ STREAMS = {
     "stuck": 5,               # which cells are stuck, and how
     "pristine": 6,            # per-cell pristine conductance
     "stall": 7,               # which formed cells never respond to programming pulses
+    "reservoir_read": 8,      # read noise of run_reservoir, one child per tile
 }
 
 
@@ -30,9 +31,16 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
-def stream(seed: int, name: str) -> np.random.Generator:
-    """The generator of source ``name`` for chip ``seed``."""
+def stream(seed: int, name: str, macro_index: int = 0, key: tuple = ()) -> np.random.Generator:
+    """The generator of source ``name`` for macro ``macro_index`` of chip ``seed``.
+
+    Macro 0 keeps the keys of a one-macro chip, so adding macros to a chip changes none of
+    the first one's draws. ``key`` (non-negative ints) names a child of the source, e.g. a
+    tile's coordinates.
+    """
     if name not in STREAMS:
         raise ConfigError(f"unknown random stream {name!r}; known: {sorted(STREAMS)}")
+    index = check_seed(macro_index)
+    spawn_key = (STREAMS[name],) + ((index,) if index else ()) + tuple(int(k) for k in key)
     return np.random.Generator(np.random.PCG64(
-        np.random.SeedSequence(check_seed(seed), spawn_key=(STREAMS[name],))))
+        np.random.SeedSequence(check_seed(seed), spawn_key=spawn_key)))

@@ -8,11 +8,11 @@ import pytest
 
 from rram_lsm import (ConfigError, DataNotFoundError, EventFileError, Region, RegionError,
                       SafetyLimitError, SafetyLimits)
-from rram_lsm.backends import parse_backend
-from rram_lsm.cli import main
+from rram_lsm.app.backends import parse_backend
+from rram_lsm.app.cli import main
 from rram_lsm.macro import check_form_request, check_program_request, check_region
 from rram_lsm.records import get_path, read_record, write_record
-from rram_lsm.settings import resolve_data_dir
+from rram_lsm.app.settings import resolve_data_dir
 
 
 def test_region_accepts_tuples_and_numpy_ints_and_rejects_fractions():

@@ -1,6 +1,4 @@
-"""Datasets, splits and pairing for event data."""
+"""Datasets of event data: N-MNIST, FSDD through the cochlea, N-TIDIGITS, synthetic digits."""
 from .datasets import EventDataset, open_dataset
-from .pairing import PARTS, CrossModalSplit, pair_by_class, split_cross_modal
 
-__all__ = ["EventDataset", "open_dataset", "PARTS", "CrossModalSplit", "split_cross_modal",
-           "pair_by_class"]
+__all__ = ["EventDataset", "open_dataset"]

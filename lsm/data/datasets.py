@@ -25,11 +25,11 @@ from lsm.events.formats import (AUDIO_EVENT_DTYPE, NTIDIGITS_CLASSES, VISION_EVE
 from lsm.events.frames import (AudioRasterConfig, VisionRasterConfig, audio_raster,
                                vision_raster)
 from rram_lsm.errors import ConfigError, DataError, DataNotFoundError
-from rram_lsm.settings import DOWNLOAD_HELP, cache_dir
 
 from .synthetic import synthetic_audio_sample, synthetic_vision_sample
 
-__all__ = ["EventDataset", "open_dataset", "DATASETS", "SPLITS", "FRONTEND_VERSION"]
+__all__ = ["EventDataset", "open_dataset", "DATASETS", "SPLITS", "FRONTEND_VERSION",
+           "DOWNLOAD_HELP"]
 
 DATASETS = ("nmnist", "fsdd", "ntidigits")
 SPLITS = ("train", "test", "all")
@@ -39,6 +39,17 @@ FRONTEND_VERSION = 1
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)\.wav$")
 _BATCH = 512
+
+DOWNLOAD_HELP = """\
+Expected layout of a data directory:
+  nmnist_small/ or nmnist/   Train|Test/<label>/<index>.bin   (N-MNIST, Orchard et al. 2015)
+      download: https://www.garrickorchard.com/datasets/n-mnist
+  fsdd/recordings/           {digit}_{speaker}_{take}.wav     (Free Spoken Digit Dataset)
+      download: https://github.com/Jakobovski/free-spoken-digit-dataset
+  ntidigits/n-tidigits.hdf5  official N-TIDIGITS release (Anumula et al. 2018)
+      download: https://docs.google.com/document/d/1Uxe7GsKKXcy6SlDUX4hoJVAC0-UkH-8kr5UXp0Ndi1M
+Without a data directory the commands run on synthetic event digits and label every
+output as synthetic."""
 
 
 class _Source:
@@ -87,8 +98,10 @@ class _FsddSource(_Source):
     GIL) and cached on disk per (file list, cochlea config), since the cochlea is the costly
     step and every chip seed of the LSM re-reads the rasters."""
 
-    def __init__(self, root: Path, paths: list[Path], cochlea: CochleaConfig):
+    def __init__(self, root: Path, paths: list[Path], cochlea: CochleaConfig,
+                 cache_dir: Path | None):
         self.dtype = AUDIO_EVENT_DTYPE
+        self.cache_dir = cache_dir
         self.paths = paths
         self.cochlea = cochlea
         self._memo: dict[int, np.ndarray] = {}
@@ -99,12 +112,15 @@ class _FsddSource(_Source):
         x, rate = read_wav(self.paths[i])
         return cochlea_events(x, rate, self.cochlea)
 
-    def _cache_path(self) -> Path:
+    def _cache_path(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
         from ..cache import source_fingerprint
 
-        key = json.dumps([FRONTEND_VERSION, source_fingerprint(("lsm/events",)),
-                          self.identity], sort_keys=True)
-        return cache_dir() / "cochlea" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".npz")
+        key = json.dumps([FRONTEND_VERSION, source_fingerprint("events"), self.identity],
+                         sort_keys=True)
+        return (Path(self.cache_dir) / "cochlea"
+                / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".npz"))
 
     def _load(self, indices) -> None:
         """Fill the memo for ``indices``: from the disk cache when it exists, else by
@@ -113,7 +129,7 @@ class _FsddSource(_Source):
         if not todo:
             return
         path = self._cache_path()
-        if path.is_file():
+        if path is not None and path.is_file():
             with np.load(path) as z:
                 events, starts = z["events"], z["starts"]
             if len(starts) == len(self.paths) + 1:
@@ -123,7 +139,7 @@ class _FsddSource(_Source):
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             for i, ev in zip(todo, pool.map(self._convert, todo)):
                 self._memo[i] = ev
-        if len(self._memo) == len(self.paths):
+        if path is not None and len(self._memo) == len(self.paths):
             events, starts = _Source.batch(self, range(len(self.paths)))
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
@@ -317,7 +333,7 @@ def _open_nmnist(data_dir: Path, split: str):
             _NmnistSource(root, paths))
 
 
-def _open_fsdd(data_dir: Path, split: str, cochlea: CochleaConfig):
+def _open_fsdd(data_dir: Path, split: str, cochlea: CochleaConfig, cache_dir: Path | None):
     folder = data_dir / "fsdd" / "recordings"
     if not folder.is_dir():
         raise _missing(f"FSDD in {data_dir}", "<data_dir>/fsdd/recordings/*.wav")
@@ -338,7 +354,7 @@ def _open_fsdd(data_dir: Path, split: str, cochlea: CochleaConfig):
     meta = [{"path": str(f), "speaker": s, "take": k, "digit": d} for _, d, s, k, f in items]
     return ("audio", [it[1] for it in items], [it[0] for it in items], meta, DIGIT_NAMES,
             AudioRasterConfig(n_channels=cochlea.n_channels),
-            _FsddSource(folder, [it[4] for it in items], cochlea))
+            _FsddSource(folder, [it[4] for it in items], cochlea, cache_dir))
 
 
 def _open_ntidigits(data_dir: Path, split: str):
@@ -395,7 +411,8 @@ def _open_synthetic(name: str, split: str, per_class: tuple[int, int], seed: int
 def open_dataset(name: str, data_dir: str | os.PathLike | None, split: str = "all", *,
                  progress: bool = True, cochlea: CochleaConfig | None = None,
                  synthetic_per_class: tuple[int, int] = (40, 10),
-                 synthetic_seed: int = 0) -> EventDataset:
+                 synthetic_seed: int = 0, cache_dir: str | os.PathLike | None = None
+                 ) -> EventDataset:
     """Open dataset ``name`` ("nmnist", "fsdd", "ntidigits") from ``data_dir``.
 
     ``data_dir=None`` gives the seeded synthetic stand-in (``synthetic_per_class`` train and
@@ -404,6 +421,7 @@ def open_dataset(name: str, data_dir: str | os.PathLike | None, split: str = "al
     A missing dataset raises DataNotFoundError naming the layout and download sources.
     Opening only lists files (events load lazily), so ``progress`` shows no bar here; it is
     kept for the shared signature, and ``rasters``/``event_counts`` take their own.
+    ``cache_dir``: where FSDD's cochlea events are kept between runs (None: not kept).
     """
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; expected one of {DATASETS}")
@@ -424,7 +442,7 @@ def open_dataset(name: str, data_dir: str | os.PathLike | None, split: str = "al
         if name == "nmnist":
             parts = _open_nmnist(root, split)
         elif name == "fsdd":
-            parts = _open_fsdd(root, split, cochlea or CochleaConfig())
+            parts = _open_fsdd(root, split, cochlea or CochleaConfig(), cache_dir)
         else:
             parts = _open_ntidigits(root, split)
         synthetic = False

@@ -1,7 +1,7 @@
 """``rram-lsm data info``: the numbers on the shared data and the synthetic fallback."""
 from __future__ import annotations
 
-from rram_lsm.cli import main
+from rram_lsm.app.cli import main
 from rram_lsm.records import get_path, read_record
 
 

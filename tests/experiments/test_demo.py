@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from rram_lsm.cli import main
+from rram_lsm.app.cli import main
 from rram_lsm.records import get_path
 
 FIGURES = ("reservoir_raster.png", "conductance_histogram.png", "embedding_map.png",

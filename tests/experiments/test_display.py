@@ -6,9 +6,9 @@ import inspect
 
 import numpy as np
 
-from rram_lsm.experiments import show
-from rram_lsm.experiments.display import text_table
-from rram_lsm.experiments.energy import count_operations, estimate_energy
+from rram_lsm.app.experiments import show
+from rram_lsm.app.experiments.display import text_table
+from rram_lsm.app.experiments.energy import count_operations, estimate_energy
 
 
 class _FakeChip:
@@ -51,7 +51,7 @@ def test_text_table_aligns_columns():
 
 
 def test_every_public_name_is_documented():
-    module = importlib.import_module("rram_lsm.experiments")
+    module = importlib.import_module("rram_lsm.app.experiments")
     for name in module.__all__:
         obj = getattr(module, name)
         if inspect.isclass(obj) or inspect.isfunction(obj):

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rram_lsm.errors import ConfigError, ShapeError
-from rram_lsm.experiments.energy import count_operations, estimate_energy, load_energy_params
+from rram_lsm.app.experiments.energy import count_operations, estimate_energy, load_energy_params
 
 
 def _hand_example():

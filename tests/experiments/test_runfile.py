@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rram_lsm.cli import build_parser, main
+from rram_lsm.app.cli import build_parser, main
 from rram_lsm.errors import ConfigError
-from rram_lsm.experiments.runfile import (argv_for, argv_from_record, compare_records,
+from rram_lsm.app.experiments.runfile import (argv_for, argv_from_record, compare_records,
                                           load_experiment)
 from rram_lsm.records import read_record
 
@@ -105,7 +105,7 @@ def test_store_actions_of_every_kind_are_emitted():
     q.add_argument("--off", dest="on", action="store_false")
     q.add_argument("--n", type=int, nargs="+")
     q.add_argument("-v", action="count", default=0)
-    from rram_lsm.experiments import runfile
+    from rram_lsm.app.experiments import runfile
 
     opts = runfile._options(runfile._subparser(p, ["x"]))
     config = {"pos": "-odd", "flag": True, "on": False, "n": [1, 2], "v": 2}

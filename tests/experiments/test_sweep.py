@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from rram_lsm.cli import main
+from rram_lsm.app.cli import main
 from rram_lsm.errors import ConfigError
-from rram_lsm.experiments.sweep import SweepSpec, _profile_for, run_sweep
+from rram_lsm.app.experiments.sweep import SweepSpec, _profile_for, run_sweep
 
 SMALL = SweepSpec(grid=(("read_noise_rel", (0.0, 0.2)), ("chip_age_s", (1.0, 3.15e8))),
                   chip_seeds=(0, 1), train_per_class=4, test_per_class=3, metric="prototype")
@@ -87,7 +87,7 @@ def test_sweep_cli_writes_json_and_plot(tmp_path):
 
 
 def test_setting_labels_are_human_readable():
-    from rram_lsm.experiments.sweep import nice_value
+    from rram_lsm.app.experiments.sweep import nice_value
 
     assert [nice_value("chip_age_s", v) for v in (1.0, 3600.0, 86400.0, 31557600.0,
                                                   315576000.0)] == ["1 s", "1 h", "1 d", "1 y",

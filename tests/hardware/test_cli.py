@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from rram_lsm.cli import main
+from rram_lsm.app.cli import main
 from rram_lsm.records import get_path, read_record
 
 
@@ -34,7 +34,7 @@ def test_parity_on_the_emulator_writes_json_and_plot(tmp_path, capsys):
 
 
 def _start_emulate(*extra):
-    proc = subprocess.Popen([sys.executable, "-m", "rram_lsm.cli", "emulate", "--seed", "3",
+    proc = subprocess.Popen([sys.executable, "-m", "rram_lsm.app.cli", "emulate", "--seed", "3",
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ready, _, _ = select.select([proc.stdout], [], [], 120)
     assert ready, "emulate printed no device path"

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from rram_lsm.errors import ConfigError, MacroError, RegionError, SafetyLimitError, ShapeError
-from rram_lsm.macro import RUN_RESERVOIR, FormResult, Macro, MacroInfo, ProgramResult, \
-    ReservoirSpec
+from rram_lsm.macro import RUN_RESERVOIR, FormResult, Macro, MacroInfo, ProgramResult
+from rram_lsm.reservoir import ReservoirSpec, run_reference
 
 SEED = 5
 
@@ -152,23 +152,34 @@ def test_clock_drift_and_reset(macro):
     np.testing.assert_array_equal(macro.read_conductance(region), after)
 
 
-def test_run_reservoir_equals_the_per_step_loop(macro):
-    from lsm import run_on_macro
-
+def test_run_reservoir_equals_the_reference_loop(macro):
+    """The backend's own loop (the simulator's fused kernel, the emulator's firmware) gives
+    the spikes of ``rram_lsm.reservoir.run_reference`` through the same backend's mvm."""
     if RUN_RESERVOIR not in macro.info().capabilities:
-        pytest.skip("backend does not advertise run_reservoir")
+        pytest.skip(f"{type(macro).__name__} does not advertise run_reservoir")
     spec = ReservoirSpec(n_inputs=24, n_neurons=12, decay=0.9, threshold=0.5,
                          weight_scale=0.3, g_ref_us=2.0)
     region = (100, 0, 36, 24)
     _formed(macro, region, 3.6)
     rasters = (np.random.default_rng(3).random((6, 15, 24)) < 0.3).astype(np.uint8)
     device = macro.run_reservoir(region, rasters, spec)
-    host = run_on_macro(macro, region, rasters, spec)
+    host, _ = run_reference(macro, region, rasters, spec)
     assert device.dtype == np.uint8 and device.shape == (6, 15, 12)
     assert device.sum() > 0
     np.testing.assert_array_equal(device, host)
     with pytest.raises(ShapeError):
         macro.run_reservoir((100, 0, 30, 24), rasters, spec)
+    with pytest.raises(ShapeError):
+        macro.run_reservoir(region, rasters[:, :, :20], spec)
+
+
+def test_identity_is_json(macro):
+    import json
+
+    ident = macro.identity()
+    assert isinstance(ident, dict) and ident["backend"] in ("sim", "emulator")
+    assert json.loads(json.dumps(ident)) == ident
+    assert ident == macro.identity()  # stable across calls
 
 
 def test_context_manager_and_close(noise_free_profile):

@@ -9,11 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hardware import (Command, Emulator, Faults, Frame, FrameDecoder, MessageAssembler,
-                      SerialMacro, Status, encode_message)
+                      ReferenceFirmware, SerialMacro, Status, encode_message)
 from hardware import codec
 from hardware.protocol import NO_SEQ
 from rram_lsm.errors import ConfigError
-from rram_lsm.macro import Region
+from rram_lsm.macro import RUN_RESERVOIR, Region
+from rram_lsm.reservoir import ReservoirSpec, run_reference
 
 
 @pytest.fixture
@@ -95,14 +96,123 @@ def test_naks_for_damaged_frames_and_versions(emu):
     assert msg.status == Status.CHUNK_ERROR
 
 
-def test_run_reservoir_unsupported_without_runner(small_profile):
+def _advertised(emu) -> tuple:
+    info, _ = codec.decode_info(_replies(emu.receive(encode_message(2, Command.INFO)))[0].payload)
+    return info.capabilities
+
+
+class _FusedMacro:
+    """Delegates to a SimMacro but advertises a fused RUN_RESERVOIR that must never be used."""
+
+    def __init__(self, macro):
+        self._m = macro
+        self.fused_calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+    def info(self):
+        return replace(self._m.info(), capabilities=(RUN_RESERVOIR,))
+
+    def run_reservoir(self, region, rasters, spec):
+        self.fused_calls += 1
+        raise AssertionError("the emulator called the wrapped macro's run_reservoir")
+
+
+SPEC = ReservoirSpec(n_inputs=6, n_neurons=3, decay=0.9, threshold=0.5, weight_scale=0.3,
+                     g_ref_us=2.0)
+TILE = Region(0, 0, *SPEC.tile_shape)
+
+
+def _reservoir_request(seq, rasters, spec=SPEC, region=TILE) -> bytes:
+    return encode_message(seq, Command.RUN_RESERVOIR,
+                          codec.encode_reservoir_request(region, spec, rasters))
+
+
+def test_run_reservoir_unsupported_without_firmware(small_profile):
     from sim import SimMacro
 
-    emu = Emulator(SimMacro(seed=1, profile=small_profile), run_reservoir=False)
+    emu = Emulator(_FusedMacro(SimMacro(seed=1, profile=small_profile)), firmware=False)
     (msg,) = _replies(emu.receive(encode_message(1, Command.RUN_RESERVOIR, b"")))
     assert msg.status == Status.UNSUPPORTED
-    info, _ = codec.decode_info(_replies(emu.receive(encode_message(2, Command.INFO)))[0].payload)
-    assert info.capabilities == ()
+    assert _advertised(emu) == ()  # the wrapped macro's capability is not the device's
+
+
+def test_reference_firmware_is_the_reference_loop_not_the_fused_kernel(small_profile):
+    from sim import SimMacro
+
+    fused = _FusedMacro(SimMacro(seed=4, profile=small_profile))
+    emu = Emulator(fused)
+    assert isinstance(emu.firmware, ReferenceFirmware)
+    assert _advertised(emu) == (RUN_RESERVOIR,)
+    emu.receive(encode_message(1, Command.FORM, codec.encode_form_request(TILE, 3.6, 1e-6,
+                                                                          100.0)))
+    rasters = (np.random.default_rng(2).random((4, 9, 6)) < 0.4).astype(np.uint8)
+    (msg,) = _replies(emu.receive(_reservoir_request(2, rasters)))
+    assert msg.status == Status.OK
+    spikes = codec.decode_spikes(msg.payload)
+    ref = SimMacro(seed=4, profile=small_profile)
+    ref.form(TILE, 3.6, 1e-6, 100.0)
+    expected, _ = run_reference(ref, TILE, rasters, SPEC)
+    assert 0 < spikes.mean() < 0.5  # neither silent nor saturated
+    np.testing.assert_array_equal(spikes, expected)
+    assert fused.fused_calls == 0
+
+
+def test_firmware_is_injected_and_sees_only_the_array(small_profile):
+    from sim import SimMacro
+
+    seen = {}
+
+    def firmware(macro, region, rasters, spec):
+        seen.update(region=region, spec=spec, shape=rasters.shape,
+                    has_fused=hasattr(macro, "run_reservoir"),
+                    has_form=hasattr(macro, "form"), caps=macro.info().capabilities)
+        return np.ones((*rasters.shape[:2], spec.n_neurons), np.uint8)
+
+    emu = Emulator(_FusedMacro(SimMacro(seed=1, profile=small_profile)), firmware=firmware)
+    assert emu.capabilities == (RUN_RESERVOIR,)  # a plain callable provides RUN_RESERVOIR
+    (msg,) = _replies(emu.receive(_reservoir_request(3, np.zeros((2, 5, 6), np.uint8))))
+    assert msg.status == Status.OK
+    np.testing.assert_array_equal(codec.decode_spikes(msg.payload), np.ones((2, 5, 3)))
+    assert seen == dict(region=TILE, spec=SPEC, shape=(2, 5, 6), has_fused=False,
+                        has_form=False, caps=())
+
+
+def test_firmware_capabilities_and_faults(small_profile):
+    from sim import SimMacro
+
+    macro = SimMacro(seed=1, profile=small_profile)
+
+    class NoReservoir:
+        capabilities = ()
+
+        def __call__(self, *args):
+            raise AssertionError("not advertised, so never called")
+
+    emu = Emulator(macro, firmware=NoReservoir())
+    assert _advertised(emu) == ()
+    (msg,) = _replies(emu.receive(_reservoir_request(4, np.zeros((1, 2, 6), np.uint8))))
+    assert msg.status == Status.UNSUPPORTED
+    # a firmware answering the wrong shape is the device's fault, not the host's
+    emu = Emulator(macro, firmware=lambda m, r, x, s: np.zeros((1, 1, 1), np.uint8))
+    (msg,) = _replies(emu.receive(_reservoir_request(5, np.zeros((1, 2, 6), np.uint8))))
+    assert msg.status == Status.INTERNAL and b"firmware" in msg.payload
+    with pytest.raises(ConfigError, match="firmware"):
+        Emulator(macro, firmware="reference")
+
+
+def test_device_refuses_bad_reservoir_requests(emu):
+    # a spec whose values ReservoirSpec refuses (built around its check, as a foreign host might)
+    bad = ReservoirSpec(6, 3, 0.9, 0.5, 0.3, 2.0)
+    object.__setattr__(bad, "decay", 1.5)
+    rasters = np.zeros((1, 2, 6), np.uint8)
+    (msg,) = _replies(emu.receive(_reservoir_request(6, rasters, spec=bad)))
+    assert msg.status == Status.BAD_ARGUMENT and b"decay" in msg.payload
+    (msg,) = _replies(emu.receive(_reservoir_request(7, rasters, region=Region(0, 0, 9, 5))))
+    assert msg.status == Status.SHAPE_ERROR and b"tile" in msg.payload
+    (msg,) = _replies(emu.receive(_reservoir_request(8, rasters, region=Region(30, 0, 9, 6))))
+    assert msg.status == Status.REGION_ERROR
 
 
 def test_driver_survives_lost_replies_exactly_once(emu, device_port_cls):
@@ -113,6 +223,8 @@ def test_driver_survives_lost_replies_exactly_once(emu, device_port_cls):
     target = np.where(res.formed, 10.0, res.conductance_us)
     prog = m.program((0, 0, 4, 4), target, 0.2, 50)
     assert m.stats.retries == 2 and m.stats.timeouts == 2
+    assert m.stats.commands == {"INFO": 1, "FORM": 1, "PROGRAM": 1}  # each sent once...
+    assert m.stats.retransmissions == {"FORM": 1, "PROGRAM": 1}  # ... and retransmitted once
     assert emu.counters["state_changes"] == 2 and emu.counters["replays"] == 2
     assert port.written[1] == port.written[2] and port.written[3] == port.written[4]
     np.testing.assert_array_equal(prog.conductance_us,
@@ -203,3 +315,31 @@ def test_served_long_command_sends_keepalives_and_busy(small_profile):
         server.join(5)
         os.close(master)
         os.close(slave)
+
+
+def test_build_macro_passes_macro_index_only_when_nonzero(monkeypatch):
+    import sys
+    import types
+
+    from hardware.spawn import build_macro
+
+    calls = []
+
+    def old_chip(seed, profile):  # a factory from before multi-macro chips
+        calls.append((seed, profile))
+        return "chip"
+
+    def new_chip(seed, profile, macro_index=0):
+        calls.append((seed, profile, macro_index))
+        return "chip"
+
+    module = types.ModuleType("fake_chips")
+    module.old_chip, module.new_chip = old_chip, new_chip
+    monkeypatch.setitem(sys.modules, "fake_chips", module)
+    assert build_macro("fake_chips:old_chip", 3, "") == "chip"
+    assert build_macro("fake_chips:new_chip", 3, "p", 2) == "chip"
+    assert calls == [(3, None), (3, "p", 2)]
+    with pytest.raises(ConfigError, match="does not take macro_index"):
+        build_macro("fake_chips:old_chip", 3, None, 1)
+    with pytest.raises(ConfigError, match="cannot import"):
+        build_macro("fake_chips:missing", 3, None)

@@ -49,4 +49,11 @@ def test_mixed_commands_survive_a_faulty_link(noise_free_profile):
         st = m.status()
         assert st.state_changes == state_changing  # none executed twice, none lost
         assert st.boot_count > 1  # the device did reboot, and the session survived it
-        assert m.stats.retries > 0 and m.stats.commands == 121 + 1  # + handshake, status
+        stats = m.stats
+        assert stats.retries > 0 and stats.completed == 121 + 1  # + handshake, status
+        # each command counted once however often the bad link made the driver resend it
+        assert stats.commands == {"INFO": 1, "STATUS": 1, **{c: 20 for c in (
+            "FORM", "MVM", "READ", "ADVANCE", "PROGRAM", "CLOCK")}}
+        assert sum(stats.retransmissions.values()) == stats.retries
+        assert st.state_changes == sum(stats.commands[c] for c in ("FORM", "ADVANCE",
+                                                                   "PROGRAM"))

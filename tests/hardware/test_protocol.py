@@ -63,7 +63,7 @@ def test_documented_frames_are_exact():
 
 
 def test_documented_run_reservoir_example_is_exact():
-    from rram_lsm.macro import ReservoirSpec
+    from rram_lsm.reservoir import ReservoirSpec
 
     spec = ReservoirSpec(3, 2, 0.9, 5.0, 1.0, 10.0, "zero", 0)
     rasters = np.array([[[1, 0, 1], [0, 1, 1]]], np.uint8)
@@ -150,6 +150,8 @@ def test_fuzz_decoder_never_crashes_and_resyncs(garbage, payload, seq):
 
 @given(data=st.binary(max_size=200))
 def test_fuzz_payload_decoders_raise_only_protocol_errors(data):
+    from rram_lsm.errors import ConfigError
+
     region = Region(0, 0, 3, 5)
     for decode in (codec.decode_info, codec.decode_status, codec.decode_mvm_reply,
                    codec.decode_spikes, codec.decode_mvm_request,
@@ -161,6 +163,8 @@ def test_fuzz_payload_decoders_raise_only_protocol_errors(data):
             decode(data)
         except ProtocolError:
             pass
+        except ConfigError:  # a well-formed spec with bad values: ReservoirSpec refuses it
+            assert decode is codec.decode_reservoir_request
 
 
 def test_chunking_round_trip_and_bounds():
@@ -422,22 +426,102 @@ def test_non_numeric_arguments_are_config_errors_before_sending(scripted):
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(reset="halfway"), "reset"), (dict(refractory_steps=-1), "refractory"),
-    (dict(n_neurons=0), "n_neurons"), (dict(g_ref_us=0.0), "g_ref_us"),
-    (dict(decay=float("nan")), "decay"), (dict(threshold="5"), "threshold"),
+    (dict(n_inputs=70_000), "n_inputs"), (dict(n_neurons=65_536), "n_neurons"),
+    (dict(refractory_steps=1 << 16), "refractory_steps"), ("not a spec", "ReservoirSpec"),
+    ("codec without subtract", "no code on the wire"),
 ])
-def test_run_reservoir_refuses_specs_the_wire_cannot_carry(scripted, change, match):
+def test_run_reservoir_refuses_specs_the_wire_cannot_carry(scripted, monkeypatch, change,
+                                                           match):
+    """ReservoirSpec validates its values itself; the driver adds only the wire's limits."""
     from dataclasses import replace
 
     from rram_lsm.errors import ConfigError
-    from rram_lsm.macro import RUN_RESERVOIR, ReservoirSpec
+    from rram_lsm.macro import RUN_RESERVOIR
+    from rram_lsm.reservoir import ReservoirSpec
 
     info = replace(INFO, capabilities=(RUN_RESERVOIR,))
     port = scripted([(request(FIRST_SEQ + 1, Command.INFO), info_reply(info=info))])
-    spec = replace(ReservoirSpec(4, 2, 0.9, 1.0, 1.0, 1.0), **change)
+    spec = ReservoirSpec(4, 2, 0.9, 1.0, 1.0, 1.0)
+    if change == "not a spec":
+        spec = spec.__dict__
+    elif change == "codec without subtract":  # a reset rule the bottom layer knows, the wire not
+        monkeypatch.setattr(codec, "RESET_MODES", ("zero",))
+        spec = replace(spec, reset="subtract")
+    else:
+        spec = replace(spec, **change)
     with pytest.raises(ConfigError, match=match):
         _open(port).run_reservoir((0, 0, 6, 4), np.zeros((1, 3, 4), np.uint8), spec)
     assert len(port.written) == 1
+
+
+def test_run_reservoir_checks_tile_and_rasters_before_sending(scripted):
+    from dataclasses import replace
+
+    from rram_lsm.macro import RUN_RESERVOIR
+    from rram_lsm.reservoir import ReservoirSpec
+
+    info = replace(INFO, capabilities=(RUN_RESERVOIR,))
+    port = scripted([(request(FIRST_SEQ + 1, Command.INFO), info_reply(info=info))])
+    m = _open(port)
+    spec = ReservoirSpec(4, 2, 0.9, 1.0, 1.0, 1.0)
+    with pytest.raises(ShapeError, match="tile"):
+        m.run_reservoir((0, 0, 6, 3), np.zeros((1, 3, 4), np.uint8), spec)
+    with pytest.raises(RegionError):
+        m.run_reservoir((12, 0, 6, 4), np.zeros((1, 3, 4), np.uint8), spec)
+    for bad in (np.zeros((3, 4), np.uint8), np.zeros((1, 3, 5), np.uint8),
+                np.full((1, 3, 4), 2)):
+        with pytest.raises(ShapeError):
+            m.run_reservoir((0, 0, 6, 4), bad, spec)
+    assert len(port.written) == 1
+
+
+def test_run_reservoir_without_the_capability_points_to_the_reference_loop(scripted):
+    from hardware import DeviceError
+    from rram_lsm.reservoir import ReservoirSpec
+
+    m = _open(scripted([_hello()]))
+    with pytest.raises(DeviceError, match="run_reference") as err:
+        m.run_reservoir((0, 0, 6, 4), np.zeros((1, 3, 4), np.uint8),
+                        ReservoirSpec(4, 2, 0.9, 1.0, 1.0, 1.0))
+    assert err.value.status == Status.UNSUPPORTED
+
+
+def test_stats_count_each_command_once_and_retransmissions_apart(scripted):
+    seq = FIRST_SEQ + 2
+    form = request(seq, Command.FORM, codec.encode_form_request(Region(0, 0, 1, 1), 3.0,
+                                                                1e-6, 100.0))
+    from rram_lsm.macro import FormResult
+
+    ok = reply(seq, Command.FORM, codec.encode_form_reply(
+        FormResult(np.ones((1, 1), bool), np.full((1, 1), 12.0))))
+    clock = request(seq + 1, Command.CLOCK)
+    port = scripted([_hello(), (form, b""), (form, b""), (form, ok),
+                     (clock, reply(seq + 1, Command.CLOCK, codec.encode_f64(1.0)))])
+    m = _open(port)
+    m.form((0, 0, 1, 1), 3.0, 1e-6, 100.0)
+    m.clock_s()
+    s = m.stats
+    assert s.commands == {"INFO": 1, "FORM": 1, "CLOCK": 1}
+    assert s.commands["FORM"] == 1 and s.commands["PROGRAM"] == 0  # never sent reads 0
+    assert s.retransmissions == {"FORM": 2} and s.retries == 2 and s.timeouts == 2
+    assert s.attempts == 5 and s.completed == 3 and port.done()
+
+
+def test_identity_defaults_to_port_and_handshake_and_can_be_given(scripted):
+    from rram_lsm.errors import ConfigError
+
+    m = _open(scripted([_hello()]))
+    assert m.identity() == {"backend": "serial", "url": "scripted://", "model": "test-macro",
+                            "firmware_version": "t-1"}
+    given = {"backend": "emulator", "seed": 3, "profile": {"name": "p"}}
+    m = _open(scripted([_hello()]), identity=given)
+    got = m.identity()
+    assert got == given
+    got["profile"]["name"] = "changed"  # a copy: the macro's identity stays as given
+    given["seed"] = 4
+    assert m.identity() == {"backend": "emulator", "seed": 3, "profile": {"name": "p"}}
+    with pytest.raises(ConfigError, match="identity"):
+        _open(scripted([]), identity="chip-1")
 
 
 class _Trickle(_Wrapped):

@@ -18,6 +18,7 @@ class DenseMacro:
     def __init__(self, rows=512, cols=512, seed=0, adc_bits=None, adc_lsb_ua=0.0,
                  read_voltage_v=0.2, capabilities=()):
         rng = np.random.default_rng(seed)
+        self.seed = seed
         self._info = MacroInfo(rows=rows, cols=cols, model="dense-fake", firmware_version="0",
                                protocol_version=1, read_voltage_v=read_voltage_v,
                                adc_bits=adc_bits, adc_lsb_ua=adc_lsb_ua,
@@ -30,6 +31,9 @@ class DenseMacro:
 
     def info(self):
         return self._info
+
+    def identity(self):
+        return {"backend": "dense-fake", "seed": self.seed}
 
     def conductance(self):
         return np.where(self.formed, self.formed_g, 0.1)
@@ -93,17 +97,17 @@ class DenseMacro:
 
 
 class BackendLoopMacro(DenseMacro):
-    """A DenseMacro that advertises run_reservoir and runs it through run_on_macro."""
+    """A DenseMacro that advertises run_reservoir and runs it through the reference loop."""
 
     def __init__(self, **kw):
         super().__init__(capabilities=("run_reservoir",), **kw)
         self.run_reservoir_calls = 0
 
     def run_reservoir(self, region, rasters, spec):
-        from lsm import run_on_macro
+        from rram_lsm.reservoir import run_reference
 
         self.run_reservoir_calls += 1
-        return run_on_macro(self, region, rasters, spec)
+        return run_reference(self, region, rasters, spec)[0]
 
 
 @pytest.fixture

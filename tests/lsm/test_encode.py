@@ -7,10 +7,12 @@ import matplotlib
 import numpy as np
 import pytest
 
-from lsm import Features, encode_dataset
+from lsm import EncodeOptions, FeatureCache, Features, encode_dataset, preset
+from rram_lsm.app.features import encode
+from rram_lsm.app.session import ChipSession
 from lsm.features import spike_features
 from lsm.plots import plot_activity, plot_raster
-from rram_lsm.cli import main
+from rram_lsm.app.cli import main
 from rram_lsm.errors import ConfigError, ShapeError
 from rram_lsm.records import get_path
 
@@ -42,25 +44,30 @@ def test_windowed_counts_average_back_to_counts():
     np.testing.assert_allclose(w.mean(axis=1), spike_features(s, "counts"), rtol=1e-6)
 
 
+def _encode(ds, chip_seed=0, age=0.0, **kw):
+    with ChipSession("sim", chip_seed=chip_seed) as chip:
+        return encode(chip, ds.name, ds, chip_age_s=age,
+                      options=EncodeOptions(progress=False), **kw)
+
+
 def test_encode_is_cached_and_keyed_by_chip_seed_and_age(synthetic, tmp_path):
     from lsm.data import open_dataset
 
     small = open_dataset("nmnist", None, progress=False, synthetic_per_class=(6, 2))
-    first = encode_dataset("nmnist", chip_seed=0, progress=False, dataset=small)
+    first = _encode(small)
     assert first.meta["cache"] == "miss" and first.meta["synthetic"] is True
     assert first.values.shape == (80, 200) and first.values.dtype == np.float32
     assert 0.001 < first.meta["firing_rate_per_step"] < 0.5  # synthetic input is sparse
+    assert first.meta["placement"] == {"name": "nmnist", "macro": 0,
+                                       "region": [0, 0, 456, 400]}
     # a fresh process would open the dataset again: the key must not depend on the object
-    again = encode_dataset("nmnist", chip_seed=0, progress=False,
-                           dataset=open_dataset("nmnist", None, progress=False,
-                                                synthetic_per_class=(6, 2)))
+    again = _encode(open_dataset("nmnist", None, progress=False, synthetic_per_class=(6, 2)))
     assert again.meta["cache"] == "hit"
     assert again.meta["cache_key"] == first.meta["cache_key"]
     np.testing.assert_array_equal(again.values, first.values)
     np.testing.assert_array_equal(again.labels, first.labels)
-    other_chip = encode_dataset("nmnist", chip_seed=1, progress=False, dataset=small)
-    older = encode_dataset("nmnist", chip_seed=0, chip_age_s=1e6, progress=False,
-                           dataset=small)
+    other_chip = _encode(small, chip_seed=1)
+    older = _encode(small, age=1e6)
     keys = {f.meta["cache_key"] for f in (first, other_chip, older)}
     assert len(keys) == 3 and other_chip.meta["cache"] == older.meta["cache"] == "miss"
     assert not np.array_equal(other_chip.values, first.values)
@@ -70,13 +77,37 @@ def test_encode_is_cached_and_keyed_by_chip_seed_and_age(synthetic, tmp_path):
     assert loaded.meta["lsm_config"]["n_neurons"] == 200
 
 
-def test_encode_rejects_mismatched_preset(synthetic):
-    from rram_lsm.errors import ShapeError
+def test_cache_key_counts_earlier_runs_of_the_tile(synthetic, tmp_path):
+    """Read noise makes a tile's second run differ from its first: a cached first run is
+    never served for a later one."""
+    from lsm.data import open_dataset
+    from sim import SimMacro
+    from lsm import Reservoir
 
+    small = open_dataset("nmnist", None, progress=False, synthetic_per_class=(2, 1))
+    cache = FeatureCache(tmp_path)
+    res = Reservoir.setup(SimMacro(0), preset("nmnist"))
+    a = encode_dataset(res, small, EncodeOptions(progress=False), cache=cache)
+    b = encode_dataset(res, small, EncodeOptions(progress=False), cache=cache)
+    assert a.meta["cache"] == b.meta["cache"] == "miss"
+    assert a.meta["cache_key"] != b.meta["cache_key"]
+    assert not np.array_equal(a.values, b.values)
+    fresh = Reservoir.setup(SimMacro(0), preset("nmnist"))
+    c = encode_dataset(fresh, small, EncodeOptions(progress=False), cache=cache)
+    assert c.meta["cache"] == "hit" and c.meta["cache_key"] == a.meta["cache_key"]
+    np.testing.assert_array_equal(c.values, a.values)
+
+
+def test_encode_rejects_mismatched_preset(synthetic):
+    from lsm.data import open_dataset
+
+    fsdd = open_dataset("fsdd", None, progress=False, synthetic_per_class=(1, 1))
     with pytest.raises(ShapeError, match="preset"):
-        encode_dataset("fsdd", lsm_preset="nmnist", cache=False, progress=False)
+        _encode(fsdd, lsm_preset="nmnist", cache=False)
     with pytest.raises(ConfigError, match="dataset"):
-        encode_dataset("mnist", progress=False)
+        open_dataset("mnist", None)
+    with pytest.raises(ConfigError, match="kind"):
+        EncodeOptions(kind="rates")
 
 
 def test_classify_cli_writes_the_accuracy_keys(synthetic, tmp_path):
@@ -115,7 +146,9 @@ def test_input_kind_bypasses_the_reservoir(synthetic):
     from lsm.features import input_features
 
     ds = open_dataset("fsdd", None, split="all", progress=False)
-    feats = encode_dataset("fsdd", kind="input", progress=False, backend="serial:/dev/no-such-port")
+    # a backend that cannot open: the input kind never touches it
+    with ChipSession("serial:/dev/no-such-port") as chip:
+        feats = encode(chip, "fsdd", ds, options=EncodeOptions(kind="input", progress=False))
     rasters = ds.rasters(None, progress=False)
     np.testing.assert_allclose(feats.values, rasters.mean(axis=1), rtol=1e-6)
     assert feats.values.shape == (len(ds), 64) and feats.meta["reservoir"] == "bypassed"
@@ -124,19 +157,16 @@ def test_input_kind_bypasses_the_reservoir(synthetic):
         input_features(rasters[0])
 
 
-def test_cache_keys_change_with_the_encoding_code(tmp_path, monkeypatch):
-    """An entry written by older code is never served: the key holds the sources' digest."""
+def test_cache_keys_change_with_the_encoding_code(monkeypatch):
+    """An entry written by older code is never served: the key holds the lsm sources' digest,
+    and a simulated chip's identity holds the simulator's."""
     import lsm.cache as cache
+    from sim import SimMacro
 
-    (tmp_path / "pkg").mkdir()
-    module = tmp_path / "pkg" / "kernel.py"
-    module.write_text("THRESHOLD = 5.0\n")
-    before = cache.source_fingerprint(("pkg",), tmp_path)
-    module.write_text("THRESHOLD = 5.3\n")
-    cache.source_fingerprint.cache_clear()
-    assert cache.source_fingerprint(("pkg",), tmp_path) != before
-    assert len(cache.source_fingerprint()) == 24  # the installed packages are found
-    parts = {"dataset": "nmnist", "chip_seed": 0}
-    key = cache.cache_key(parts)
+    assert len(cache.source_fingerprint()) == 24
+    assert cache.source_fingerprint("events") != cache.source_fingerprint()
+    parts = {"dataset": "nmnist", "chip": SimMacro(0).identity()}
+    assert len(parts["chip"]["code"]) == 24
+    key = FeatureCache.key(parts)
     monkeypatch.setattr(cache, "source_fingerprint", lambda: "edited-code")
-    assert cache.cache_key(parts) != key
+    assert FeatureCache.key(parts) != key

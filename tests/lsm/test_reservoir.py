@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsm import LsmConfig, Reservoir, preset, run_on_macro
-from lsm.fast import FastRunner
+from lsm import LsmConfig, Reservoir, preset
 from rram_lsm.errors import ConfigError, MacroError, ShapeError
+from rram_lsm.reservoir import run_reference
+from sim.reservoir import ReservoirRunner
 from sim import SimMacro, load_profile
 from sim.profile import AdcConfig
 
@@ -48,11 +49,11 @@ def test_lif_matches_hand_computed_trajectory(dense_macro, kw, spikes, membrane)
     np.testing.assert_array_equal(s[:, 0], spikes)
     np.testing.assert_allclose(v[:, 0], membrane, atol=1e-12)
     g = m.conductance()
-    fast = FastRunner(g, None, res.spec, 0.2, None, 0.0, np.random.default_rng(0))
+    fast = ReservoirRunner(g, None, res.spec, 0.2, None, 0.0, np.random.default_rng(0))
     s_fast, v_fast = fast.run(X[None])
     np.testing.assert_array_equal(s_fast[0, :, 0], spikes)
     assert v_fast[0, 0] == v[-1, 0]
-    np.testing.assert_array_equal(run_on_macro(m, (0, 0, 2, 2), X[None], res.spec)[0], s)
+    np.testing.assert_array_equal(run_reference(m, (0, 0, 2, 2), X[None], res.spec)[0][0], s)
 
 
 def test_forming_sweep_from_3v_in_50mv_steps(dense_macro):
@@ -119,10 +120,10 @@ def test_fast_path_tile_layouts_equal_generic(dense_macro, adc_bits, layout):
     res = Reservoir.setup(m, preset("nmnist"))
     info = m.info()
     g = m.read_conductance(res.region)  # noise-free on every chip here
-    fast = FastRunner(g, None, res.spec, info.read_voltage_v, info.adc_bits, info.adc_lsb_ua,
+    fast = ReservoirRunner(g, None, res.spec, info.read_voltage_v, info.adc_bits, info.adc_lsb_ua,
                       np.random.default_rng(0))
     assert fast.g.dtype == np.dtype(layout)
-    assert fast.step_us == (1.0 if layout == "float64" else SimMacro.conductance_step_us)
+    assert fast.params.step_us == (1.0 if layout == "float64" else SimMacro.conductance_step_us)
     r = _rasters(4, 50, 256, 0.08, seed=5)
     s_gen, v_gen = res.run(r, "generic", return_membrane=True)
     s_fast, v_fast = fast.run(r)
@@ -179,14 +180,26 @@ def test_read_noise_has_the_profiles_mean_and_spread(path):
     np.testing.assert_allclose(np.median(v.std(0) / sigma), 1.0, atol=0.02)
 
 
-def test_fast_noise_is_seeded():
-    chip = _chip(seed=2, noise=True)
+def test_fast_noise_comes_from_the_chips_stream_of_the_tile():
+    """Same chip seed -> same noisy spikes; a tile's second run draws fresh noise; what
+    another tile (or another macro of the chip) did never changes a tile's draws."""
     r = _rasters(6, 50, 256, 0.08, seed=0)
-    res = Reservoir.setup(chip, preset("nmnist"), noise_seed=11)
-    a = res.run(r, "fast")
-    b = Reservoir(chip, res.config, res.region, res.forming, noise_seed=11).run(r, "fast")
-    c = Reservoir(chip, res.config, res.region, res.forming, noise_seed=12).run(r, "fast")
+
+    def first_run(touch_other: bool, macro_index: int = 0):
+        chip = SimMacro(seed=2, profile=load_profile(None), macro_index=macro_index)
+        res = Reservoir.setup(chip, preset("nmnist"))
+        if touch_other:
+            other = Reservoir.setup(chip, preset("nmnist", n_neurons=20),
+                                    region=(0, 400, 276, 40))
+            other.run(r[:, :, :256], "fast")
+            chip.read_conductance(other.region)
+        return res, res.run(r, "fast")
+
+    res, a = first_run(False)
+    _, b = first_run(True)
     np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, res.run(r, "fast"))  # the tile's stream moved on
+    _, c = first_run(False, macro_index=1)  # another macro: other cells, other noise
     assert not np.array_equal(a, c)
 
 
@@ -207,16 +220,18 @@ def test_generic_path_uses_run_reservoir_when_advertised(backend_loop_macro):
     r = _rasters(3, 50, 256, 0.08, seed=2)
     s = res.run(r, "auto")
     assert m.run_reservoir_calls == 1
-    np.testing.assert_array_equal(s, run_on_macro(m, res.region, r, res.spec))
+    np.testing.assert_array_equal(s, run_reference(m, res.region, r, res.spec)[0])
     with pytest.raises(ConfigError, match="membrane"):
-        res.run(r, "generic", return_membrane=True)
+        res.run(r, "fast", return_membrane=True)  # this backend returns spikes only
+    _, v = res.run(r, "auto", return_membrane=True)  # ... so auto takes the reference loop
+    assert m.run_reservoir_calls == 1 and v.shape == (3, 200)
 
 
-def test_run_on_macro_makes_one_mvm_per_step(dense_macro):
+def test_reference_loop_makes_one_mvm_per_step(dense_macro):
     m = dense_macro(seed=1)
     res = Reservoir.setup(m, preset("nmnist"))
     calls = m.mvm_calls
-    s = run_on_macro(m, res.region, _rasters(5, 50, 256, 0.08, seed=1), res.spec)
+    s, _ = run_reference(m, res.region, _rasters(5, 50, 256, 0.08, seed=1), res.spec)
     assert m.mvm_calls - calls == 50
     assert s.shape == (5, 50, 200) and s.dtype == np.uint8
 
@@ -230,10 +245,10 @@ def test_bad_input_raises_typed_errors(dense_macro):
         res.run(np.zeros((1, 40, 256), np.uint8))
     with pytest.raises(ShapeError, match="binary"):
         res.run(np.full((1, 50, 256), 2, np.uint8))
-    with pytest.raises(ConfigError, match="SimMacro"):
+    with pytest.raises(ConfigError, match="run_reservoir"):
         res.run(np.zeros((1, 50, 256), np.uint8), "fast")
     with pytest.raises(ShapeError, match="tile"):
-        run_on_macro(m, (0, 0, 10, 10), np.zeros((1, 5, 256), np.uint8), res.spec)
+        run_reference(m, (0, 0, 10, 10), np.zeros((1, 5, 256), np.uint8), res.spec)
     with pytest.raises(ConfigError, match="unknown LSM preset"):
         preset("mnist")
     with pytest.raises(ConfigError, match="unknown LsmConfig keys"):

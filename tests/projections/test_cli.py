@@ -3,7 +3,7 @@ import json
 import pytest
 
 from projections import save_npz
-from rram_lsm.cli import main
+from rram_lsm.app.cli import main
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_zeroshot_feature_kind_input_runs_without_the_reservoir(tmp_path, monkey
 
 def test_cli_feature_kinds_match_the_recipes():
     from projections.train import FEATURE_KINDS
-    from rram_lsm.commands import zeroshot
+    from rram_lsm.app.commands import zeroshot
 
     assert zeroshot.FEATURE_KINDS == FEATURE_KINDS
 

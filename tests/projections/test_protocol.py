@@ -277,17 +277,3 @@ def test_selection_never_picks_an_untrained_candidate_over_a_trained_one(synthet
     assert best == "quick" and set(scores) == {"raw", "quick"}
     assert select_method(synthetic, ["raw"], n_splits=1, seeds=1, shots=2,
                          progress=False)[0] == "raw"
-
-
-def test_encode_pair_records_where_each_kind_lies(monkeypatch):
-    from lsm import encode_dataset
-    from projections import encode_pair
-
-    monkeypatch.delenv("RRAM_LSM_DATA", raising=False)
-    both = encode_pair(None, kind="counts+input", progress=False)
-    assert both.meta["feature_blocks"] == {
-        "image": {"counts": [0, 200], "input": [200, 456]},
-        "audio": {"counts": [0, 200], "input": [200, 264]}}
-    np.testing.assert_array_equal(both.select_kind("input").audio_values,
-                                  encode_dataset("fsdd", None, kind="input",
-                                                 progress=False).values)

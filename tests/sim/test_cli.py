@@ -7,7 +7,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from rram_lsm.cli import main
+from rram_lsm.app.cli import main
 from rram_lsm.records import get_path
 from sim import DeviceProfile, macro40nm
 from sim.plots import plot_conductance_histogram, plot_conductance_map, plot_drift

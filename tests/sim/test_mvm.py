@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
+from rram_lsm.macro import RESERVOIR_MEMBRANE, RUN_RESERVOIR
 from rram_lsm.errors import RegionError, ShapeError
 from sim import SimMacro, form_to_sparsity, macro40nm
 
@@ -186,4 +187,4 @@ def test_info_matches_profile():
     assert info.adc_bits == macro40nm.adc.bits
     assert info.adc_lsb_ua == macro40nm.adc.lsb_ua
     assert info.read_voltage_v == macro40nm.array.read_voltage_v
-    assert info.capabilities == ()
+    assert info.capabilities == (RUN_RESERVOIR, RESERVOIR_MEMBRANE)

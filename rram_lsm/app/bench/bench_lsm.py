@@ -1,0 +1,302 @@
+"""Benchmark of the LSM fast path against dense torch and snntorch on the same rasters.
+
+``rram-lsm bench lsm --json F`` or ``python -m rram_lsm.app.bench.bench_lsm --json F``. One virtual chip
+(read noise off, ideal ADC, so that the reservoir is exactly the weight matrix
+``w = scale * (G+ - G-) / g_ref`` the torch models use), the N-MNIST preset (256 -> 200,
+T = 50), real N-MNIST rasters when a data directory is set, else synthetic ones.
+
+* Equality: float64 dense torch and float64 snntorch must give the fast path's spike
+  counts (``counts_equal``); float32 agreement is reported beside it.
+* Throughput at batch 256 and latency at batch 1 (streaming), all three timed in
+  interleaved rounds; each speedup is the median over rounds of the per-round ratio, so
+  load from other processes hits both sides of a ratio alike. torch runs float32 with 2
+  threads (as specified; ``speedup_vs_dense_torch_1thread`` repeats dense torch on one
+  thread, which is faster when other processes load the machine); the fast path uses
+  numba's threads (2).
+* Scaling: time per sample with 100, 200, 400, 800 neurons, and with the input events
+  thinned or thickened: it follows input events + spikes x fan-out, not T x N^2. These
+  are single-thread CPU times (process time, best of rounds) of the fast path and of dense
+  torch, which other processes' load does not distort the way it does wall time.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+DESCRIPTION = "LSM fast path vs dense torch vs snntorch: equality, throughput, latency, scaling"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Benchmark options."""
+    parser.add_argument("--data-dir", default=None,
+                        help="data directory (default $RRAM_LSM_DATA, else synthetic rasters)")
+    parser.add_argument("--batch", type=int, default=256, help="throughput batch size")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
+    parser.add_argument("--latency-samples", type=int, default=16,
+                        help="samples streamed one by one per latency round")
+    parser.add_argument("--neurons", type=int, nargs="+", default=[100, 200, 400, 800],
+                        help="reservoir sizes of the scaling sweep")
+    parser.add_argument("--event-scales", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0],
+                        help="input-event multipliers of the event sweep")
+    parser.add_argument("--seed", type=int, default=0, help="chip seed")
+
+
+def _rasters(data_dir, n: int):
+    import numpy as np
+
+    from lsm.data import open_dataset
+    from rram_lsm.app.settings import resolve_data_dir
+
+    ds = open_dataset("nmnist", resolve_data_dir(data_dir), split="train", progress=False)
+    r = ds.rasters(None, progress=False)
+    reps = -(-n // len(r))
+    return np.ascontiguousarray(np.tile(r, (reps, 1, 1))[:n]), bool(ds.synthetic)
+
+
+def _chip(seed: int, n_inputs: int, n_neurons: int, adc: bool):
+    import dataclasses
+
+    from sim import SimMacro, load_profile
+    from sim.profile import AdcConfig
+
+    prof = load_profile(None).noise_free()
+    rows, cols = n_inputs + n_neurons, 2 * n_neurons
+    prof = dataclasses.replace(
+        prof, array=dataclasses.replace(prof.array, rows=max(rows, prof.array.rows),
+                                        cols=max(cols, prof.array.cols)))
+    if not adc:
+        prof = dataclasses.replace(prof, adc=AdcConfig(bits=None))
+    return SimMacro(seed=seed, profile=prof)
+
+
+class _Torch:
+    """The same reservoir as dense torch (two matmuls per step) and as snntorch."""
+
+    def __init__(self, w_in, w_rec, decay, threshold):
+        import torch
+
+        self.w = {dt: (torch.from_numpy(w_in).to(dt), torch.from_numpy(w_rec).to(dt))
+                  for dt in (torch.float32, torch.float64)}
+        self.decay, self.threshold = decay, threshold
+
+    def dense(self, rasters, dtype):
+        import torch
+
+        w_in, w_rec = self.w[dtype]
+        x = torch.from_numpy(rasters).to(dtype).transpose(0, 1).contiguous()  # (T, B, in)
+        n_steps, batch = x.shape[:2]
+        v = torch.zeros(batch, w_in.shape[1], dtype=dtype)
+        s = torch.zeros_like(v)
+        count = torch.zeros_like(v)
+        with torch.no_grad():
+            for t in range(n_steps):
+                v = self.decay * v * (1 - s) + x[t] @ w_in + s @ w_rec
+                s = (v > self.threshold).to(dtype)
+                count += s
+        return count.numpy()
+
+    def snn(self, rasters, dtype):
+        import snntorch as snn
+        import torch
+
+        w_in, w_rec = self.w[dtype]
+        fc_in = torch.nn.Linear(*w_in.shape, bias=False).to(dtype)
+        fc_rec = torch.nn.Linear(*w_rec.shape, bias=False).to(dtype)
+        fc_in.weight.data = w_in.T.contiguous()
+        fc_rec.weight.data = w_rec.T.contiguous()
+        lif = snn.Leaky(beta=self.decay, threshold=self.threshold, reset_mechanism="zero")
+        x = torch.from_numpy(rasters).to(dtype).transpose(0, 1).contiguous()
+        n_steps, batch = x.shape[:2]
+        with torch.no_grad():
+            mem = lif.init_leaky()
+            s = torch.zeros(batch, w_in.shape[1], dtype=dtype)
+            count = torch.zeros_like(s)
+            for t in range(n_steps):
+                s, mem = lif(fc_in(x[t]) + fc_rec(s), mem)
+                s = s.to(dtype)
+                count += s
+        return count.numpy()
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _per_sample_stream(fn, rasters) -> float:
+    """Median seconds per sample when samples arrive one at a time."""
+    import numpy as np
+
+    times = []
+    for i in range(len(rasters)):
+        one = rasters[i:i + 1]
+        times.append(_timed(lambda: fn(one)))
+    return float(np.median(times))
+
+
+def _reservoir(chip, cfg):
+    from lsm import Reservoir
+
+    res = Reservoir.setup(chip, cfg)
+    runner = chip.reservoir_runner(res.region, res.spec)  # the simulator's streaming handle
+    w_in, w_rec = res.weights()
+    return res, runner, w_in, w_rec
+
+
+def run(args) -> dict:
+    """Equality, throughput, latency and scaling figures of the fast path."""
+    import numpy as np
+    import torch
+
+    from lsm import preset
+
+    torch.set_num_threads(2)
+    cfg = preset("nmnist")
+    rasters, synthetic = _rasters(args.data_dir, args.batch)
+    chip = _chip(args.seed, cfg.n_inputs, cfg.n_neurons, adc=False)
+    res, runner, w_in, w_rec = _reservoir(chip, cfg)
+    ref = _Torch(w_in, w_rec, cfg.decay, cfg.threshold)
+
+    spikes, _ = runner.run(rasters)
+    counts = spikes.sum(axis=1)
+    check = {}
+    for name in ("dense", "snn"):
+        fn = getattr(ref, name)
+        check[name + "64"] = bool(np.array_equal(fn(rasters, torch.float64), counts))
+        check[name + "32"] = float(np.mean(fn(rasters, torch.float32) == counts))
+    generic_equal = bool(np.array_equal(res.run(rasters[:32], "generic"), spikes[:32]))
+
+    fast_b = lambda r: runner.run(r)  # noqa: E731
+    dense_b = lambda r: ref.dense(r, torch.float32)  # noqa: E731
+    snn_b = lambda r: ref.snn(r, torch.float32)  # noqa: E731
+    for fn in (fast_b, dense_b, snn_b):
+        fn(rasters[:2])  # warm-up: compilation, allocator, thread pools
+    rounds = {"fast": [], "dense": [], "snn": [], "dense_1thread": []}
+    lat = {"fast": [], "dense": [], "snn": []}
+    stream = rasters[:args.latency_samples]
+    for _ in range(args.rounds):
+        for name, fn in (("fast", fast_b), ("dense", dense_b), ("snn", snn_b)):
+            rounds[name].append(_timed(lambda: fn(rasters)))
+            lat[name].append(_per_sample_stream(fn, stream))
+        # torch's two workers spin and lose badly when the machine is loaded; one thread
+        # shows how much of a ratio that explains.
+        torch.set_num_threads(1)
+        rounds["dense_1thread"].append(_timed(lambda: dense_b(rasters)))
+        torch.set_num_threads(2)
+    t = {k: np.asarray(v) for k, v in rounds.items()}
+    lt = {k: np.asarray(v) for k, v in lat.items()}
+    runner.run(rasters)
+    events = int(runner.last_events.sum())
+    best_fast = float(t["fast"].min())
+
+    results = {
+        "synthetic_rasters": synthetic,
+        "batch": args.batch,
+        "counts_equal": check["dense64"] and check["snn64"] and generic_equal,
+        "counts_equal_detail": {"dense_torch_float64": check["dense64"],
+                                "snntorch_float64": check["snn64"],
+                                "generic_path": generic_equal,
+                                "dense_torch_float32_fraction": check["dense32"],
+                                "snntorch_float32_fraction": check["snn32"]},
+        "speedup_vs_dense_torch": float(np.median(t["dense"] / t["fast"])),
+        "speedup_vs_snntorch": float(np.median(t["snn"] / t["fast"])),
+        "speedup_vs_dense_torch_1thread": float(np.median(t["dense_1thread"] / t["fast"])),
+        "latency_speedup_vs_dense_torch": float(np.median(lt["dense"] / lt["fast"])),
+        "latency_speedup_vs_snntorch": float(np.median(lt["snn"] / lt["fast"])),
+        "samples_per_s": {k: float(args.batch / v.min()) for k, v in t.items()},
+        "latency_us": {k: float(v.min() * 1e6) for k, v in lt.items()},
+        "synaptic_events_per_s": events / best_fast,
+        "conductance_adds_per_s": events * 2 * cfg.n_neurons / best_fast,
+        "input_events_per_sample": float(rasters.sum() / len(rasters)),
+        "spikes_per_sample": float(counts.sum() / len(rasters)),
+        "row_additions_per_sample": events / len(rasters),
+        "firing_rate_per_step": float(spikes.mean()),
+        # uint16 / int32: exact integer sums of the simulator's conductance grid; float64:
+        # the fallback for tiles off the grid
+        "fast_tile_layout": str(runner.g.dtype),
+    }
+    results["scaling_neurons"] = _scaling_neurons(args, rasters)
+    results["scaling_events"] = _scaling_events(args, rasters, runner)
+    results["fast_with_adc_samples_per_s"] = _with_adc(args, cfg, rasters)
+    return results
+
+
+def _best_cpu(fn, rounds: int) -> float:
+    """Least process CPU time of ``rounds`` calls (run single-threaded)."""
+    best = float("inf")
+    for _ in range(rounds):
+        c0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - c0)
+    return best
+
+
+def _scaling_neurons(args, rasters) -> list[dict]:
+    import torch
+
+    from lsm import preset
+
+    out = []
+    sub = rasters[:64]
+    torch.set_num_threads(1)
+    for n in args.neurons:
+        cfg = preset("nmnist", n_neurons=n)
+        chip = _chip(args.seed, cfg.n_inputs, n, adc=False)
+        _, runner, w_in, w_rec = _reservoir(chip, cfg)
+        ref = _Torch(w_in, w_rec, cfg.decay, cfg.threshold)
+        runner.run(sub[:2])
+        t_fast = _best_cpu(lambda: runner.run(sub, parallel=False), max(3, args.rounds))
+        t_dense = _best_cpu(lambda: ref.dense(sub, torch.float32), max(3, args.rounds))
+        spikes, _ = runner.run(sub)
+        out.append({"n_neurons": n,
+                    "fast_cpu_us_per_sample": t_fast / len(sub) * 1e6,
+                    "dense_torch_cpu_us_per_sample": t_dense / len(sub) * 1e6,
+                    "row_additions_per_sample": float(runner.last_events.mean()),
+                    "conductance_adds_per_sample": float(runner.last_events.mean()) * 2 * n,
+                    "spikes_per_sample": float(spikes.sum() / len(sub)),
+                    "firing_rate_per_step": float(spikes.mean())})
+    torch.set_num_threads(2)
+    return out
+
+
+def _scaling_events(args, rasters, runner) -> list[dict]:
+    """Thin (keep a fraction) or thicken (add random events) the same rasters."""
+    import numpy as np
+
+    rng = np.random.default_rng(args.seed)
+    sub = rasters[:64]
+    density = sub.mean()
+    out = []
+    for scale in args.event_scales:
+        if scale <= 1:
+            r = (sub & (rng.random(sub.shape) < scale)).astype(np.uint8)
+        else:
+            extra = rng.random(sub.shape) < density * (scale - 1)
+            r = (sub | extra).astype(np.uint8)
+        t = _best_cpu(lambda: runner.run(r, parallel=False), max(3, args.rounds))
+        spikes, _ = runner.run(r)
+        out.append({"event_scale": scale,
+                    "input_events_per_sample": float(r.sum() / len(r)),
+                    "spikes_per_sample": float(spikes.sum() / len(r)),
+                    "row_additions_per_sample": float(runner.last_events.mean()),
+                    "fast_cpu_us_per_sample": t / len(r) * 1e6,
+                    "cpu_ns_per_row_addition": t / runner.last_events.sum() * 1e9})
+    return out
+
+
+def _with_adc(args, cfg, rasters) -> float:
+    """Throughput on the default chip (8-bit ADC), for reference."""
+    chip = _chip(args.seed, cfg.n_inputs, cfg.n_neurons, adc=True)
+    _, runner, _, _ = _reservoir(chip, cfg)
+    runner.run(rasters[:2])
+    return len(rasters) / min(_timed(lambda: runner.run(rasters)) for _ in range(args.rounds))
+
+
+if __name__ == "__main__":
+    import sys
+
+    from rram_lsm.app.cli import main
+
+    # one code path with ``rram-lsm bench lsm`` (same options, same JSON record)
+    sys.exit(main(["bench", "lsm", *sys.argv[1:]]))

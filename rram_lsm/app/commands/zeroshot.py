@@ -1,0 +1,238 @@
+"""``rram-lsm zeroshot``: contrastive projections, honest zero-shot and few-shot evaluation."""
+from __future__ import annotations
+
+import argparse
+
+from .common import add_backend, add_data_dir, add_json, add_seeds
+
+# the CLI's choices, kept in step with projections.train.FEATURE_KINDS by a test (importing
+# projections here would load torch for every rram-lsm command)
+FEATURE_KINDS = ("counts", "windowed", "counts+windowed", "input", "counts+input")
+
+
+def _splits(value: str):
+    if value == "all":
+        return "all"
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--splits takes a number or 'all', got {value!r}")
+    if n < 1:
+        raise argparse.ArgumentTypeError("--splits must be >= 1")
+    return n
+
+
+def register(sub) -> None:
+    """Register ``zeroshot`` on ``sub``."""
+    p = sub.add_parser(
+        "zeroshot",
+        help="train contrastive projections on seen digits; evaluate zero-/few-shot on unseen",
+        description=(
+            "Train one projection head per modality on LSM features of seen digits (model "
+            "selection on validation pairs only) and evaluate cross-modal retrieval on the "
+            "seen-class test files and on unseen digits never seen in training; with "
+            "--shots, also few-shot on the unseen digits. Reports mean, std and 95 % CI over "
+            "splits x seeds next to chance."),
+    )
+    add_data_dir(p)
+    add_backend(p)
+    add_seeds(p, default=3)
+    add_json(p)
+    p.add_argument("--method", default="default",
+                   help="recipe: default (our best, chosen on seen-class validation), paper, "
+                        "protonet, raw (no training; few-shot only), or another name in "
+                        "projections.METHODS")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="override the recipe's maximum training epochs")
+    p.add_argument("--seen", type=int, nargs="+", default=None, help="seen classes (1-7)")
+    p.add_argument("--unseen", type=int, nargs="+", default=None, help="unseen classes (8 9)")
+    p.add_argument("--splits", type=_splits, default=None,
+                   help="N seeded random 7/2 splits of digits 1-9, or 'all' (36)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed drawing the random splits")
+    p.add_argument("--shots", type=int, nargs="+", default=None,
+                   help="few-shot support sizes per unseen class, e.g. --shots 1 5")
+    p.add_argument("--episodes", type=int, default=50, help="few-shot episodes per run")
+    p.add_argument("--audio", default="auto", choices=("auto", "fsdd", "ntidigits"),
+                   help="audio dataset (auto: ntidigits if its hdf5 is present, else fsdd)")
+    p.add_argument("--feature-kind", default=None, choices=FEATURE_KINDS,
+                   help="override the recipe's LSM features; input = the reservoir's input "
+                        "rates with the reservoir bypassed (an ablation)")
+    p.add_argument("--features", default=None, metavar="NPZ",
+                   help="use saved features (projections.data.save_npz layout) instead of "
+                        "encoding with the LSM")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="write figures (embedding map, similarity, confusion, learning "
+                        "curves, accuracy per split) for the first split and seed")
+    p.add_argument("--select", action="store_true",
+                   help="instead of evaluating, score every candidate recipe on seen-class "
+                        "validation data only (official train files of --seen, default 1-7) "
+                        "and report which would be the default")
+    p.add_argument("--cost-epochs", type=int, default=0, metavar="N",
+                   help="also train the snntorch spiking-RNN contrastive baseline for N "
+                        "epochs on the first split's pairs and compare training cost "
+                        "(needs the event data, not --features)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(handler=_run_pinned)
+
+
+def _run_pinned(args) -> int:
+    from ..threads import torch_threads
+
+    with torch_threads(1):  # the heads are tiny: one thread beats a pool on 2 cores
+        return _run(args)
+
+
+def _run(args) -> int:
+    from pathlib import Path
+
+    from projections import get_method, load_npz, make_splits, run_protocol
+
+    from ..features import encode_pair
+    from rram_lsm.errors import ConfigError
+    from rram_lsm.records import write_record
+
+    method = get_method(args.method)
+    if args.epochs is not None:
+        method = method.replace(epochs=args.epochs)
+    if args.feature_kind is not None:
+        if args.select:
+            raise ConfigError("--feature-kind overrides one recipe; --select compares the "
+                              "candidates on their own kinds: drop one of them")
+        method = method.replace(features=args.feature_kind)
+    if args.shots and any(k < 1 for k in args.shots):
+        raise ConfigError(f"--shots must be >= 1, got {args.shots}")
+    if not method.trained and not args.shots:
+        raise ConfigError(f"method {method.name!r} has no zero-shot ability; add --shots K")
+    if not args.select:
+        # bad class lists fail before minutes of encoding, not after
+        make_splits(args.splits, args.split_seed, args.seen, args.unseen)
+    progress = not args.no_progress
+
+    def encode(kind):
+        return encode_pair(args.data_dir, backend=args.backend, chip_seed=args.chip_seed,
+                           profile=args.profile, noise=not args.no_noise, audio=args.audio,
+                           kind=kind, progress=progress)
+
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.select:
+        return _select(args, load_npz(args.features) if args.features else encode, seeds,
+                       progress)
+    # saved features are taken as the method's feature kind: the file does not record it
+    data = load_npz(args.features) if args.features else encode(method.features)
+    result = run_protocol(data, method, splits=args.splits, split_seed=args.split_seed,
+                          seen=args.seen, unseen=args.unseen, seeds=seeds,
+                          shots=tuple(args.shots or ()), episodes=args.episodes,
+                          progress=progress)
+    record = result.to_dict()
+    record["data"] = _provenance(data)
+    _print_table(result, record)
+    if args.cost_epochs > 0:
+        record["training_cost"] = _cost(args, data, method, result, progress)
+    if args.plots:
+        from projections.plots import save_figures
+
+        paths = save_figures(result, data, Path(args.plots))
+        record["figures"] = [str(p) for p in paths]
+        print(f"figures in {args.plots}: {', '.join(p.name for p in paths)}")
+    if args.json_path:
+        config = {k: v for k, v in vars(args).items() if k != "handler"}
+        config["method_config"] = method
+        write_record(args.json_path, record, command="zeroshot", config=config, seeds=seeds)
+        print(f"wrote {args.json_path}")
+    return 0
+
+
+def _select(args, source, seeds, progress) -> int:
+    """``source``: saved features (every candidate runs on them) or an encoder by kind."""
+    from projections import PAPER_SPLIT, select_method
+    from projections.selection import candidates
+    from rram_lsm.errors import ConfigError
+    from rram_lsm.records import write_record
+
+    cands = candidates()
+    if callable(source):
+        data = {k: source(k) for k in sorted({c.features for c in cands})}
+    else:
+        # a file that records no kind is taken as counts; one that does serves the
+        # kinds its blocks hold
+        def serves(feature_kind: str) -> bool:
+            if source.meta.get("feature_kind") is None:
+                return feature_kind == "counts"
+            try:
+                source.select_kind(feature_kind)
+            except ConfigError:
+                return False
+            return True
+
+        servable = [c for c in cands if serves(c.features)]
+        if not servable:
+            raise ConfigError("no selection candidate runs on the features in this file")
+        if len(servable) < len(cands):
+            print(f"{len(cands) - len(servable)} candidate(s) need features this file does "
+                  f"not hold; scoring the other {len(servable)}")
+        cands, data = servable, source
+    best, scores = select_method(data, cands, seen=tuple(args.seen or PAPER_SPLIT[0]),
+                                 n_splits=args.splits if isinstance(args.splits, int) else 6,
+                                 seeds=seeds, shots=max(args.shots or [5]),
+                                 split_seed=args.split_seed, progress=progress)
+    print(f"{'candidate':26s} {'zero-shot':>9s} {'few-shot':>9s} {'score':>7s}")
+    for name, s in sorted(scores.items(), key=lambda kv: -kv[1]["score"]):
+        zs = "-" if s["zeroshot_top1"] is None else f"{s['zeroshot_top1']:.3f}"
+        print(f"{name:26s} {zs:>9s} {s['fewshot_top1']:9.3f} {s['score']:7.3f}")
+    print(f"best on seen-class validation: {best}")
+    if args.json_path:
+        config = {k: v for k, v in vars(args).items() if k != "handler"}
+        config["candidates"] = cands
+        write_record(args.json_path, {"selection": scores, "best": best},
+                     command="zeroshot", config=config, seeds=seeds)
+        print(f"wrote {args.json_path}")
+    return 0
+
+
+def _cost(args, data, method, result, progress) -> dict:
+    from projections.baselines import SpikingConfig, compare_training_cost
+    from rram_lsm.errors import ConfigError
+
+    from ..features import open_data, resolve_audio
+    from ..settings import resolve_data_dir
+
+    if args.features:
+        raise ConfigError("--cost-epochs trains on the event rasters: drop --features")
+    root = resolve_data_dir(args.data_dir)
+    rasters = [open_data(name, root, progress=progress).rasters(progress=progress)
+               for name in ("nmnist", resolve_audio(args.audio, root))]
+    seen, unseen = result.splits[0]
+    cost = compare_training_cost(data, *rasters, method, seen=seen, unseen=unseen,
+                                 spiking=SpikingConfig(epochs=args.cost_epochs),
+                                 seed=result.seeds[0], progress=progress)
+    print(f"training cost, spiking RNN / ours: FLOPs {cost['ratio_flops_total']:.1f}x "
+          f"total ({cost['ratio_flops_per_epoch']:.1f}x per epoch), wall "
+          f"{cost['ratio_wall_s_total']:.1f}x total ({cost['ratio_wall_s_per_epoch']:.1f}x "
+          f"per epoch)")
+    return cost
+
+
+def _provenance(data) -> dict:
+    out = {"n_image": int(len(data.image_labels)), "n_audio": int(len(data.audio_labels))}
+    for m in ("image", "audio"):
+        meta = data.meta.get(m, {})
+        out[m] = {k: meta.get(k) for k in ("dataset", "synthetic", "fingerprint", "backend",
+                                           "chip_seed", "profile", "cache_key") if k in meta}
+    for k in ("source", "feature_kind"):
+        if k in data.meta:
+            out[k] = data.meta[k]
+    return out
+
+
+def _print_table(result, record) -> None:
+    print(f"method {record['method']}: {record['n_splits']} split(s) x "
+          f"{record['n_seeds']} seed(s)")
+    print(f"{'metric':44s} {'mean':>6s} {'std':>6s}  {'95% CI':>13s} {'chance':>6s}")
+    for key, s, ch in result.headline():
+        parts = key.split(".")
+        if parts[0] == "fewshot":
+            key = f"fewshot {parts[1]}-shot {'.'.join(parts[2:])}"
+        lo, hi = s["ci95"]
+        ci = "" if lo is None or hi is None or lo != lo else f"{lo:.3f}-{hi:.3f}"
+        print(f"{key:44s} {s['mean']:6.3f} {s['std']:6.3f}  {ci:>13s} "
+              f"{'' if ch is None else f'{ch:6.3f}'}")

@@ -1,0 +1,95 @@
+"""Stitching helpers shared by the demo, the energy command and the notebooks.
+
+They use only the public APIs of the other packages: ``rram_lsm.app.session.ChipSession``,
+``lsm.data`` datasets, ``lsm.events`` rasters, ``lsm.preset`` / ``lsm.Reservoir``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+__all__ = ["subset_rasters", "pick_samples", "reservoir_on_chip", "energy_reports"]
+
+
+def subset_rasters(ds, indices) -> np.ndarray:
+    """Rasters uint8 ``(len(indices), T, n_inputs)`` of some samples of an EventDataset,
+    without rastering the rest (the cochlea front end makes a full FSDD pass slow)."""
+    from lsm.events import audio_raster, vision_raster
+
+    raster = vision_raster if ds.modality == "vision" else audio_raster
+    cfg = ds.raster_config
+    out = np.zeros((len(indices), cfg.n_steps, cfg.n_inputs), np.uint8)
+    for k, i in enumerate(indices):
+        out[k] = raster(ds[int(i)][0], cfg)
+    return out
+
+
+def pick_samples(labels, n: int, seed: int) -> np.ndarray:
+    """``n`` indices spread over the classes (round-robin over a seeded shuffle), sorted."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)).tolist()
+                 for c in np.unique(labels)]
+    chosen = []
+    while len(chosen) < min(n, len(labels)):
+        for pool in per_class:
+            if pool and len(chosen) < n:
+                chosen.append(pool.pop())
+    return np.sort(np.array(chosen, dtype=np.int64))
+
+
+@contextlib.contextmanager
+def reservoir_on_chip(dataset: str, *, backend: str = "sim", chip_seed: int = 0,
+                      profile=None, noise: bool = True, chip_age_s: float = 0.0):
+    """Open a chip session, form the dataset's reservoir on its floorplan tile, age it;
+    yield the ``lsm.Reservoir`` (its ``.macro`` is the chip's macro). The same arguments
+    give the same tile as ``rram-lsm encode``, so spikes here match the features it
+    encoded."""
+    from lsm import preset
+
+    from ..session import ChipSession
+
+    with ChipSession(backend, chip_seed=chip_seed, profile=profile, noise=noise) as chip:
+        res = chip.reservoir(dataset, preset(dataset))
+        chip.age(chip_age_s)
+        yield res
+
+
+def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: int = 0,
+                   profile=None, noise: bool = True, samples: int = 64,
+                   projection_dim: int = 64, params=None, seed: int = 0,
+                   head_features: str | None = None, progress: bool = True):
+    """Energy reports ``{dataset: EnergyReport}`` and data provenance for ``datasets``.
+
+    ``samples`` samples per dataset (spread over classes, seeded) run through the LSM on the
+    chip; their operation counts are priced with ``params`` (default parameter file).
+    ``head_features``: the feature kind the projection head reads (None: the default
+    recipe's, ``projections.METHODS["default"].features``).
+    """
+    from tqdm.auto import tqdm
+
+    from ...errors import ConfigError
+    from ..features import open_data
+    from ..settings import resolve_data_dir
+    from .energy import measure_energy
+
+    if samples < 1:
+        raise ConfigError(f"samples must be >= 1, got {samples}")
+    if head_features is None:
+        from projections import METHODS
+
+        head_features = METHODS["default"].features
+    root = resolve_data_dir(data_dir)
+    reports, meta = {}, {}
+    for name in tqdm(list(datasets), desc="energy", disable=not progress):
+        ds = open_data(name, root, progress=False)
+        idx = pick_samples(ds.labels, samples, seed)
+        rasters = subset_rasters(ds, idx)
+        with reservoir_on_chip(name, backend=backend, chip_seed=chip_seed, profile=profile,
+                               noise=noise) as res:
+            reports[name] = measure_energy(res, rasters, projection_dim=projection_dim,
+                                           params=params, head_features=head_features)
+        meta[name] = {"synthetic": bool(ds.synthetic), "samples": int(len(idx)),
+                      "data_dir": None if root is None else str(root)}
+    return reports, meta

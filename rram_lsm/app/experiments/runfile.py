@@ -1,0 +1,223 @@
+"""Experiments as files: run a TOML config, rerun a JSON record.
+
+Both go through the command line itself, so a file can name any subcommand and there is one
+place (argparse) that knows each command's options:
+
+* An experiment file names its command and gives that command's options::
+
+      experiment = "zeroshot"          # any subcommand: demo, sweep, energy, classify, ...
+      description = "paper recipe"     # optional, ignored
+      method = "paper"                 # option names as on the command line ("data-dir"
+      splits = 10                      # and "data_dir" both work); unknown keys are errors
+      shots = 5
+
+* A record written by :func:`rram_lsm.records.write_record` stores ``command`` (the
+  subcommand words) and ``config`` (the parsed options); :func:`argv_from_record` turns it
+  back into a command line.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tomllib
+from pathlib import Path
+
+from ...errors import ConfigError
+
+__all__ = [
+    "load_experiment",
+    "argv_for",
+    "argv_from_record",
+    "run_experiment",
+    "rerun_record",
+    "compare_records",
+]
+
+_RESERVED = ("experiment", "description")
+_SKIP_DESTS = {"help", "handler", "version"}
+
+
+def _subparser(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
+    """Walk ``words`` down the subcommand tree; ConfigError names what exists."""
+    p = parser
+    for word in words:
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        choices = subs[0].choices if subs else {}
+        if word not in choices:
+            raise ConfigError(f"unknown command {' '.join(words)!r}: {word!r} is not one of "
+                              f"{sorted(choices)}")
+        p = choices[word]
+    return p
+
+
+def _options(p: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {a.dest: a for a in p._actions
+            if a.dest not in _SKIP_DESTS and a.dest is not argparse.SUPPRESS
+            and not isinstance(a, argparse._SubParsersAction)}
+
+
+def _command_words(command: str) -> list[str]:
+    words = str(command).split()
+    if words and words[0] == "rram-lsm":
+        words = words[1:]
+    if not words:
+        raise ConfigError("no command given")
+    return words
+
+
+def _emit(action: argparse.Action, value) -> list[str]:
+    """Command-line words that make argparse set ``action.dest`` to ``value``."""
+    if value is None:
+        return []
+    opt = action.option_strings[-1] if action.option_strings else None
+    if isinstance(action, argparse._StoreTrueAction):
+        return [opt] if value else []
+    if isinstance(action, argparse._StoreFalseAction):
+        return [] if value else [opt]
+    if isinstance(action, (argparse._StoreConstAction, argparse._AppendConstAction)):
+        return [opt] if value == action.const else []
+    if isinstance(action, argparse._CountAction):
+        return [opt] * int(value)
+    if isinstance(action, argparse._AppendAction):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        return [w for v in values for w in ([opt, *_words(v)])]
+    words = _words(value)
+    return words if opt is None else [opt, *words]
+
+
+def _words(value) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [w for v in value for w in _words(v)]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"cannot pass the non-finite value {value!r} on a command line")
+        return [repr(value)]
+    if isinstance(value, bool):
+        return [str(value).lower()]
+    return [str(value)]
+
+
+def argv_for(command: str, config: dict, *, strict: bool = True,
+             overrides: dict | None = None) -> list[str]:
+    """The argv (without the program name) that runs ``command`` with options ``config``.
+
+    ``strict``: unknown keys raise ConfigError (experiment files); otherwise they are
+    skipped (records may carry derived values). ``overrides`` replace config values.
+    """
+    from ..cli import build_parser
+
+    words = _command_words(command)
+    sub = _subparser(build_parser(), words)
+    options = _options(sub)
+    merged = {str(k).replace("-", "_"): v for k, v in config.items()}
+    for k, v in (overrides or {}).items():
+        if k in options:
+            merged[k] = v
+    unknown = sorted(set(merged) - set(options))
+    if unknown and strict:
+        raise ConfigError(f"unknown option(s) {unknown} for 'rram-lsm {' '.join(words)}'; "
+                          f"known: {sorted(options)}")
+    argv = list(words)
+    positional = []
+    for dest, action in options.items():
+        if dest not in merged:
+            continue
+        if action.option_strings:
+            argv += _emit(action, merged[dest])
+        else:
+            positional += _emit(action, merged[dest])
+    # Positionals after "--" so a value starting with "-" is never read as an option.
+    return argv + (["--", *positional] if positional else [])
+
+
+def load_experiment(path: str | Path) -> tuple[str, dict]:
+    """Read an experiment file: ``(command, options)``; errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment file {path} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    command = raw.get("experiment")
+    if not isinstance(command, str) or not command.strip():
+        raise ConfigError(f"{path}: needs experiment = \"<command>\" (demo, sweep, energy, "
+                          "zeroshot, classify, ...)")
+    options = {k: v for k, v in raw.items() if k not in _RESERVED}
+    nested = [k for k, v in options.items() if isinstance(v, dict)]
+    if nested:
+        raise ConfigError(f"{path}: options are plain keys, not tables: {nested}")
+    return command, options
+
+
+def argv_from_record(record: dict, *, overrides: dict | None = None) -> list[str]:
+    """The argv that reproduces a JSON record (its ``command`` and ``config``)."""
+    if "command" not in record or "config" not in record:
+        raise ConfigError("not a result record: it needs 'command' and 'config' keys "
+                          "(written by rram_lsm.records.write_record)")
+    return argv_for(record["command"], record["config"] or {}, strict=False,
+                    overrides=overrides)
+
+
+def run_experiment(path: str | Path, *, json_path: str | None = None) -> int:
+    """Run the experiment file at ``path``; return the command's exit code."""
+    from ..cli import main
+
+    command, options = load_experiment(path)
+    argv = argv_for(command, options, strict=True,
+                    overrides={"json_path": json_path} if json_path else None)
+    print("rram-lsm " + " ".join(argv), file=sys.stderr)
+    return main(argv)
+
+
+def rerun_record(path: str | Path, *, json_path: str | None = None,
+                 out: str | None = None) -> tuple[int, str]:
+    """Rerun the command of the record at ``path``; return ``(exit code, new JSON path)``.
+
+    The new record goes to ``json_path`` (default ``<name>.rerun.json`` beside the old one);
+    commands with an ``--out`` directory write it to ``out`` (default ``<dir>/rerun``).
+    """
+    from ..cli import main
+    from ...records import read_record
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"record {path} does not exist")
+    record = read_record(path)
+    new_json = json_path or str(path.with_name(path.stem + ".rerun.json"))
+    overrides = {"json_path": new_json, "out": out or str(path.parent / "rerun")}
+    argv = argv_from_record(record, overrides=overrides)
+    print("rram-lsm " + " ".join(argv), file=sys.stderr)
+    return main(argv), new_json
+
+
+_VOLATILE = {"environment", "config", "command", "seeds", "timing", "wall_s", "figures",
+             "out_dir", "created_utc"}
+
+
+def _numbers(node, prefix="") -> dict:
+    out = {}
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in _VOLATILE or k.endswith(("_s_wall", "wall_time_s", "seconds")):
+                continue
+            out.update(_numbers(v, f"{prefix}{k}."))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out.update(_numbers(v, f"{prefix}{i}."))
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        out[prefix.rstrip(".")] = float(node)
+    return out
+
+
+def compare_records(a: dict, b: dict, *, rtol: float = 1e-9, atol: float = 1e-12) -> dict:
+    """Compare the numbers of two records (provenance and wall times left out).
+
+    Returns ``{"compared": n, "differ": [(key, a, b), ...], "missing": [keys]}``.
+    """
+    na, nb = _numbers(a), _numbers(b)
+    differ = [(k, na[k], nb[k]) for k in sorted(set(na) & set(nb))
+              if not math.isclose(na[k], nb[k], rel_tol=rtol, abs_tol=atol)]
+    missing = sorted(set(na) ^ set(nb))
+    return {"compared": len(set(na) & set(nb)), "differ": differ, "missing": missing}

@@ -1,0 +1,103 @@
+"""Chip sessions and tile placement: disjoint tiles, formed once, recorded in every result."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lsm import EncodeOptions, preset
+from rram_lsm.errors import ConfigError, PlacementError
+from rram_lsm.placement import TileAllocator
+from rram_lsm.app.features import encode, encode_pair, open_data
+from rram_lsm.app.session import ChipSession
+
+
+@pytest.fixture
+def synthetic(monkeypatch):
+    monkeypatch.delenv("RRAM_LSM_DATA", raising=False)
+
+
+def _cells(placements, shape):
+    """Per macro, how many tiles cover each cell."""
+    out = {}
+    for p in placements:
+        grid = out.setdefault(p.macro, np.zeros(shape, np.int32))
+        grid[p.region.slices] += 1
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 300), st.integers(1, 300)), min_size=1,
+                max_size=12), st.integers(1, 3))
+def test_first_fit_never_overlaps_and_never_leaves_the_array(shapes, max_macros):
+    alloc = TileAllocator((512, 512), max_macros)
+    for k, shape in enumerate(shapes):
+        try:
+            alloc.place(f"t{k}", shape)
+        except PlacementError as exc:
+            assert "no free" in str(exc)
+    for grid in _cells(alloc.placements, (512, 512)).values():
+        assert grid.max() <= 1
+    for p in alloc.placements:
+        r = p.region
+        assert 0 <= p.macro < max_macros and r.row0 >= 0 and r.col0 >= 0
+        assert r.row0 + r.rows <= 512 and r.col0 + r.cols <= 512
+
+
+def test_explicit_regions_are_checked():
+    alloc = TileAllocator((512, 512), 2)
+    alloc.place("image", (456, 400))
+    with pytest.raises(PlacementError, match="overlaps image"):
+        alloc.place("audio", (264, 400), macro=0, region=(200, 0, 264, 400))
+    with pytest.raises(PlacementError, match="leaves"):
+        alloc.place("audio", (264, 400), macro=1, region=(300, 0, 264, 400))
+    with pytest.raises(PlacementError, match="does not exist"):
+        alloc.place("audio", (264, 400), macro=2, region=(0, 0, 264, 400))
+    with pytest.raises(PlacementError, match="larger than one"):
+        alloc.place("huge", (600, 10))
+    with pytest.raises(ConfigError, match="already placed"):
+        alloc.place("image", (10, 10))
+    # the image tile leaves 512 x 112 columns free on macro 0: a narrow tile goes there
+    assert alloc.place("narrow", (512, 100)).region.col0 == 400
+    assert alloc.place("audio", (264, 400)).macro == 1
+    assert alloc.to_dict()["macros_used"] == 2
+
+
+def test_session_forms_each_tile_once_on_disjoint_cells():
+    with ChipSession("sim", chip_seed=0) as chip:
+        image = chip.reservoir("nmnist", preset("nmnist"))
+        audio = chip.reservoir("fsdd", preset("fsdd"))
+        assert chip.reservoir("nmnist", preset("nmnist")) is image  # formed once
+        with pytest.raises(ConfigError, match="another config"):
+            chip.reservoir("nmnist", preset("nmnist", n_neurons=100))
+        record = chip.record()
+    assert image.macro is not audio.macro
+    assert [t["macro"] for t in record["tiles"]] == [0, 1]
+    assert record["tiles"][1]["region"] == [0, 0, 264, 400]
+    assert set(record["macros"]) == {"0", "1"}
+    assert record["macros"]["1"]["macro_index"] == 1
+    assert record["tiles"][0]["forming"]["voltage_v"] == image.forming.voltage_v
+
+
+def test_a_single_port_chip_refuses_a_second_tile_that_does_not_fit():
+    with ChipSession("sim", chip_seed=0, max_macros=1) as chip:
+        chip.reservoir("nmnist", preset("nmnist"))
+        with pytest.raises(PlacementError, match="no free 264 x 400"):
+            chip.reservoir("fsdd", preset("fsdd"))
+
+
+def test_encode_pair_records_blocks_and_placement(synthetic):
+    both = encode_pair(None, kind="counts+input", progress=False)
+    assert both.meta["feature_blocks"] == {
+        "image": {"counts": [0, 200], "input": [200, 456]},
+        "audio": {"counts": [0, 200], "input": [200, 264]}}
+    tiles = both.meta["chip"]["tiles"]
+    assert [(t["name"], t["macro"]) for t in tiles] == [("nmnist", 0), ("fsdd", 1)]
+    fsdd = open_data("fsdd", None, progress=False)
+    with ChipSession("sim", chip_seed=0) as chip:
+        inputs = encode(chip, "fsdd", fsdd, options=EncodeOptions(kind="input", progress=False))
+        # the floorplan puts fsdd on the same tile alone as in the pair
+        alone = encode(chip, "fsdd", fsdd, options=EncodeOptions(progress=False))
+    np.testing.assert_array_equal(both.select_kind("input").audio_values, inputs.values)
+    np.testing.assert_array_equal(both.select_kind("counts").audio_values, alone.values)
