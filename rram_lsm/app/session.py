@@ -129,6 +129,9 @@ class ChipSession:
         for index, m in sorted(self._macros.items()):
             ident = m.identity()
             macros[str(index)] = {k: v for k, v in ident.items() if k != "profile"}
+            stats = getattr(m, "stats", None)  # a serial link counts what crossed the wire
+            if stats is not None and hasattr(stats, "commands"):
+                macros[str(index)]["wire_commands"] = dict(stats.commands)
         tiles = []
         for p in (self._allocator.placements if self._allocator else ()):
             entry = p.to_dict()

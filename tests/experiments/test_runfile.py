@@ -117,8 +117,9 @@ def test_store_actions_of_every_kind_are_emitted():
     assert (args.pos, args.flag, args.on, args.n, args.v) == ("-odd", True, False, [1, 2], 2)
 
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "rram_lsm" / "experiments"
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "rram_lsm" / "app" / "experiments"
                    / "examples").glob("*.toml"))
+assert EXAMPLES, "the example experiment files are missing"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

@@ -101,3 +101,26 @@ def test_encode_pair_records_blocks_and_placement(synthetic):
         alone = encode(chip, "fsdd", fsdd, options=EncodeOptions(progress=False))
     np.testing.assert_array_equal(both.select_kind("input").audio_values, inputs.values)
     np.testing.assert_array_equal(both.select_kind("counts").audio_values, alone.values)
+
+
+def test_demo_on_the_emulator_places_disjoint_tiles_and_forms_each_once(tmp_path,
+                                                                         monkeypatch):
+    """The physical-chip dry run: every command goes over a pseudo-terminal; the FORM
+    commands on each macro's wire are exactly one forming sweep of its tile."""
+    import json
+
+    from rram_lsm.app.cli import main
+
+    monkeypatch.delenv("RRAM_LSM_DATA", raising=False)
+    monkeypatch.setenv("RRAM_LSM_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "demo"
+    assert main(["demo", "--backend", "emulator", "--quick", "--no-progress",
+                 "--out", str(out)]) == 0
+    placement = json.loads((out / "results.json").read_text())["placement"]
+    tiles = {t["name"]: t for t in placement["tiles"]}
+    assert set(tiles) == {"nmnist", "fsdd"}
+    assert tiles["nmnist"]["macro"] != tiles["fsdd"]["macro"]
+    for t in tiles.values():
+        wire = placement["macros"][str(t["macro"])]["wire_commands"]
+        assert wire["FORM"] == t["forming"]["pulses"] >= 1
+        assert placement["macros"][str(t["macro"])]["backend"] == "emulator"
