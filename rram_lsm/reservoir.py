@@ -36,7 +36,7 @@ from .errors import ConfigError, MacroError, ShapeError
 from .macro import Region, check_region
 
 __all__ = ["RESETS", "ReservoirSpec", "LifState", "drive_factor", "check_rasters",
-           "check_tile", "lif_step", "run_reference"]
+           "check_tile", "lif_step", "run_reference", "run_tiled_reference"]
 
 RESETS = ("zero", "subtract")
 """Reset rules: ``"zero"`` (hard reset, the paper's) and ``"subtract"`` (``v -= threshold``)."""
@@ -177,8 +177,35 @@ def run_reference(macro, region, rasters, spec: ReservoirSpec, *,
     """
     info = macro.info()
     r = check_tile(region, spec, info.rows, info.cols)
+    return _run_loop(lambda rows: macro.mvm(r, rows, differential=True),
+                     info.read_voltage_v, rasters, spec, history)
+
+
+def run_tiled_reference(macros, tilemap, rasters, spec: ReservoirSpec, *,
+                        history: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`run_reference` for a reservoir split over tiles (``rram_lsm.mapping``): each
+    step's MVM is :func:`rram_lsm.mapping.tiled_mvm` (per-tile ADC, partial sums in
+    ascending row-block order). ``macros``: macro index -> Macro; every macro of the map
+    must share one read voltage."""
+    from .mapping import tiled_mvm
+
+    if (tilemap.n_rows, tilemap.n_neurons) != (spec.n_inputs + spec.n_neurons,
+                                               spec.n_neurons):
+        raise ShapeError(f"the tile map covers {tilemap.n_rows} rows x {tilemap.n_neurons} "
+                         f"neurons; the spec needs {spec.n_inputs + spec.n_neurons} x "
+                         f"{spec.n_neurons}")
+    volts = {float(macros[k].info().read_voltage_v) for k in tilemap.macros}
+    if len(volts) != 1:
+        raise ConfigError(f"the macros of one reservoir read at different voltages {volts}")
+    return _run_loop(lambda rows: tiled_mvm(macros, tilemap, rows), volts.pop(), rasters,
+                     spec, history)
+
+
+def _run_loop(mvm, read_voltage_v: float, rasters, spec: ReservoirSpec,
+              history: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The step loop of the module docstring over a differential ``mvm(rows)``."""
     arr = check_rasters(rasters, spec.n_inputs)
-    factor = drive_factor(spec, info.read_voltage_v)
+    factor = drive_factor(spec, read_voltage_v)
     batch, n_steps, n_in = arr.shape
     n = spec.n_neurons
     state = LifState.zeros(batch, n)
@@ -187,7 +214,7 @@ def run_reference(macro, region, rasters, spec: ReservoirSpec, *,
     for t in range(n_steps):
         rows[:, :n_in] = arr[:, t]
         rows[:, n_in:] = state.s
-        diff_ua = np.asarray(macro.mvm(r, rows, differential=True), dtype=np.float64)
+        diff_ua = np.asarray(mvm(rows), dtype=np.float64)
         if diff_ua.shape != (batch, n):
             raise MacroError(
                 f"mvm returned shape {diff_ua.shape}, expected {(batch, n)} for a "
