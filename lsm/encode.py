@@ -107,10 +107,10 @@ def encode_dataset(reservoir: Reservoir, ds, options: EncodeOptions = EncodeOpti
     key = None
     if cache is not None:
         key = cache.key({
-            "fingerprint": ds.fingerprint(None), "chip": reservoir.macro.identity(),
-            "region": dataclasses.asdict(reservoir.region), "lsm": dataclasses.asdict(cfg),
+            "fingerprint": ds.fingerprint(None), **reservoir.identity(),
+            "lsm": dataclasses.asdict(cfg),
             "forming": dataclasses.asdict(reservoir.forming),
-            "clock_s": float(reservoir.macro.clock_s()), "runs_before": reservoir.runs,
+            "clock_s": reservoir.clock_s(), "runs_before": reservoir.runs,
             "path": options.path, "kind": options.kind,
             "n_windows": options.n_windows if options.kind == "windowed" else None,
         })
@@ -122,7 +122,7 @@ def encode_dataset(reservoir: Reservoir, ds, options: EncodeOptions = EncodeOpti
     feats = reservoir.features(
         rasters, options.kind, options.path, options.progress, labels=ds.labels,
         is_test=ds.is_test, n_windows=options.n_windows, batch_size=options.batch_size,
-        meta={**dataset_meta(ds), "chip_age_s": float(reservoir.macro.clock_s()),
+        meta={**dataset_meta(ds), "chip_age_s": reservoir.clock_s(),
               **(meta or {})})
     if key is not None:
         cache.store(key, feats)

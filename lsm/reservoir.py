@@ -15,9 +15,10 @@ import numpy as np
 from rram_lsm.errors import ConfigError, MacroError, ShapeError
 from rram_lsm.macro import (RESERVOIR_MEMBRANE, RUN_RESERVOIR, Region, check_region,
                             form_to_sparsity)
-from rram_lsm.reservoir import ReservoirSpec, check_rasters, run_reference
+from rram_lsm.reservoir import (ReservoirSpec, check_rasters, run_reference,
+                                run_tiled_reference)
 
-__all__ = ["LsmConfig", "PRESETS", "preset", "FormingRecord", "Reservoir"]
+__all__ = ["LsmConfig", "PRESETS", "preset", "FormingRecord", "Reservoir", "TiledReservoir"]
 
 PATHS = ("auto", "fast", "generic")
 """``fast``: the macro runs the loop (``RUN_RESERVOIR``); ``generic``: the reference loop,
@@ -224,6 +225,19 @@ class Reservoir:
         w = self.spec.weight_scale * (g[:, 0::2] - g[:, 1::2]) / self.spec.g_ref_us
         return w[: self.spec.n_inputs], w[self.spec.n_inputs:]
 
+    def identity(self) -> dict:
+        """What the features of this reservoir depend on besides its config: the chip's
+        identity and the tile (cache keys)."""
+        return {"chip": self.macro.identity(), "region": dataclasses.asdict(self.region)}
+
+    def clock_s(self) -> float:
+        """The chip's clock (s since forming started): drift age."""
+        return float(self.macro.clock_s())
+
+    def placement(self) -> dict:
+        """Where the reservoir lives, JSON-ready."""
+        return {"region": dataclasses.asdict(self.region)}
+
     def _capabilities(self) -> tuple[str, ...]:
         return tuple(self.macro.info().capabilities)
 
@@ -308,7 +322,7 @@ class Reservoir:
             "lsm_config": dataclasses.asdict(self.config),
             "g_ref_us": self.spec.g_ref_us,
             "forming": dataclasses.asdict(self.forming),
-            "region": dataclasses.asdict(self.region),
+            **self.placement(),
             "path": chosen,
             "kind": kind,
             "n_windows": n_windows if kind == "windowed" else None,
@@ -317,3 +331,102 @@ class Reservoir:
         }
         info.update(meta or {})
         return Features(values, labels, is_test, info)
+
+
+class TiledReservoir(Reservoir):
+    """A reservoir too large for one array, split over tiles of one or more macros by
+    ``rram_lsm.mapping.plan_tiles``. Every tile is formed on its own; each step's MVM reads
+    every tile (its own ADC) and adds the partial sums digitally in the documented order
+    (``rram_lsm.reservoir.run_tiled_reference``). Same API as :class:`Reservoir`; it always
+    runs the reference loop (no backend runs a multi-tile loop itself yet).
+    """
+
+    def __init__(self, macros: dict, config: LsmConfig, tilemap, forming: FormingRecord):
+        first = tilemap.parts[0].placement
+        super().__init__(macros[first.macro], config, first.region, forming)
+        self.macros = dict(macros)
+        self.tilemap = tilemap
+
+    def __repr__(self) -> str:
+        return (f"TiledReservoir({self.config.name}: {self.config.n_inputs}->"
+                f"{self.config.n_neurons}, T={self.config.n_steps}, "
+                f"{len(self.tilemap.parts)} tiles on macros {list(self.tilemap.macros)}, "
+                f"g_ref={self.forming.g_ref_us:.3g} µS)")
+
+    @classmethod
+    def setup_tiled(cls, macros: dict, config: LsmConfig, tilemap,
+                    sparsity: float | None = None) -> "TiledReservoir":
+        """Form every tile of ``tilemap`` (on ``macros``: index -> Macro) and measure
+        ``g_ref_us`` over the whole matrix."""
+        if (tilemap.n_rows, tilemap.n_neurons) != config.tile_shape[:1] + (config.n_neurons,):
+            raise ShapeError(f"the tile map covers {tilemap.n_rows} x {tilemap.n_neurons} "
+                             f"neurons; {config.name} needs {config.tile_shape[0]} rows and "
+                             f"{config.n_neurons} neurons")
+        target = config.sparsity if sparsity is None else float(sparsity)
+        volts, pulses, unformed_cells = [], 0, 0.0
+        for part in tilemap.parts:
+            p = part.placement
+            voltage, n_pulses, unformed = form_tile(macros[p.macro], p.region, config, target)
+            volts.append(voltage)
+            pulses += n_pulses
+            unformed_cells += unformed * p.region.rows * p.region.cols
+        g = tilemap.matrix(lambda part: macros[part.placement.macro].read_conductance(
+            part.placement.region))
+        diff_std = float(np.std(g[:, 0::2] - g[:, 1::2]))
+        g_ref = config.g_ref_us if config.g_ref_us is not None else diff_std
+        if not g_ref > 0:
+            raise MacroError("the tiles read back with no conductance contrast: were they "
+                             "formed?")
+        cells = tilemap.n_rows * 2 * tilemap.n_neurons
+        record = FormingRecord(voltage_v=max(volts), pulses=pulses,
+                               unformed_fraction=unformed_cells / cells,
+                               g_ref_us=float(g_ref), g_diff_std_us=diff_std)
+        return cls(macros, config, tilemap, record)
+
+    def identity(self) -> dict:
+        return {"chips": {str(k): self.macros[k].identity() for k in self.tilemap.macros},
+                "tiles": self.tilemap.to_dict()}
+
+    def placement(self) -> dict:
+        return {"tiles": self.tilemap.to_dict()}
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray]:
+        g = self.tilemap.matrix(lambda part: self.macros[part.placement.macro]
+                                .read_conductance(part.placement.region))
+        w = self.spec.weight_scale * (g[:, 0::2] - g[:, 1::2]) / self.spec.g_ref_us
+        return w[: self.spec.n_inputs], w[self.spec.n_inputs:]
+
+    def _choose_path(self, path: str, return_membrane: bool = False) -> str:
+        if path not in PATHS:
+            raise ConfigError(f"path must be one of {PATHS}, got {path!r}")
+        if path == "fast":
+            raise ConfigError("a reservoir over several tiles runs the reference loop only: "
+                              "use path='generic' or 'auto'")
+        return "generic"
+
+    def run(self, rasters, path: str = "auto", *, batch_size: int = 256,
+            progress: bool = False, return_membrane: bool = False):
+        arr = check_rasters(rasters, self.spec.n_inputs)
+        if arr.shape[1] != self.config.n_steps:
+            raise ShapeError(f"{self.config.name} expects T = {self.config.n_steps} steps, "
+                             f"got rasters with T = {arr.shape[1]}")
+        self._choose_path(path)
+        from tqdm.auto import tqdm
+
+        spikes = np.zeros((arr.shape[0], arr.shape[1], self.spec.n_neurons), np.uint8)
+        v_final = np.zeros((arr.shape[0], self.spec.n_neurons))
+        starts = range(0, arr.shape[0], max(1, int(batch_size)))
+        for b0 in tqdm(starts, disable=not progress, desc="LSM (tiled)", unit="batch"):
+            sl = slice(b0, b0 + batch_size)
+            spikes[sl], v_final[sl] = run_tiled_reference(self.macros, self.tilemap, arr[sl],
+                                                          self.spec)
+            self.runs += 1
+        return (spikes, v_final) if return_membrane else spikes
+
+    def trace(self, raster) -> tuple[np.ndarray, np.ndarray]:
+        arr = check_rasters(np.asarray(raster)[None], self.spec.n_inputs)
+        history = np.zeros((1, arr.shape[1], self.spec.n_neurons))
+        spikes, _ = run_tiled_reference(self.macros, self.tilemap, arr, self.spec,
+                                        history=history)
+        self.runs += 1
+        return spikes[0], history[0]

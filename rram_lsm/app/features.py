@@ -80,7 +80,8 @@ def encode(session: ChipSession, name: str, ds=None, *, lsm_preset=None,
         session.age(chip_age_s)
     meta = {"chip_seed": session.chip_seed, "backend": session.backend,
             "noise": session.noise, "profile": _profile_name(session.profile, res.macro),
-            "placement": session.allocator.get(name).to_dict()}
+            "placement": (res.tilemap.to_dict() if hasattr(res, "tilemap")
+                          else session.allocator.get(name).to_dict())}
     return encode_dataset(res, ds, options, rasters=rasters,
                           cache=feature_cache() if cache else None, meta=meta)
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import dataclasses
 
 from lsm import LsmConfig, Reservoir
+from lsm.reservoir import TiledReservoir
 
 from ..errors import ConfigError, PlacementError
+from ..mapping import plan_tiles
 from ..placement import TileAllocator
 from .backends import parse_backend, serial_urls
 
@@ -26,8 +28,9 @@ __all__ = ["FLOORPLAN", "ChipSession"]
 FLOORPLAN = {"nmnist": 0, "fsdd": 1, "ntidigits": 1}
 """Preferred macro of each dataset's reservoir."""
 
-VIRTUAL_MACROS = 4
-"""How many macros a virtual chip (sim, emulator) may use."""
+VIRTUAL_MACROS = 64
+"""How many macros a virtual chip (sim, emulator) may use (opened only when a tile lands on
+them: a reservoir larger than one array is split over tiles by ``rram_lsm.mapping``)."""
 
 
 class ChipSession:
@@ -95,8 +98,15 @@ class ChipSession:
             if res.config != config:
                 raise ConfigError(f"reservoir {name!r} is already formed with another config")
             return res
-        placement = self._place(name, config.tile_shape, macro, region)
-        res = Reservoir.setup(self.macro(placement.macro), config, placement.region)
+        rows, cols = self.allocator.array_shape
+        if macro is None and region is None and (config.tile_shape[0] > rows
+                                                 or config.tile_shape[1] > cols):
+            tilemap = plan_tiles(name, config.tile_shape[0], config.n_neurons, self.allocator)
+            macros = {k: self.macro(k) for k in tilemap.macros}
+            res = TiledReservoir.setup_tiled(macros, config, tilemap)
+        else:
+            placement = self._place(name, config.tile_shape, macro, region)
+            res = Reservoir.setup(self.macro(placement.macro), config, placement.region)
         self._reservoirs[name] = res
         return res
 
@@ -139,6 +149,10 @@ class ChipSession:
             if res is not None:
                 entry["forming"] = dataclasses.asdict(res.forming)
             tiles.append(entry)
+        for name, res in self._reservoirs.items():
+            if isinstance(res, TiledReservoir):
+                tiles.append({"name": name, "tiled": res.tilemap.to_dict(),
+                              "forming": dataclasses.asdict(res.forming)})
         return {"backend": self.backend, "chip_seed": self.chip_seed, "noise": self.noise,
                 "age_s": self._age_s, "max_macros": self.max_macros,
                 "array": None if self._allocator is None else list(self._allocator.array_shape),
