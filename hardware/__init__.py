@@ -10,8 +10,9 @@ a ``SerialMacro`` on it.
 from .driver import SerialMacro
 from .emulator import FIRMWARE_VERSION, Emulator, Faults, ReferenceFirmware
 from .errors import (ChunkError, CorruptFrameError, DeviceArgumentError, DeviceBusyError,
-                     DeviceError, DeviceRegionError, DeviceSafetyLimitError, DeviceShapeError,
-                     FirmwareMismatchError, HardwareError, LinkTimeoutError, ProtocolError)
+                     DeviceError, DeviceRegionError, DeviceResetError, DeviceSafetyLimitError,
+                     DeviceShapeError, FirmwareMismatchError, HardwareError, LinkLostError,
+                     LinkTimeoutError, ProtocolError)
 from .link import Link, LinkStats
 from .protocol import (Command, Frame, FrameDecoder, Message, MessageAssembler, Status, crc16,
                        crc32, encode_frame, encode_message)
@@ -22,7 +23,8 @@ __all__ = [
     "FIRMWARE_VERSION", "Link", "LinkStats",
     "encode_frame", "encode_message", "FrameDecoder", "MessageAssembler", "Frame", "Message",
     "Command", "Status", "crc16", "crc32",
-    "HardwareError", "LinkTimeoutError", "CorruptFrameError", "ChunkError", "ProtocolError",
-    "DeviceBusyError", "FirmwareMismatchError", "DeviceError", "DeviceRegionError",
-    "DeviceShapeError", "DeviceSafetyLimitError", "DeviceArgumentError",
+    "HardwareError", "LinkTimeoutError", "LinkLostError", "CorruptFrameError", "ChunkError",
+    "ProtocolError", "DeviceBusyError", "DeviceResetError", "FirmwareMismatchError",
+    "DeviceError", "DeviceRegionError", "DeviceShapeError", "DeviceSafetyLimitError",
+    "DeviceArgumentError",
 ]

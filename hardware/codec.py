@@ -18,7 +18,8 @@ from rram_lsm.macro import FormResult, MacroInfo, ProgramResult, Region, \
 from .errors import ProtocolError
 
 __all__ = [
-    "Reader", "WireLimits", "DeviceStatus", "CAPABILITY_BITS", "RESET_MODES", "ENC_F64",
+    "Reader", "WireLimits", "DeviceStatus", "CAPABILITY_BITS", "RESET_MODES",
+    "MVM_DIFFERENTIAL", "ENC_F64",
     "ENC_U8", "ENC_U16",
     "pack_bits", "unpack_bits", "pack_region", "decode_region", "encode_info", "decode_info",
     "encode_form_request", "decode_form_request", "encode_form_reply", "decode_form_reply",
@@ -32,6 +33,8 @@ __all__ = [
 CAPABILITY_BITS = {RUN_RESERVOIR: 0x1}
 """Capability name -> bit of the INFO capabilities word."""
 
+MVM_DIFFERENTIAL = 0x01
+"""MVM request flag bit 0; every other bit is undefined and refused (BAD_PAYLOAD)."""
 ENC_F64, ENC_U8, ENC_U16 = 0, 1, 2
 _DTYPES = {ENC_F64: np.dtype("<f8"), ENC_U8: np.dtype("u1"), ENC_U16: np.dtype("<u2")}
 RESET_MODES = ("zero", "subtract")
@@ -87,9 +90,19 @@ def pack_bits(bits: np.ndarray) -> bytes:
 
 
 def unpack_bits(reader: Reader, n_rows: int, n_bits: int) -> np.ndarray:
-    """Inverse of pack_bits: uint8 ``(n_rows, n_bits)`` of 0/1."""
+    """Inverse of pack_bits: uint8 ``(n_rows, n_bits)`` of 0/1.
+
+    The padding bits of each row's last byte must be 0 (ProtocolError otherwise): a row
+    with a bit set beyond ``n_bits`` was packed for another width, so its meaning is unclear.
+    """
     width = (n_bits + 7) // 8
     raw = reader.array("u1", n_rows * width).reshape(n_rows, width)
+    pad = width * 8 - n_bits
+    if pad and raw.size and np.any(raw[:, -1] >> (8 - pad)):
+        row = int(np.flatnonzero(raw[:, -1] >> (8 - pad))[0])
+        raise ProtocolError(
+            f"{reader.what}: packed row {row} of {n_bits} bits has padding bits set in its "
+            f"last byte ({int(raw[row, -1]):#04x}); padding bits must be 0")
     return np.unpackbits(raw, axis=-1, count=n_bits, bitorder="little")
 
 
@@ -250,18 +263,22 @@ def decode_f64(payload: bytes, count: int, what: str) -> np.ndarray:
 
 def encode_mvm_request(region: Region, inputs: np.ndarray, differential: bool) -> bytes:
     """MVM request: region, u32 batch, u8 flags (bit 0 differential), packed input rows."""
-    return (pack_region(region) + struct.pack("<IB", inputs.shape[0], 1 if differential else 0)
+    return (pack_region(region)
+            + struct.pack("<IB", inputs.shape[0], MVM_DIFFERENTIAL if differential else 0)
             + pack_bits(inputs))
 
 
 def decode_mvm_request(payload: bytes) -> tuple[Region, np.ndarray, bool]:
-    """Parse an MVM request."""
+    """Parse an MVM request (undefined flag bits and set padding bits are ProtocolErrors)."""
     r = Reader(payload, "MVM request")
     region = _region(r)
     batch, flags = r.unpack("IB")
+    if flags & ~MVM_DIFFERENTIAL:
+        raise ProtocolError(f"MVM request: undefined flag bits {flags & ~MVM_DIFFERENTIAL:#04x} "
+                            f"set (flags {flags:#04x}; only bit 0, differential, is defined)")
     inputs = unpack_bits(r, batch, region.rows)
     r.done()
-    return region, inputs, bool(flags & 1)
+    return region, inputs, bool(flags & MVM_DIFFERENTIAL)
 
 
 def encode_mvm_reply(values: np.ndarray, encoding: int) -> bytes:

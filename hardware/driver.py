@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import time
 
 import numpy as np
 
@@ -17,9 +18,11 @@ from rram_lsm.macro import (RUN_RESERVOIR, FormResult, MacroInfo, ProgramResult,
 from rram_lsm.reservoir import ReservoirSpec, check_rasters, check_tile
 
 from . import codec
-from .errors import DeviceError, FirmwareMismatchError, LinkTimeoutError, ProtocolError
-from .link import Link, LinkStats
-from .protocol import PROTOCOL_VERSION, Command, Status
+from .errors import (ChunkError, CorruptFrameError, DeviceBusyError, DeviceError,
+                     DeviceResetError, FirmwareMismatchError, HardwareError, LinkTimeoutError,
+                     ProtocolError)
+from .link import Link, LinkStats, _command_name
+from .protocol import PROTOCOL_VERSION, STATE_CHANGING, Command, Status
 
 __all__ = ["SerialMacro", "LinkStats", "check_binary", "check_program_args",
            "check_reservoir_spec", "real_arg"]
@@ -97,9 +100,17 @@ class SerialMacro:
     ``port`` is a URL/path for ``serial.serial_for_url`` or an open ``SerialBase``; it and
     the link options (``baudrate``, ``timeout_s``, ``retries``, ``wire_log``,
     ``inter_byte_timeout_s``, ``backoff_s``, ``max_backoff_s``, ``max_wait_s``,
-    ``first_seq``) are :class:`~hardware.link.Link`'s, which ``link`` holds. The INFO
-    handshake runs on construction. ``identity`` is what :meth:`identity` returns (derived
-    from the port and the handshake when None).
+    ``first_seq``) are :class:`~hardware.link.Link`'s, which ``link`` holds. The handshake
+    (INFO, then STATUS for the device's ``boot_count``) runs on construction. ``identity`` is
+    what :meth:`identity` returns (derived from the port and the handshake when None).
+
+    Reboots (docs/protocol.md, section 5): after every wait that ended without a reply the
+    driver reads STATUS before retransmitting. If ``boot_count`` went up it re-reads INFO
+    (a device that comes back different is refused), counts ``stats.device_resets``, and
+    retransmits only what is safe: a read, or a state-changing command that the device's
+    exactly-once record holds; any other state-changing command raises
+    :class:`~hardware.errors.DeviceResetError` instead of being repeated blindly. A lost
+    port raises :class:`~hardware.errors.LinkLostError`; :meth:`reconnect` opens it again.
     """
 
     def __init__(self, port, baudrate: int = 921600, timeout_s: float = 1.0, retries: int = 5,
@@ -115,13 +126,17 @@ class SerialMacro:
         """The framed, retrying channel under this macro."""
         self._closed = False
         self._on_close = None
+        self.boot_count: int | None = None
+        """The device's ``boot_count`` as last read (STATUS at the handshake and after)."""
         try:
             self._info, self.wire_limits = self._handshake()
+            self.link.set_limits(self.wire_limits.max_frame_payload,
+                                 self.wire_limits.max_message_bytes)
+            self.boot_count = self._read_status().boot_count
         except BaseException:
             self.close()
             raise
-        self.link.set_limits(self.wire_limits.max_frame_payload,
-                             self.wire_limits.max_message_bytes)
+        self.link.on_lost_reply = self._after_lost_reply
         if identity is None:
             identity = {"backend": "serial",
                         "url": self.link.url or getattr(port, "port", None) or repr(port),
@@ -177,6 +192,107 @@ class SerialMacro:
 
     def _exchange(self, cmd: Command, payload: bytes = b"") -> bytes:
         return self.link.exchange(cmd, payload)
+
+    def _read_status(self) -> codec.DeviceStatus:
+        payload = self._exchange(Command.STATUS)
+        try:
+            return codec.decode_status(payload)
+        except ProtocolError as exc:
+            raise FirmwareMismatchError(
+                f"{self.port_name} sent a STATUS reply this driver cannot parse ({exc}); "
+                "the firmware is incompatible") from exc
+
+    def _device_rebooted(self, st: codec.DeviceStatus) -> int:
+        """``boot_count`` went up: count it, re-read INFO (refuse a changed device) and
+        return the previous boot count."""
+        before, self.boot_count = self.boot_count, st.boot_count
+        self.link.stats.device_resets += 1
+        info, wire = self._handshake()
+        if (info, wire) != (self._info, self.wire_limits):
+            raise FirmwareMismatchError(
+                f"{self.port_name} rebooted (boot count {before} -> {st.boot_count}) and came "
+                f"back as {info.model} {info.rows}x{info.cols}, firmware "
+                f"{info.firmware_version} with other limits or geometry than the "
+                f"{self._info.model} {self._info.firmware_version} this session opened; "
+                "open a new SerialMacro")
+        return before
+
+    def _unrecorded(self, st: codec.DeviceStatus, seq: int, cmd: int, before: int,
+                    when: str) -> DeviceResetError:
+        name = _command_name(cmd)
+        self.link.forget_unfinished()
+        check = {Command.ADVANCE: "Read the clock (clock_s)",
+                 Command.RESET: "RESET is harmless to repeat; check STATUS"}.get(
+            cmd, "Read the region back (read_conductance)")
+        return DeviceResetError(
+            f"{self.port_name} rebooted (boot count {before} -> {st.boot_count}) {when} "
+            f"{name} seq {seq} was outstanding, and its exactly-once record (last state "
+            f"change: seq {st.last_state_seq}) does not hold it: it never arrived or was cut "
+            f"short part-way, so the driver does not repeat it. {check} and repeat {name} "
+            "if it is still needed.",
+            command=name, seq=seq, boot_count=(before, st.boot_count))
+
+    def _after_lost_reply(self, seq: int, cmd: int) -> None:
+        """The link's hook after a wait without reply: notice a reboot before retransmitting.
+
+        If STATUS itself goes unanswered, a read is simply retransmitted (repeating it is
+        harmless; a reboot is noticed at the next STATUS), a state-changing command fails
+        with STATUS's error and is remembered as unfinished.
+        """
+        if cmd in (Command.INFO, Command.STATUS):
+            return  # retransmitting these is the check
+        try:
+            st = self._read_status()
+        except (LinkTimeoutError, CorruptFrameError, ChunkError, DeviceBusyError) as exc:
+            if cmd in STATE_CHANGING:
+                raise type(exc)(f"{_command_name(cmd)} seq {seq} got no reply, and STATUS "
+                                f"(read to check for a reboot) failed too: {exc}") from exc
+            return
+        if st.boot_count == self.boot_count:
+            return
+        before = self._device_rebooted(st)
+        if cmd in STATE_CHANGING and st.last_state_seq != seq:
+            raise self._unrecorded(st, seq, cmd, before, "while")
+
+    def reconnect(self, port=None) -> codec.DeviceStatus:
+        """Open the port again after a :class:`~hardware.errors.LinkLostError` (``port``:
+        where the device is now, a URL/path or an open ``SerialBase``; None: the same URL).
+
+        Re-runs the handshake and refuses a different device (``FirmwareMismatchError``).
+        Sequence numbers continue, so repeating the call that failed repeats its exact
+        request and the device's exactly-once record answers it if it ran. If the device
+        rebooted meanwhile and a state-changing command was outstanding that its record does
+        not hold, raises :class:`~hardware.errors.DeviceResetError` (the link is usable).
+        A command the device is still executing is waited for (STATUS polled, within
+        ``max_wait_s``). Returns the device's STATUS.
+        """
+        if self._closed:
+            raise HardwareError(f"{self.port_name}: this SerialMacro is closed; open a new one")
+        self.link.reopen(port)
+        info, wire = self._handshake()
+        if (info, wire) != (self._info, self.wire_limits):
+            raise FirmwareMismatchError(
+                f"{self.port_name} answers as {info.model} {info.rows}x{info.cols}, firmware "
+                f"{info.firmware_version}, not as the {self._info.model} "
+                f"{self._info.firmware_version} this session opened; open a new SerialMacro")
+        st = self._read_status()
+        deadline = time.monotonic() + self.link.max_wait_s
+        while st.busy and st.boot_count == self.boot_count:
+            # still executing a command sent before the link went: let it finish (a repeat
+            # of it would be answered IN_PROGRESS anyway, any other command BUSY)
+            if time.monotonic() > deadline:
+                raise DeviceBusyError(f"{self.port_name} stayed busy for "
+                                      f"{self.link.max_wait_s:g} s after the reconnect")
+            time.sleep(max(self.link.backoff_s, 0.02))
+            st = self._read_status()
+        if st.boot_count != self.boot_count:
+            before, self.boot_count = self.boot_count, st.boot_count
+            self.link.stats.device_resets += 1
+            pending = self.link.unfinished
+            if pending is not None and st.last_state_seq != pending[0]:
+                raise self._unrecorded(st, pending[0], pending[1], before,
+                                       "while the link was down and")
+        return st
 
     def _handshake(self):
         try:
@@ -286,8 +402,15 @@ class SerialMacro:
         codec.Reader(self._exchange(Command.RESET), "RESET reply").done()
 
     def status(self) -> codec.DeviceStatus:
-        """Device counters: boot count, clock, frames, executed state changes."""
-        return codec.decode_status(self._exchange(Command.STATUS))
+        """Device counters: boot count, clock, frames, executed state changes.
+
+        A ``boot_count`` above the last one seen is noted as a reboot (INFO re-read,
+        ``stats.device_resets``), as after a lost reply.
+        """
+        st = self._read_status()
+        if st.boot_count != self.boot_count:
+            self._device_rebooted(st)
+        return st
 
     def run_reservoir(self, region, rasters, spec: ReservoirSpec) -> np.ndarray:
         """Run the LIF loop on the device (needs the run_reservoir capability).

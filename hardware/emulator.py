@@ -13,6 +13,8 @@ behind a pseudo-terminal is ``hardware.spawn``'s job.
 from __future__ import annotations
 
 import errno
+import math
+import numbers
 import os
 import select
 import threading
@@ -32,7 +34,8 @@ from .protocol import (DEFAULT_MAX_FRAME_PAYLOAD, DEFAULT_MAX_MESSAGE_BYTES, NO_
                        STATE_CHANGING, Command, FrameDecoder, Message, MessageAssembler,
                        Status, crc32, encode_message)
 
-__all__ = ["Faults", "Emulator", "ReferenceFirmware", "FIRMWARE_VERSION"]
+__all__ = ["Faults", "Emulator", "ReferenceFirmware", "FIRMWARE_VERSION",
+           "check_emulator_options"]
 
 FIRMWARE_VERSION = "emu-1.0"
 """Firmware version string the emulator reports."""
@@ -68,17 +71,26 @@ class Faults:
     latency_s: float = 0.0
     """Delay (s) added before every reply."""
     reset_rate: float = 0.0
-    """Probability per executed command that the device reboots before replying."""
+    """Probability per command to execute that the device reboots while handling it: half
+    of these reboots strike on receipt (the request is lost, nothing runs), half after the
+    command ran and was recorded, before the reply went out (the reply is lost)."""
     fault_seed: int = 0
-    """Seed of the fault streams (one child stream per fault source)."""
+    """Seed of the fault streams (one child stream per fault source), a non-negative int."""
 
     def __post_init__(self):
         for name in ("corrupt_rate", "drop_rate", "reset_rate"):
             value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"{name} must be in [0, 1), got {value}")
-        if not self.latency_s >= 0:
-            raise ConfigError(f"latency_s must be >= 0, got {self.latency_s}")
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                    or not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name} must be a probability in [0, 1), got {value!r}")
+        if isinstance(self.latency_s, bool) or not isinstance(self.latency_s, numbers.Real) \
+                or not 0 <= self.latency_s < math.inf:
+            raise ConfigError(f"latency_s must be a finite number of seconds >= 0, got "
+                              f"{self.latency_s!r}")
+        if isinstance(self.fault_seed, bool) or not isinstance(self.fault_seed, numbers.Integral) \
+                or self.fault_seed < 0:
+            raise ConfigError(f"fault_seed must be a non-negative integer, got "
+                              f"{self.fault_seed!r}")
 
     @property
     def active(self) -> bool:
@@ -130,6 +142,29 @@ class _ArrayView:
         return self._macro.clock_s()
 
 
+def check_emulator_options(gap_s: float = 0.05, keepalive_s: float = 0.2,
+                           baud: int | None = None,
+                           max_frame_payload: int = DEFAULT_MAX_FRAME_PAYLOAD,
+                           max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    """Refuse emulator options that make no sense (ConfigError naming the option)."""
+    for name, value in (("gap_s", gap_s), ("keepalive_s", keepalive_s)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not 0 < value < math.inf:
+            raise ConfigError(f"{name} must be a positive, finite number of seconds, got "
+                              f"{value!r}")
+    if baud is not None and (isinstance(baud, bool) or not isinstance(baud, numbers.Integral)
+                             or baud <= 0):
+        raise ConfigError(f"baud must be a positive integer (or None: unpaced), got {baud!r}")
+    if isinstance(max_frame_payload, bool) or not isinstance(max_frame_payload, numbers.Integral) \
+            or not 64 <= max_frame_payload <= 0xFFFF:
+        raise ConfigError(f"max_frame_payload must be an integer in [64, 65535] (INFO's u16; a "
+                          f"host refuses less than 64), got {max_frame_payload!r}")
+    if isinstance(max_message_bytes, bool) or not isinstance(max_message_bytes, numbers.Integral) \
+            or not 1024 <= max_message_bytes <= 0xFFFFFFFF:
+        raise ConfigError(f"max_message_bytes must be an integer in [1024, 2**32 - 1], got "
+                          f"{max_message_bytes!r}")
+
+
 class Emulator:
     """Device side of the protocol around ``macro`` (see the module docstring).
 
@@ -148,6 +183,7 @@ class Emulator:
                  keepalive_s: float = 0.2, baud: int | None = None,
                  max_frame_payload: int = DEFAULT_MAX_FRAME_PAYLOAD,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, firmware=None):
+        check_emulator_options(gap_s, keepalive_s, baud, max_frame_payload, max_message_bytes)
         self.macro = macro
         self.faults = faults or Faults()
         self.gap_s = float(gap_s)
@@ -173,8 +209,8 @@ class Emulator:
                              (np.random.default_rng(s) for s in seqs)))
         # the exactly-once record lives in memory that survives a reboot (docs/protocol.md)
         self._last_state: tuple | None = None
-        self._garbage_mark = 0
-        self._job: tuple | None = None
+        self._garbage_mark = 0  # the decoder's stray_bytes when garbage was last answered
+        self._job: _Job | None = None
         self.counters = dict(boot_count=1, frames_ok=0, frames_bad=0, state_changes=0,
                              replays=0, reboots=0)
         """Device counters (STATUS reports most of them)."""
@@ -254,6 +290,10 @@ class Emulator:
 
     def _mvm(self, region, inputs, differential, info) -> bytes:
         """Send ADC codes (1 or 2 bytes per column) when exact, else float64 values."""
+        check_region(region, info.rows, info.cols)
+        if differential and region.cols % 2:  # whatever the ADC: the pairs must be whole
+            raise RegionError(f"differential mvm needs an even number of columns, got "
+                              f"{region.cols}")
         bits, lsb = info.adc_bits, info.adc_lsb_ua
         if bits is not None and bits <= 16 and lsb > 0:
             raw = self.macro.mvm(region, inputs, differential=False)
@@ -284,7 +324,7 @@ class Emulator:
                 self.counters["replays"] += 1
                 return self._reply(msg.seq, msg.cmd, *self._last_state[3:])
         if self._job is not None:
-            seq, cmd = self._job[:2]
+            seq, cmd = self._job.msg.seq, self._job.msg.cmd
             if (seq, cmd) == (msg.seq, msg.cmd):
                 return self._reply(msg.seq, msg.cmd, Status.IN_PROGRESS)
             return self._reply(msg.seq, msg.cmd, Status.BUSY,
@@ -299,9 +339,15 @@ class Emulator:
         return self._reply(msg.seq, msg.cmd, status, payload)
 
     def _on_items(self, items: list, start_job) -> bytes:
-        """Handle decoder output; returns immediate reply bytes, starts jobs via start_job."""
+        """Handle decoder output; returns immediate reply bytes, starts jobs via start_job.
+
+        A reboot while handling the items (a reset fault) loses the ones not yet handled.
+        """
         out = bytearray()
+        boot = self.counters["boot_count"]
         for item in items:
+            if self.counters["boot_count"] != boot:
+                break
             if isinstance(item, CorruptFrameError):
                 self.counters["frames_bad"] += 1
                 self._assembler.reset()
@@ -333,9 +379,9 @@ class Emulator:
     def _quiet_items(self) -> list:
         """After a silent gap: partial frames and unattributed garbage become NAK items."""
         items = self._decoder.idle()
-        if not items and self._decoder.garbage_bytes != self._garbage_mark:
+        if not items and self._decoder.stray_bytes != self._garbage_mark:
             items = [CorruptFrameError("garbage on the line")]
-        self._garbage_mark = self._decoder.garbage_bytes
+        self._garbage_mark = self._decoder.stray_bytes
         return items
 
     def receive(self, data: bytes) -> bytes:
@@ -345,7 +391,7 @@ class Emulator:
         """
         items = self._decoder.feed(data)
         if any(not isinstance(i, CorruptFrameError) for i in items):
-            self._garbage_mark = self._decoder.garbage_bytes
+            self._garbage_mark = self._decoder.stray_bytes
         return self._on_items(items, self._run_now)
 
     def flush(self) -> bytes:
@@ -376,13 +422,15 @@ class Emulator:
             time.sleep(self.faults.latency_s)
         data = self._damage(data, "tx")
         view = memoryview(data)
-        deadline = time.monotonic() + 5.0
+        # paced: pieces of ~5 ms of UART time, so a long reply trickles as on a real line
+        piece = max(1, self.baud // 2000) if self.baud else len(view)
+        deadline = time.monotonic() + 5.0 + (len(view) * 10.0 / self.baud if self.baud else 0)
         while view and time.monotonic() < deadline:
             _, writable, _ = select.select([], [fd], [], 0.05)
             if not writable:
                 continue
             try:
-                n = os.write(fd, view)
+                n = os.write(fd, view[:piece])
             except BlockingIOError:
                 continue
             except OSError as exc:
@@ -393,33 +441,55 @@ class Emulator:
             if self.baud:
                 time.sleep(n * 10.0 / self.baud)
 
-    def _reboot(self) -> None:
-        """A spontaneous reset: volatile state and the pending reply are lost."""
+    def reboot(self) -> None:
+        """A spontaneous reset (the reset fault; a test's power glitch): the partial input,
+        an executing command's outcome and its unsent reply are lost, ``boot_count`` goes
+        up. The exactly-once record and the cells survive (``macro.reset()``: the simulator
+        keeps its cells and clock). A command executing now is abandoned unrecorded: it may
+        have been applied, which is why a host must not repeat it blindly."""
         self.counters["reboots"] += 1
         self.counters["boot_count"] += 1
         self._decoder.reset()
         self._assembler.reset()
+        self._garbage_mark = self._decoder.stray_bytes
+        self._job = None
         self.macro.reset()
 
+    _reboot = reboot
+
+    def _start_job(self, msg: Message) -> bytes:
+        """Run ``msg`` in a worker thread (keep-alives flow meanwhile); the reset fault may
+        strike here, on receipt (the request is lost), or be armed for before the reply."""
+        reboot_before_reply = False
+        if self.faults.reset_rate:
+            u = self._rng["reset"].random()
+            if u < self.faults.reset_rate / 2:
+                self.reboot()
+                return b""
+            reboot_before_reply = u < self.faults.reset_rate
+        job = _Job(msg, reboot_before_reply)
+
+        def work():
+            job.reply = self.execute(msg.cmd, msg.payload)
+        job.thread = threading.Thread(target=work, daemon=True)
+        self._job = job
+        job.thread.start()
+        return b""
+
     def serve(self, fd: int, stop=None, poll_s: float = 0.02) -> None:
-        """Serve requests on ``fd`` until ``stop()`` returns True (or KeyboardInterrupt)."""
+        """Serve requests on ``fd`` until ``stop()`` returns True (or KeyboardInterrupt).
+
+        May be called again (on another descriptor) after it returned: a command still
+        executing then is finished and answered on the new descriptor, as a device whose
+        cable was replaced would.
+        """
         stop = stop or (lambda: False)
         os.set_blocking(fd, False)
         last_rx = last_keepalive = time.monotonic()
-        result: dict = {}
-
-        def start_job(msg: Message) -> bytes:
-            def work():
-                result["reply"] = self.execute(msg.cmd, msg.payload)
-            thread = threading.Thread(target=work, daemon=True)
-            self._job = (msg.seq, msg.cmd, msg, thread)
-            result.clear()
-            thread.start()
-            return b""
 
         while not stop():
             waiting = self._job or self._decoder.pending or \
-                self._decoder.garbage_bytes != self._garbage_mark
+                self._decoder.stray_bytes != self._garbage_mark
             ready, _, _ = select.select([fd], [], [], min(0.002, self.gap_s / 4) if waiting
                                         else poll_s)
             now = time.monotonic()
@@ -437,24 +507,32 @@ class Emulator:
                     last_rx = now
                     items = self._decoder.feed(self._damage(data, "rx"))
                     if any(not isinstance(i, CorruptFrameError) for i in items):
-                        self._garbage_mark = self._decoder.garbage_bytes
-                    self._write(fd, self._on_items(items, start_job))
+                        self._garbage_mark = self._decoder.stray_bytes
+                    self._write(fd, self._on_items(items, self._start_job))
             elif now - last_rx > self.gap_s and (
-                    self._decoder.pending or self._decoder.garbage_bytes != self._garbage_mark):
-                self._write(fd, self._on_items(self._quiet_items(), start_job))
-            if self._job is not None:
-                seq, cmd, msg, thread = self._job
-                if not thread.is_alive():
+                    self._decoder.pending or self._decoder.stray_bytes != self._garbage_mark):
+                self._write(fd, self._on_items(self._quiet_items(), self._start_job))
+            job = self._job
+            if job is not None:
+                if not job.thread.is_alive():
                     self._job = None
-                    status, payload = result["reply"]
-                    reply = self._finish(msg, status, payload)
-                    rng = self._rng["reset"]
-                    if self.faults.reset_rate and rng.random() < self.faults.reset_rate:
-                        self._reboot()
+                    reply = self._finish(job.msg, *job.reply)
+                    if job.reboot_before_reply:
+                        self.reboot()
                     else:
                         self._write(fd, reply)
                 elif now - last_keepalive > self.keepalive_s:
                     last_keepalive = now
-                    self._write(fd, self._reply(seq, cmd, Status.IN_PROGRESS))
+                    self._write(fd, self._reply(job.msg.seq, job.msg.cmd, Status.IN_PROGRESS))
 
 
+class _Job:
+    """A command executing in the emulator's worker thread."""
+
+    __slots__ = ("msg", "reboot_before_reply", "thread", "reply")
+
+    def __init__(self, msg: Message, reboot_before_reply: bool):
+        self.msg = msg
+        self.reboot_before_reply = reboot_before_reply
+        self.thread: threading.Thread | None = None
+        self.reply: tuple | None = None

@@ -9,9 +9,10 @@ from __future__ import annotations
 from rram_lsm.errors import MacroError, RegionError, SafetyLimitError, ShapeError
 
 __all__ = [
-    "HardwareError", "LinkTimeoutError", "CorruptFrameError", "ChunkError", "ProtocolError",
-    "DeviceBusyError", "FirmwareMismatchError", "DeviceError", "DeviceRegionError",
-    "DeviceShapeError", "DeviceSafetyLimitError", "DeviceArgumentError",
+    "HardwareError", "LinkTimeoutError", "LinkLostError", "CorruptFrameError", "ChunkError",
+    "ProtocolError", "DeviceBusyError", "DeviceResetError", "FirmwareMismatchError",
+    "DeviceError", "DeviceRegionError", "DeviceShapeError", "DeviceSafetyLimitError",
+    "DeviceArgumentError",
 ]
 
 
@@ -30,6 +31,16 @@ class LinkTimeoutError(HardwareError, TimeoutError):
     def __init__(self, message: str, received_bytes: int = 0):
         super().__init__(message)
         self.received_bytes = received_bytes
+
+
+class LinkLostError(HardwareError, ConnectionError):
+    """The port itself failed (the device or its adapter went away, the emulator died).
+
+    The link is unusable from then on: every later command raises this error at once until
+    :meth:`hardware.SerialMacro.reconnect` opens the port again. A state-changing command
+    that was outstanding is remembered, so repeating the same call after the reconnect
+    retransmits it with its sequence number and the device's exactly-once record answers.
+    """
 
 
 class CorruptFrameError(HardwareError, ValueError):
@@ -53,6 +64,23 @@ class ProtocolError(HardwareError, ValueError):
 
 class DeviceBusyError(HardwareError):
     """The device kept answering BUSY after every allowed retry."""
+
+
+class DeviceResetError(HardwareError):
+    """The device rebooted while a state-changing command was outstanding, and its
+    exactly-once record does not hold that command: it may never have arrived or may have
+    been cut short part-way (a FORM or PROGRAM partly applied), so the driver does not
+    repeat it on its own. Read the region back before forming or programming it again.
+
+    ``command`` and ``seq`` name the command; ``boot_count`` is ``(before, after)``.
+    """
+
+    def __init__(self, message: str, command: str | None = None, seq: int | None = None,
+                 boot_count: tuple[int, int] | None = None):
+        super().__init__(message)
+        self.command = command
+        self.seq = seq
+        self.boot_count = boot_count
 
 
 class FirmwareMismatchError(HardwareError):

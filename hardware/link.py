@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from rram_lsm.errors import ConfigError
 
 from .errors import (ChunkError, CorruptFrameError, DeviceArgumentError, DeviceBusyError,
-                     DeviceError, DeviceRegionError, DeviceSafetyLimitError, DeviceShapeError,
-                     FirmwareMismatchError, HardwareError, LinkTimeoutError)
-from .protocol import (DEFAULT_MAX_FRAME_PAYLOAD, NO_SEQ, PROTOCOL_VERSION, Command, FrameDecoder,
-                       MessageAssembler, Status, encode_message)
+                     DeviceError, DeviceRegionError, DeviceResetError, DeviceSafetyLimitError,
+                     DeviceShapeError, FirmwareMismatchError, HardwareError, LinkLostError,
+                     LinkTimeoutError)
+from .protocol import (DEFAULT_MAX_FRAME_PAYLOAD, NO_SEQ, PROTOCOL_VERSION, STATE_CHANGING,
+                       Command, FrameDecoder, MessageAssembler, Status, encode_message)
 
 __all__ = ["Link", "LinkStats"]
 
@@ -71,6 +72,10 @@ class LinkStats:
     """Message payload bytes in the transmitted requests (framing excluded)."""
     payload_received: int = 0
     """Payload bytes of the accepted reply frames (framing, junk and stale frames excluded)."""
+    device_resets: int = 0
+    """Device reboots the driver noticed (``boot_count`` in STATUS went up)."""
+    reconnects: int = 0
+    """Times the port was opened again (:meth:`Link.reopen`)."""
 
 
 class Link:
@@ -85,6 +90,13 @@ class Link:
     records every byte in hex with timestamps. ``first_seq`` fixes the first sequence
     number (random per session otherwise, so a new session never collides with the
     device's cached reply).
+
+    ``on_lost_reply(seq, cmd)``, when set, is called after a wait that ended without a reply
+    and before the retransmission (the driver reads STATUS there to notice a reboot); it may
+    raise to stop the retransmission. A state-changing command that fails for want of an
+    answer (timeout, damage, a lost port) is remembered: if the next state-changing command
+    is the same command with the same payload, it goes out with the same sequence number
+    and bytes, so the device's exactly-once record answers it if it did run.
     """
 
     def __init__(self, port, baudrate: int = 921600, timeout_s: float = 1.0, retries: int = 5,
@@ -114,10 +126,19 @@ class Link:
         self._log_owned = False
         self._t0 = time.monotonic()
         self._closed = False
+        self._lost: str | None = None  # why the port failed, once it did
+        self._unfinished: tuple | None = None  # (cmd, payload, seq) of a failed state change
+        self.on_lost_reply = None
+        """Hook ``(seq, cmd) -> None`` run after a wait without reply, before retransmitting."""
+        self._poll_s = min(_POLL_S, self.inter_byte_timeout_s / 4)
+        self._attach(port)
+        self.set_wire_log(wire_log)
+
+    def _attach(self, port) -> None:
         if isinstance(port, (str, os.PathLike)):
             from .ports import open_port
 
-            self._port = open_port(str(port), baudrate)
+            self._port = open_port(str(port), self.baudrate)
             self._owns_port = True
             self.url = str(port)
         else:
@@ -126,12 +147,38 @@ class Link:
             self.url = None
         self.port_name = getattr(self._port, "port", None) or str(port)
         """What error messages call the port (its device path, or the URL given)."""
-        self._poll_s = min(_POLL_S, self.inter_byte_timeout_s / 4)
         if self._owns_port:
             self._port.timeout = self._poll_s
         port_timeout = getattr(self._port, "timeout", None)
         self._blocking_read_ok = port_timeout is not None and port_timeout <= _POLL_S
-        self.set_wire_log(wire_log)
+
+    def reopen(self, port=None) -> None:
+        """Open the port again (``port``: another URL/path or open ``SerialBase``; None: the
+        URL this link opened), after it was lost. Sequence numbers continue and a remembered
+        unfinished state-changing command stays remembered; the decoder starts afresh."""
+        if self._closed:
+            raise HardwareError(f"the link to {self.port_name} is closed; open a new SerialMacro")
+        if port is None:
+            if self.url is None:
+                raise ConfigError(f"{self.port_name} was given as an open port object; pass "
+                                  "the port (a URL or SerialBase) to reconnect to")
+            port = self.url
+        old, owned = self._port, self._owns_port
+        if owned:
+            try:
+                old.close()
+            except Exception:  # it is gone already; closing only releases our handle
+                pass
+        self._attach(port)
+        self._lost = None
+        self._decoder = FrameDecoder(self._max_payload)
+        self._assembler.reset()
+        self.stats.reconnects += 1
+
+    @property
+    def lost(self) -> bool:
+        """True once the port failed (until :meth:`reopen`)."""
+        return self._lost is not None
 
     # ---- lifetime ---------------------------------------------------------------------------
     @property
@@ -146,7 +193,11 @@ class Link:
         self._closed = True
         try:
             if self._owns_port:
-                self._port.close()
+                try:
+                    self._port.close()
+                except Exception:
+                    if self._lost is None:
+                        raise  # a lost port may fail to close; it is gone either way
         finally:
             self.set_wire_log(None)
 
@@ -183,8 +234,15 @@ class Link:
             self._port.write(data)
             self._port.flush()
         except Exception as exc:  # pyserial raises SerialException/OSError subclasses
-            raise HardwareError(f"writing to {self.port_name} failed: {exc}") from exc
+            if type(exc).__name__ == "SerialTimeoutException":  # the port stayed blocked
+                raise LinkTimeoutError(f"writing to {self.port_name} timed out: {exc}") from exc
+            raise self._port_failed("writing to", exc) from exc
         self.stats.bytes_sent += len(data)
+
+    def _port_failed(self, doing: str, exc: BaseException) -> LinkLostError:
+        self._lost = f"{doing} {self.port_name} failed: {exc}"
+        return LinkLostError(f"{self._lost} (device unplugged, powered off or its process "
+                             "gone?); reconnect() once it is back")
 
     def read_some(self) -> bytes:
         """What the port has now; blocks at most one short poll interval."""
@@ -198,7 +256,7 @@ class Link:
                 time.sleep(self._poll_s)
                 data = b""
         except Exception as exc:
-            raise HardwareError(f"reading from {self.port_name} failed: {exc}") from exc
+            raise self._port_failed("reading from", exc) from exc
         if data:
             self._trace("<", data)
             self.stats.bytes_received += len(data)
@@ -219,7 +277,7 @@ class Link:
         now = time.monotonic()
         deadline, hard_deadline = now + self.timeout_s, now + self.max_wait_s
         last_rx = now
-        garbage_mark = self._decoder.garbage_bytes
+        garbage_mark = self._decoder.stray_bytes
         received_mark = self.stats.bytes_received
         while True:
             data = self.read_some()
@@ -234,17 +292,17 @@ class Link:
                     deadline = max(deadline, min(now + self.inter_byte_timeout_s,
                                                  hard_deadline))
             elif now - last_rx > self.inter_byte_timeout_s and (
-                    self._decoder.pending or self._decoder.garbage_bytes != garbage_mark):
+                    self._decoder.pending or self._decoder.stray_bytes != garbage_mark):
                 # bytes arrived but no frame completed: one was lost or damaged
                 items = self._decoder.idle() or [CorruptFrameError(
                     "garbage on the line and no valid reply")]
             if any(not isinstance(i, CorruptFrameError) for i in items):
-                garbage_mark = self._decoder.garbage_bytes  # a frame arrived after the junk
+                garbage_mark = self._decoder.stray_bytes  # a frame arrived after the junk
             for item in items:
                 if isinstance(item, CorruptFrameError):
                     hdr = item.header
-                    if hdr is None or hdr["seq"] == seq:
-                        raise item
+                    if hdr is None or hdr["seq"] in (seq, NO_SEQ):
+                        raise item  # our reply, or a NAK, arrived damaged: retransmit
                     continue  # a damaged stale frame of an older command
                 if (item.is_response and item.cmd == 0 and item.seq == NO_SEQ
                         and item.status in _RETRY_STATUSES):
@@ -279,7 +337,35 @@ class Link:
         """
         if self._closed:
             raise HardwareError(f"the link to {self.port_name} is closed; open a new SerialMacro")
-        seq = self._next_seq()
+        if self._lost is not None:
+            raise LinkLostError(f"{self._lost}; call reconnect() before sending "
+                                f"{_command_name(cmd)}")
+        payload = bytes(payload)
+        if cmd not in STATE_CHANGING:
+            return self._transact(self._next_seq(), cmd, payload)
+        unfinished, self._unfinished = self._unfinished, None
+        if unfinished is not None and unfinished[:2] == (cmd, payload):
+            seq = unfinished[2]  # the same request again: the same bytes (exactly-once)
+        else:
+            seq = self._next_seq()
+        try:
+            return self._transact(seq, cmd, payload)
+        except (LinkTimeoutError, LinkLostError, CorruptFrameError, ChunkError,
+                DeviceBusyError):
+            self._unfinished = (cmd, payload, seq)
+            raise
+
+    def forget_unfinished(self) -> None:
+        """Forget a remembered unfinished state-changing command (its outcome was settled)."""
+        self._unfinished = None
+
+    @property
+    def unfinished(self) -> tuple[int, int] | None:
+        """``(seq, cmd)`` of the remembered unfinished state-changing command, or None."""
+        return None if self._unfinished is None else (self._unfinished[2],
+                                                       self._unfinished[0])
+
+    def _transact(self, seq: int, cmd: int, payload: bytes) -> bytes:
         name = _command_name(cmd)
         wire = encode_message(seq, cmd, payload, max_payload=self._max_payload)
         last_error = HardwareError(f"{name}: no attempt made")
@@ -299,6 +385,13 @@ class Link:
             except LinkTimeoutError as exc:
                 self.stats.timeouts += 1
                 last_error = exc
+                hook = self.on_lost_reply
+                if hook is not None and attempt < self.retries:
+                    self.on_lost_reply = None  # the hook's own exchanges run without it
+                    try:
+                        hook(seq, cmd)
+                    finally:
+                        self.on_lost_reply = hook
                 continue
             except (CorruptFrameError, ChunkError) as exc:
                 self.stats.corrupt += 1

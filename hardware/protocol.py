@@ -163,13 +163,25 @@ class FrameDecoder:
     the rejected sync bytes, so a good frame hidden behind garbage is still found.
     ``idle()`` tells it the line went quiet: a partial frame is dropped (reported) and the
     buffer rescanned, since a byte was probably lost.
+
+    **One report per damaged frame.** A frame rejected with an intact header owns the
+    ``18 + length`` bytes its header announces: bytes of that span that the rescan skips,
+    or that sit in a partial frame without an intact header of its own when the line goes
+    quiet, are not reported again and are not counted in ``stray_bytes`` (a good frame
+    inside the span is still decoded, and a damaged one with an intact header is still
+    reported). ``stray_bytes`` counts only skipped bytes that no report accounts for: a
+    device NAKs those once, as unattributed garbage.
     """
 
     def __init__(self, max_payload: int = DEFAULT_MAX_FRAME_PAYLOAD):
         self.max_payload = int(max_payload)
         self._buf = bytearray()
+        self._pos = 0  # stream offset of _buf[0]
+        self._owned_until = 0  # stream offset up to which bytes belong to a reported frame
         self.garbage_bytes = 0
         """Bytes skipped while hunting for sync bytes (diagnostics)."""
+        self.stray_bytes = 0
+        """Skipped bytes outside every reported frame's span (garbage nobody answered yet)."""
 
     @property
     def pending(self) -> int:
@@ -182,7 +194,8 @@ class FrameDecoder:
         return self._parse_header() is not None
 
     def reset(self) -> None:
-        """Forget any buffered bytes."""
+        """Forget any buffered bytes (as reported: none of them is counted as stray)."""
+        self._pos += len(self._buf)
         self._buf.clear()
 
     def feed(self, data: bytes) -> list:
@@ -201,16 +214,35 @@ class FrameDecoder:
         while self._buf:
             # _next left the buffer at a sync with an incomplete frame (or a lone sync byte)
             if len(self._buf) >= len(SYNC):
-                out.append(CorruptFrameError("incomplete frame: the line went quiet mid-frame",
-                                             header=self._parse_header()))
+                header = self._parse_header()
+                if header is not None:
+                    out.append(self._reject("incomplete frame: the line went quiet mid-frame",
+                                            header))
+                    out.extend(self.feed(b""))
+                    continue
+                if self._pos >= self._owned_until:
+                    # no intact header: the report answers for every byte still buffered
+                    self._owned_until = self._pos + len(self._buf)
+                    out.append(CorruptFrameError(
+                        "incomplete frame: the line went quiet mid-frame", header=None))
             self._skip(1)
             out.extend(self.feed(b""))
         return out
 
     def _skip(self, n: int) -> None:
         if n > 0:
+            n = min(n, len(self._buf))
+            self.stray_bytes += max(0, self._pos + n - max(self._owned_until, self._pos))
             del self._buf[:n]
+            self._pos += n
             self.garbage_bytes += n
+
+    def _reject(self, message: str, header: dict) -> CorruptFrameError:
+        """Report the frame at the buffer's start (intact header); it owns its span."""
+        span = HEADER_SIZE + header["length"] + TRAILER_SIZE
+        self._owned_until = max(self._owned_until, self._pos + span)
+        self._skip(1)
+        return CorruptFrameError(message, header=header)
 
     def _parse_header(self):
         """The header fields as a dict if the buffer starts with a valid header, else None."""
@@ -240,20 +272,18 @@ class FrameDecoder:
                 self._skip(1)
                 continue
             if header["length"] > self.max_payload or header["flags"] & ~_KNOWN_FLAGS:
-                self._skip(1)
-                return CorruptFrameError(
+                return self._reject(
                     f"header announces {header['length']} payload bytes (max "
-                    f"{self.max_payload}) or unknown flags {header['flags']:#x}",
-                    header=header)
+                    f"{self.max_payload}) or unknown flags {header['flags']:#x}", header)
             total = HEADER_SIZE + header["length"] + TRAILER_SIZE
             if len(self._buf) < total:
                 return None
             body = bytes(self._buf[:total - TRAILER_SIZE])
             (got,) = struct.unpack_from("<I", self._buf, total - TRAILER_SIZE)
             if got != crc32(body[2:]):
-                self._skip(1)
-                return CorruptFrameError("payload CRC-32 mismatch", header=header)
+                return self._reject("payload CRC-32 mismatch", header)
             del self._buf[:total]
+            self._pos += total
             return Frame(header["seq"], header["cmd"], header["status"],
                          body[HEADER_SIZE:], header["flags"], header["chunk"],
                          header["version"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import numbers
 import os
 import select
@@ -24,10 +25,12 @@ from pathlib import Path
 
 from rram_lsm.errors import ConfigError
 
-from .emulator import FIRMWARE_VERSION, Emulator, Faults
+from .emulator import FIRMWARE_VERSION, Emulator, Faults, check_emulator_options
 from .errors import HardwareError
 
-__all__ = ["open_emulated", "build_macro", "add_fault_arguments", "faults_from_args"]
+__all__ = ["open_emulated", "build_macro", "add_fault_arguments", "faults_from_args",
+           "positive_seconds", "non_negative_seconds", "probability", "positive_int",
+           "non_negative_int"]
 
 
 def _profile_arg(profile, tmpdir: Path) -> str:
@@ -53,14 +56,17 @@ def _check_macro_index(macro_index) -> int:
 def open_emulated(seed: int = 0, profile=None, *, macro_index: int = 0, timeout_s: float = 1.0,
                   retries: int = 5, wire_log=None, startup_timeout_s: float = 180.0,
                   gap_s: float = 0.05, inter_byte_timeout_s: float = 0.05,
-                  backoff_s: float = 0.01, factory: str = "sim:SimMacro", **faults):
+                  backoff_s: float = 0.01, factory: str = "sim:SimMacro",
+                  baud: int | None = None, **faults):
     """Start an emulator (``seed``, ``profile``) in its own process behind ``os.openpty``.
 
     Returns a ``SerialMacro`` on the pseudo-terminal; its ``close()`` also stops the
     process. ``macro_index`` picks macro k of the chip ``seed`` (0: the single-macro chip).
     ``faults`` are :class:`Faults` fields (corrupt_rate, drop_rate, latency_s, reset_rate,
     fault_seed). ``factory`` names the macro class ``module:callable`` the child builds
-    (see :func:`build_macro`). The macro's ``identity()`` is ``{"backend": "emulator",
+    (see :func:`build_macro`). ``gap_s`` and ``baud`` are the emulator's (see
+    :class:`~hardware.emulator.Emulator`; ``baud`` paces its replies like a UART, None:
+    unpaced). The macro's ``identity()`` is ``{"backend": "emulator",
     "seed", "macro_index", "profile": <the resolved profile's to_dict()>, "firmware":
     FIRMWARE_VERSION}``, plus ``"code"`` (the simulator's code digest, from the child's
     ``SimMacro.identity()``) and ``"factory"`` when it is not the default.
@@ -71,6 +77,7 @@ def open_emulated(seed: int = 0, profile=None, *, macro_index: int = 0, timeout_
 
     macro_index = _check_macro_index(macro_index)
     fault_cfg = Faults(**faults)  # validate here, not in the child
+    check_emulator_options(gap_s=gap_s, baud=baud)
     tmpdir = Path(tempfile.mkdtemp(prefix="rram-lsm-emu-"))
     master, slave = os.openpty()
     tty.setraw(slave)
@@ -80,6 +87,7 @@ def open_emulated(seed: int = 0, profile=None, *, macro_index: int = 0, timeout_
            "--hold-fd", str(slave), "--seed", str(seed), "--profile",
            _profile_arg(profile, tmpdir), "--macro-index", str(macro_index),
            "--gap-s", str(gap_s), "--factory", factory,
+           *(["--baud", str(int(baud))] if baud is not None else []),
            "--parent-pid", str(os.getpid()),
            "--corrupt-rate", str(fault_cfg.corrupt_rate), "--drop-rate",
            str(fault_cfg.drop_rate), "--latency-s", str(fault_cfg.latency_s),
@@ -186,14 +194,54 @@ def _chip_description(macro) -> dict:
     return out
 
 
+def _number(text: str, kind, what: str, ok) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a positive, finite number of seconds."""
+    return _number(text, float, "a positive, finite number of seconds",
+                   lambda v: 0 < v < math.inf)
+
+
+def non_negative_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds >= 0."""
+    return _number(text, float, "a finite number of seconds >= 0", lambda v: 0 <= v < math.inf)
+
+
+def probability(text: str) -> float:
+    """argparse type: a probability in [0, 1)."""
+    return _number(text, float, "a probability in [0, 1)", lambda v: 0 <= v < 1)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    return _number(text, int, "a positive integer", lambda v: v > 0)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _number(text, int, "a non-negative integer", lambda v: v >= 0)
+
+
 def add_fault_arguments(p: argparse.ArgumentParser) -> None:
     """The fault-injection options shared by ``rram-lsm emulate`` and the child process."""
-    p.add_argument("--corrupt-rate", type=float, default=0.0, help="probability a byte is altered")
-    p.add_argument("--drop-rate", type=float, default=0.0, help="probability a byte is lost")
-    p.add_argument("--latency-s", type=float, default=0.0, help="delay before every reply (s)")
-    p.add_argument("--reset-rate", type=float, default=0.0,
+    p.add_argument("--corrupt-rate", type=probability, default=0.0,
+                   help="probability a byte is altered")
+    p.add_argument("--drop-rate", type=probability, default=0.0,
+                   help="probability a byte is lost")
+    p.add_argument("--latency-s", type=non_negative_seconds, default=0.0,
+                   help="delay before every reply (s)")
+    p.add_argument("--reset-rate", type=probability, default=0.0,
                    help="probability per command of a spontaneous device reboot")
-    p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault streams")
+    p.add_argument("--fault-seed", type=non_negative_int, default=0,
+                   help="seed of the fault streams")
 
 
 def faults_from_args(args) -> Faults:
@@ -209,13 +257,14 @@ def _child_main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default="")
     p.add_argument("--macro-index", type=int, default=0)
-    p.add_argument("--gap-s", type=float, default=0.05)
+    p.add_argument("--gap-s", type=positive_seconds, default=0.05)
+    p.add_argument("--baud", type=positive_int, default=None)
     p.add_argument("--factory", default="sim:SimMacro")
     p.add_argument("--parent-pid", type=int, default=None)
     add_fault_arguments(p)
     args = p.parse_args(argv)
     emu = Emulator(build_macro(args.factory, args.seed, args.profile, args.macro_index),
-                   faults_from_args(args), gap_s=args.gap_s)
+                   faults_from_args(args), gap_s=args.gap_s, baud=args.baud)
     emu.macro.info()
     sys.stdout.write("READY " + json.dumps(_chip_description(emu.macro)) + "\n")
     sys.stdout.flush()

@@ -108,3 +108,55 @@ def test_close_stops_the_emulator_process(noise_free_profile):
             time.sleep(0.05)
     else:
         pytest.fail("emulator process outlived close()")
+
+
+@pytest.mark.parametrize("args, match", [
+    (["emulate", "--gap-s", "0"], "--gap-s: must be a positive, finite number of seconds"),
+    (["emulate", "--gap-s", "-1"], "--gap-s: must be a positive"),
+    (["emulate", "--gap-s", "nan"], "--gap-s: must be a positive"),
+    (["emulate", "--gap-s", "soon"], "--gap-s: must be a positive"),
+    (["emulate", "--baud", "0"], "--baud: must be a positive integer"),
+    (["emulate", "--seed", "-1"], "--seed: must be a non-negative integer"),
+    (["emulate", "--corrupt-rate", "1.5"], "--corrupt-rate: must be a probability"),
+    (["emulate", "--drop-rate", "-0.1"], "--drop-rate: must be a probability"),
+    (["emulate", "--reset-rate", "1"], "--reset-rate: must be a probability"),
+    (["emulate", "--latency-s", "-1"], "--latency-s: must be a finite number of seconds"),
+    (["emulate", "--latency-s", "inf"], "--latency-s: must be a finite number"),
+    (["emulate", "--fault-seed", "-1"], "--fault-seed: must be a non-negative integer"),
+    (["devices", "--timeout-s", "0"], "--timeout-s: must be a positive"),
+    (["devices", "--baud", "-9600"], "--baud: must be a positive integer"),
+])
+def test_nonsensical_emulate_and_devices_options_are_refused(args, match, capsys):
+    with pytest.raises(SystemExit) as err:
+        main(args)
+    assert err.value.code == 2 and match in capsys.readouterr().err
+
+
+def test_emulator_options_are_checked_in_the_api_too():
+    from hardware import Emulator, Faults, open_emulated
+    from rram_lsm.errors import ConfigError
+
+    for kw in (dict(gap_s=0), dict(gap_s=-1.0), dict(keepalive_s=float("nan")), dict(baud=0),
+               dict(max_frame_payload=32), dict(max_message_bytes=100)):
+        with pytest.raises(ConfigError, match=next(iter(kw))):
+            Emulator(object(), **kw)
+    with pytest.raises(ConfigError, match="gap_s"):
+        open_emulated(gap_s=0.0)
+    with pytest.raises(ConfigError, match="fault_seed"):
+        Faults(fault_seed=-1)
+    with pytest.raises(ConfigError, match="latency_s"):
+        Faults(latency_s=float("inf"))
+
+
+def test_bench_serial_soak_is_sized_by_an_option_and_reports_its_rate(tmp_path):
+    """A scaled-down soak (the full 100,000 commands are `--soak-commands 100000`)."""
+    out = tmp_path / "soak.json"
+    assert main(["bench", "serial", "--soak-only", "--soak-commands", "60", "--reset-rate",
+                 "0.03", "--no-progress", "--json", str(out)]) == 0
+    soak = read_record(out)["soak"]
+    assert soak["commands"] == 60 and soak["completed"] + soak["failed"] == 60
+    assert soak["undetected_corruptions"] == 0 and soak["duplicate_state_changes"] == 0
+    assert soak["lost_state_changes"] == 0 and soak["commands_per_s"] > 0
+    assert soak["state_changes_executed"] == soak["state_changes_asked"]
+    assert soak["reboots_noticed"] <= soak["device_reboots"]
+    assert set(soak["mix"]) >= {"form", "program", "run_reservoir", "reset"}

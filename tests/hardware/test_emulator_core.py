@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hardware import (Command, Emulator, Faults, Frame, FrameDecoder, MessageAssembler,
-                      ReferenceFirmware, SerialMacro, Status, encode_message)
+                      ReferenceFirmware, SerialMacro, Status, encode_frame, encode_message)
 from hardware import codec
 from hardware.protocol import NO_SEQ
 from rram_lsm.errors import ConfigError
@@ -216,17 +216,19 @@ def test_device_refuses_bad_reservoir_requests(emu):
 
 
 def test_driver_survives_lost_replies_exactly_once(emu, device_port_cls):
-    # writes: 0 INFO, 1 FORM (reply lost), 2 FORM retry, 3 PROGRAM (reply lost), 4 retry
-    port = device_port_cls(emu, lose_replies={1, 3})
+    # writes: 0 INFO, 1 STATUS, 2 FORM (reply lost), 3 STATUS (no reboot), 4 FORM retry,
+    # 5 PROGRAM (reply lost), 6 STATUS, 7 PROGRAM retry
+    port = device_port_cls(emu, lose_replies={2, 5})
     m = SerialMacro(port, timeout_s=0.05, backoff_s=0.0)
     res = m.form((0, 0, 4, 4), 3.7, 1e-6, 100.0)
     target = np.where(res.formed, 10.0, res.conductance_us)
     prog = m.program((0, 0, 4, 4), target, 0.2, 50)
     assert m.stats.retries == 2 and m.stats.timeouts == 2
-    assert m.stats.commands == {"INFO": 1, "FORM": 1, "PROGRAM": 1}  # each sent once...
+    # each sent once (STATUS: the handshake's and one check per lost reply)...
+    assert m.stats.commands == {"INFO": 1, "STATUS": 3, "FORM": 1, "PROGRAM": 1}
     assert m.stats.retransmissions == {"FORM": 1, "PROGRAM": 1}  # ... and retransmitted once
     assert emu.counters["state_changes"] == 2 and emu.counters["replays"] == 2
-    assert port.written[1] == port.written[2] and port.written[3] == port.written[4]
+    assert port.written[2] == port.written[4] and port.written[5] == port.written[7]
     np.testing.assert_array_equal(prog.conductance_us,
                                   emu.macro.read_conductance((0, 0, 4, 4)))
     st = m.status()
@@ -343,3 +345,80 @@ def test_build_macro_passes_macro_index_only_when_nonzero(monkeypatch):
         build_macro("fake_chips:old_chip", 3, None, 1)
     with pytest.raises(ConfigError, match="cannot import"):
         build_macro("fake_chips:missing", 3, None)
+
+
+# ---- issue 15: device-side refusals and one NAK per damaged frame ----------------------------
+@pytest.mark.parametrize("adc_bits", [8, None])
+def test_differential_mvm_on_odd_columns_is_refused_whatever_the_adc(small_profile, adc_bits):
+    from sim import SimMacro
+
+    prof = replace(small_profile, adc=replace(small_profile.adc, bits=adc_bits))
+    emu = Emulator(SimMacro(seed=0, profile=prof))
+    # the issue's request: region (0, 0, 8, 3), batch 1, flags 0x01 (the 8-bit ADC answered OK)
+    req = encode_message(3, Command.MVM, codec.encode_mvm_request(
+        Region(0, 0, 8, 3), np.ones((1, 8), np.uint8), True))
+    (msg,) = _replies(emu.receive(req))
+    assert msg.status == Status.REGION_ERROR and b"even number of columns" in msg.payload
+
+
+def test_undefined_mvm_flag_bits_and_set_padding_bits_are_refused(emu):
+    good = codec.encode_mvm_request(Region(0, 0, 3, 2), np.ones((2, 3), np.uint8), False)
+    (msg,) = _replies(emu.receive(encode_message(1, Command.MVM, good)))
+    assert msg.status == Status.OK
+    for flags in (0x02, 0x80, 0x03):
+        bad = bytearray(good)
+        bad[12] = flags  # region (8), batch (4), then flags
+        (msg,) = _replies(emu.receive(encode_message(2, Command.MVM, bytes(bad))))
+        assert msg.status == Status.BAD_PAYLOAD and b"undefined flag bits" in msg.payload
+    bad = bytearray(good)
+    bad[-1] |= 0x08  # bit 3 of a 3-bit row: padding
+    (msg,) = _replies(emu.receive(encode_message(3, Command.MVM, bytes(bad))))
+    assert msg.status == Status.BAD_PAYLOAD and b"padding bits" in msg.payload
+    rasters = np.zeros((1, 2, SPEC.n_inputs), np.uint8)
+    req = bytearray(codec.encode_reservoir_request(TILE, SPEC, rasters))
+    req[-1] = 0x40  # bit 6 of a 6-input row
+    (msg,) = _replies(emu.receive(encode_message(4, Command.RUN_RESERVOIR, bytes(req))))
+    assert msg.status == Status.BAD_PAYLOAD and b"padding bits" in msg.payload
+    # the host reads the device's bitmaps by the same rule
+    from rram_lsm.macro import FormResult
+
+    reply = bytearray(codec.encode_form_reply(FormResult(np.ones((2, 3), bool),
+                                                         np.ones((2, 3)))))
+    reply[0] |= 0x80
+    with pytest.raises(codec.ProtocolError, match="padding bits"):
+        codec.decode_form_reply(bytes(reply), Region(0, 0, 2, 3))
+
+
+def _one_nak(emu, damaged: bytes):
+    """Everything the device answers to ``damaged`` and the quiet line after it."""
+    return _replies(emu.receive(damaged) + emu.flush() + emu.flush())
+
+
+@pytest.mark.parametrize("damage", ["payload", "flags", "length", "truncated", "crc"])
+def test_one_damaged_frame_draws_exactly_one_nak(small_profile, damage):
+    from sim import SimMacro
+
+    emu = Emulator(SimMacro(seed=1, profile=small_profile), max_frame_payload=64)
+    payload = codec.pack_region(Region(0, 0, 2, 2)) + bytes(range(40))
+    frame = bytearray(encode_message(21, Command.READ, payload))
+    if damage == "payload":
+        frame[30] ^= 0x5A
+    elif damage == "crc":
+        frame[-1] ^= 0x01
+    elif damage == "truncated":
+        del frame[-3]  # a byte lost on the line
+    else:
+        head = dict(flags=0x04) if damage == "flags" else dict(payload=b"\xa5\x5a" * 50)
+        f = Frame(21, Command.READ, 0, head.get("payload", payload), head.get("flags", 0))
+        frame = bytearray(encode_frame(f, max_payload=200))
+    naks = _one_nak(emu, bytes(frame))
+    assert len(naks) == 1, [(m.seq, Status(m.status).name) for m in naks]
+    want = Status.BAD_CRC if damage in ("payload", "crc") else Status.BAD_FRAME
+    assert (naks[0].seq, naks[0].cmd, naks[0].status) == (21, Command.READ, want)
+    assert emu.counters["frames_bad"] == 1
+    # junk after it is other bytes: that gets its own (unattributed) NAK, once
+    naks = _one_nak(emu, b"\x00\x13\x37junk")
+    assert [(m.seq, m.status) for m in naks] == [(NO_SEQ, Status.BAD_FRAME)]
+    # and the retransmission is answered as usual
+    (msg,) = _replies(emu.receive(encode_message(21, Command.INFO)))
+    assert msg.status == Status.OK

@@ -37,11 +37,24 @@ def info_reply(seq: int = FIRST_SEQ + 1, info: MacroInfo = INFO, **wire) -> byte
     """The handshake reply of the scripted test macro."""
     limits = codec.WireLimits(wire.get("max_frame_payload", 4096),
                               wire.get("max_message_bytes", 1 << 20))
-    return reply(seq, Command.INFO, codec.encode_info(info, limits))
+    return reply(seq, Command.INFO, codec.encode_info(info, limits),
+                 max_payload=limits.max_frame_payload)
+
+
+def status_reply(seq: int, boot_count: int = 1, last_state_seq: int = 0xFFFF,
+                 **kw) -> bytes:
+    """A STATUS reply of the scripted test macro."""
+    st = codec.DeviceStatus(False, boot_count, 0.0, 1, 0, 0, last_state_seq)
+    return reply(seq, Command.STATUS, codec.encode_status(st), **kw)
+
+
+def status_exchange(seq: int, boot_count: int = 1, last_state_seq: int = 0xFFFF):
+    """One STATUS request and its reply."""
+    return (request(seq, Command.STATUS), status_reply(seq, boot_count, last_state_seq))
 
 
 
-# The worked example of docs/protocol.md, byte for byte.
+# Two of docs/protocol.md's worked examples (test_doc_examples.py holds them to the document).
 DOC_FORM = bytes.fromhex(
     "a55a01000201100000002000d9a5" "0000000002000400" "0000000000000c40"
     "8dedb5a0f7c6b03e" "0000000000005940" "5ddf8a28")
@@ -53,32 +66,7 @@ def test_crc_check_values():
     assert crc32(b"123456789") == 0xCBF43926  # CRC-32/ISO-HDLC
 
 
-def test_documented_frames_are_exact():
-    payload = codec.encode_form_request(Region(0, 0, 2, 4), 3.5, 1e-6, 100.0)
-    assert encode_message(0x0102, Command.FORM, payload) == DOC_FORM
-    assert encode_message(0x0102, Command.INFO, b"") == DOC_INFO
-    err = encode_message(0x0102, Command.FORM, b"x" * 44, status=Status.SAFETY_LIMIT,
-                         response=True)
-    assert err[:14] == bytes.fromhex("a55a0101020110220000" "2c00a047")
-
-
-def test_documented_run_reservoir_example_is_exact():
-    from rram_lsm.reservoir import ReservoirSpec
-
-    spec = ReservoirSpec(3, 2, 0.9, 5.0, 1.0, 10.0, "zero", 0)
-    rasters = np.array([[[1, 0, 1], [0, 1, 1]]], np.uint8)
-    req = encode_message(0x0007, Command.RUN_RESERVOIR,
-                         codec.encode_reservoir_request(Region(0, 0, 5, 4), spec, rasters))
-    assert req == bytes.fromhex(
-        "a55a0100070020000000390061c3" "0000000005000400" "03000200" "cdccccccccccec3f"
-        "0000000000001440" "000000000000f03f" "0000000000002440" "000000" "0100000002000000"
-        "0506" "9123a24d")
-    spikes = np.array([[[0, 1], [1, 0]]], np.uint8)
-    rep = encode_message(0x0007, Command.RUN_RESERVOIR, codec.encode_spikes(spikes),
-                         response=True)
-    assert rep == bytes.fromhex("a55a0101070020000000" "0c0022d2" "01000000020000000200"
-                                "0201" "85329eb2")
-    np.testing.assert_array_equal(codec.decode_spikes(rep[14:-4]), spikes)
+# the document's worked examples themselves: tests/hardware/test_doc_examples.py
 
 
 def test_decoder_byte_by_byte_and_in_one_piece():
@@ -126,6 +114,29 @@ def test_lost_byte_frame_is_reported_on_idle_or_when_the_next_frame_overfills_it
     # and the rescan from the byte after its sync still finds the next frame
     out = dec.feed(DOC_FORM[:-7] + DOC_INFO)
     assert isinstance(out[0], CorruptFrameError) and out[-1].cmd == Command.INFO
+
+
+def test_decoder_reports_a_damaged_frame_once_and_counts_only_stray_bytes():
+    bad = bytearray(DOC_FORM)
+    bad[20] ^= 0xFF
+    dec = FrameDecoder()
+    out = dec.feed(bytes(bad))
+    assert len(out) == 1 and out[0].header["seq"] == 0x0102
+    # the rescan skipped the rest of the frame, which its report already answers
+    assert dec.idle() == [] and dec.stray_bytes == 0 and dec.garbage_bytes == len(bad)
+    assert dec.feed(b"\x13\x37") == [] and dec.idle() == [] and dec.stray_bytes == 2
+    # a short frame completed by the next one: reported once, the next frame still found
+    dec = FrameDecoder()
+    out = dec.feed(DOC_FORM[:-7] + DOC_INFO) + dec.idle()
+    assert [type(i).__name__ for i in out] == ["CorruptFrameError", "Frame"]
+    assert dec.stray_bytes == 0
+    # a partial frame without an intact header, inside a reported frame's span: no report
+    dec = FrameDecoder()
+    tail = bytearray(DOC_FORM)
+    tail[20] ^= 0xFF
+    tail[-6:-4] = b"\xa5\x5a"  # a sync in its last bytes, cut short by the frame's end
+    assert len(dec.feed(bytes(tail))) == 1 and dec.pending == 6
+    assert dec.idle() == [] and dec.stray_bytes == 0
 
 
 @given(garbage=st.lists(st.binary(max_size=64), max_size=8),
@@ -194,28 +205,64 @@ def _open(port, **kw) -> SerialMacro:
     return SerialMacro(port, first_seq=FIRST_SEQ, **kw)
 
 
-def _hello():
-    return (request(FIRST_SEQ + 1, Command.INFO), info_reply())
+FIRST_CMD = FIRST_SEQ + 3
+"""Sequence number of the first command after the handshake (INFO, STATUS)."""
+
+
+def _hello(info: MacroInfo = INFO, **wire) -> list:
+    """The handshake: INFO, then STATUS (boot_count 1)."""
+    return [(request(FIRST_SEQ + 1, Command.INFO), info_reply(info=info, **wire)),
+            (request(FIRST_SEQ + 2, Command.STATUS),
+             status_reply(FIRST_SEQ + 2, max_payload=wire.get("max_frame_payload", 4096)))]
 
 
 def test_handshake_exact_bytes_and_info(scripted):
-    port = scripted([_hello()])
+    port = scripted(_hello())
     m = _open(port)
     # sync, version 1, request, seq 0x0101 LE, INFO, status 0, chunk 0, length 0, CRCs
     assert port.written[0] == bytes.fromhex("a55a01000101010000000000" "6e34" "7f47a90e")
     assert m.info() == INFO and m.wire_limits.max_message_bytes == 1 << 20
+    # then STATUS, whose boot_count is the baseline for noticing reboots
+    assert port.written[1] == request(FIRST_SEQ + 2, Command.STATUS) and m.boot_count == 1
+    assert port.done()
+
+
+def test_repeating_a_failed_state_change_resends_its_exact_request(scripted):
+    from rram_lsm.macro import FormResult
+
+    seq = FIRST_CMD
+    payload = codec.encode_form_request(Region(0, 0, 1, 1), 3.0, 1e-6, 100.0)
+    ok = reply(seq, Command.FORM, codec.encode_form_reply(
+        FormResult(np.ones((1, 1), bool), np.full((1, 1), 12.0))))
+    other = codec.encode_form_request(Region(1, 0, 1, 1), 3.0, 1e-6, 100.0)
+    port = scripted([*_hello(), (request(seq, Command.FORM, payload), b""),
+                     (request(seq + 1, Command.CLOCK),
+                      reply(seq + 1, Command.CLOCK, codec.encode_f64(0.0))),
+                     (request(seq, Command.FORM, payload), ok),
+                     (request(seq + 2, Command.FORM, other), reply(seq + 2, Command.FORM, b"no",
+                                                                  Status.SAFETY_LIMIT))])
+    m = _open(port, retries=0)
+    with pytest.raises(LinkTimeoutError):
+        m.form((0, 0, 1, 1), 3.0, 1e-6, 100.0)
+    assert m.link.unfinished == (seq, Command.FORM)
+    m.clock_s()  # a read in between (say, to look at the region) changes nothing
+    # the same call again: the same seq and bytes, so a device that did run it replays it
+    assert m.form((0, 0, 1, 1), 3.0, 1e-6, 100.0).conductance_us[0, 0] == 12.0
+    assert m.link.unfinished is None
+    with pytest.raises(DeviceSafetyLimitError):  # another command: a new seq
+        m.form((1, 0, 1, 1), 3.0, 1e-6, 100.0)
     assert port.done()
 
 
 def test_form_request_bytes_and_reply_decoding(scripted):
-    seq = FIRST_SEQ + 2
+    seq = FIRST_CMD
     formed = np.array([[1, 0, 1], [0, 0, 1]], bool)
     g = np.array([[13.0, 0.1, 12.5], [0.1, 0.1, 9.75]])
     from rram_lsm.macro import FormResult
 
     req = request(seq, Command.FORM, codec.encode_form_request(Region(2, 1, 2, 3), 3.5,
                                                                1e-6, 100.0))
-    port = scripted([_hello(), (req, reply(seq, Command.FORM, codec.encode_form_reply(
+    port = scripted([*_hello(), (req, reply(seq, Command.FORM, codec.encode_form_reply(
         FormResult(formed, g))))])
     res = _open(port).form((2, 1, 2, 3), 3.5, 1e-6, 100.0)
     np.testing.assert_array_equal(res.formed, formed)
@@ -224,12 +271,12 @@ def test_form_request_bytes_and_reply_decoding(scripted):
 
 
 def test_mvm_codes_are_subtracted_after_digitising(scripted):
-    seq = FIRST_SEQ + 2
+    seq = FIRST_CMD
     x = np.array([[1, 0] * 8, [0, 1] * 8], np.uint8)
     req = request(seq, Command.MVM, codec.encode_mvm_request(Region(0, 0, 16, 4), x, True))
     assert len(req) == 18 + 8 + 5 + 2 * 2  # inputs bit-packed: 2 bytes per sample
     codes = np.array([[3, 1, 250, 255], [0, 7, 9, 9]])
-    port = scripted([_hello(), (req, reply(seq, Command.MVM,
+    port = scripted([*_hello(), (req, reply(seq, Command.MVM,
                                            codec.encode_mvm_reply(codes, codec.ENC_U8)))])
     out = _open(port).mvm((0, 0, 16, 4), x, differential=True)
     lsb = INFO.adc_lsb_ua
@@ -237,58 +284,73 @@ def test_mvm_codes_are_subtracted_after_digitising(scripted):
 
 
 def test_corrupted_reply_is_retried_with_identical_bytes(scripted):
-    seq = FIRST_SEQ + 2
+    seq = FIRST_CMD
     good = reply(seq, Command.CLOCK, codec.encode_f64(12.5))
     bad = bytearray(good)
     bad[16] ^= 0x40
     req = request(seq, Command.CLOCK)
-    port = scripted([_hello(), (req, bytes(bad)), (req, good)])
+    port = scripted([*_hello(), (req, bytes(bad)), (req, good)])
     m = _open(port)
     assert m.clock_s() == 12.5
     assert m.stats.retries == 1 and m.stats.corrupt == 1 and port.done()
 
 
 def test_nak_and_unattributed_nak_trigger_immediate_retransmission(scripted):
-    seq = FIRST_SEQ + 2
+    seq = FIRST_CMD
     req = request(seq, Command.ADVANCE, codec.encode_f64(5.0))
     ok = reply(seq, Command.ADVANCE, codec.encode_f64(5.0))
-    port = scripted([_hello(), (req, reply(seq, Command.ADVANCE, b"crc", Status.BAD_CRC)),
+    port = scripted([*_hello(), (req, reply(seq, Command.ADVANCE, b"crc", Status.BAD_CRC)),
                      (req, reply(0xFFFF, 0, b"garbage", Status.BAD_FRAME)), (req, ok)])
     m = _open(port, timeout_s=5.0)  # NAKs must not wait for the timeout
     assert m.advance_time(5.0) == 5.0 and m.stats.retries == 2 and port.done()
     assert m.stats.timeouts == 0
 
 
+def test_a_damaged_nak_still_means_retransmit_now(scripted):
+    seq = FIRST_CMD
+    req = request(seq, Command.CLOCK)
+    nak = bytearray(reply(0xFFFF, 0, b"", Status.BAD_FRAME))
+    nak[-1] ^= 0x01  # its CRC-32 damaged on the way back: the header is still readable
+    stale = bytearray(reply(seq - 1, Command.CLOCK, codec.encode_f64(1.0)))
+    stale[-1] ^= 0x01  # a damaged late answer to an earlier command is only skipped
+    port = scripted([*_hello(), (req, bytes(nak)),
+                     (req, bytes(stale) + reply(seq, Command.CLOCK, codec.encode_f64(2.0)))])
+    m = _open(port, timeout_s=5.0)
+    assert m.clock_s() == 2.0 and m.stats.timeouts == 0 and m.stats.retries == 1
+
+
 def test_stale_replies_and_keepalives_are_skipped(scripted):
-    seq = FIRST_SEQ + 2
+    seq = FIRST_CMD
     stale = reply(seq - 1, Command.CLOCK, codec.encode_f64(1.0))
     keepalive = reply(seq, Command.CLOCK, status=Status.IN_PROGRESS)
-    port = scripted([_hello(), (request(seq, Command.CLOCK),
+    port = scripted([*_hello(), (request(seq, Command.CLOCK),
                                 stale + keepalive + reply(seq, Command.CLOCK,
                                                           codec.encode_f64(2.0)))])
     assert _open(port).clock_s() == 2.0
 
 
 def test_busy_then_ok_and_busy_exhausted(scripted):
-    seq = FIRST_SEQ + 2
+    seq = FIRST_CMD
     req = request(seq, Command.CLOCK)
     busy = reply(seq, Command.CLOCK, b"busy with seq 7", Status.BUSY)
     ok = reply(seq, Command.CLOCK, codec.encode_f64(3.0))
-    port = scripted([_hello(), (req, busy), (req, ok)])
+    port = scripted([*_hello(), (req, busy), (req, ok)])
     assert _open(port).clock_s() == 3.0
-    port = scripted([_hello()] + [(req, busy)] * 3)
+    port = scripted(_hello() + [(req, busy)] * 3)
     with pytest.raises(DeviceBusyError, match="3 attempts"):
         _open(port, retries=2).clock_s()
 
 
 def test_timeout_after_bounded_retries(scripted):
-    seq = FIRST_SEQ + 2
+    seq = FIRST_CMD
     req = request(seq, Command.READ, codec.pack_region(Region(0, 0, 1, 1)))
-    port = scripted([_hello()] + [(req, b"")] * 3)
+    # after each wait without reply the driver reads STATUS (a reboot?) before resending
+    port = scripted(_hello() + [(req, b""), status_exchange(seq + 1), (req, b""),
+                                status_exchange(seq + 2), (req, b"")])
     m = _open(port, retries=2)
     with pytest.raises(LinkTimeoutError, match="3 attempts"):
         m.read_conductance((0, 0, 1, 1))
-    assert m.stats.timeouts == 3 and port.done()
+    assert m.stats.timeouts == 3 and port.done() and m.stats.device_resets == 0
 
 
 @pytest.mark.parametrize("status, kind, base", [
@@ -296,17 +358,17 @@ def test_timeout_after_bounded_retries(scripted):
     (Status.SAFETY_LIMIT, DeviceSafetyLimitError, SafetyLimitError),
 ])
 def test_device_errors_are_typed(scripted, status, kind, base):
-    seq = FIRST_SEQ + 2
+    seq = FIRST_CMD
     req = request(seq, Command.FORM, codec.encode_form_request(Region(0, 0, 1, 1), 3.0,
                                                                1e-6, 100.0))
-    port = scripted([_hello(), (req, reply(seq, Command.FORM, b"refused", status))])
+    port = scripted([*_hello(), (req, reply(seq, Command.FORM, b"refused", status))])
     with pytest.raises(kind, match="refused") as err:
         _open(port).form((0, 0, 1, 1), 3.0, 1e-6, 100.0)
     assert isinstance(err.value, base) and err.value.status == status
 
 
 def test_client_checks_refuse_before_sending(scripted):
-    port = scripted([_hello()])
+    port = scripted(_hello())
     m = _open(port)
     with pytest.raises(SafetyLimitError):
         m.form((0, 0, 1, 1), 9.0, 1e-6, 100.0)
@@ -314,7 +376,7 @@ def test_client_checks_refuse_before_sending(scripted):
         m.read_conductance((15, 0, 2, 1))
     with pytest.raises(ShapeError):
         m.mvm((0, 0, 16, 8), np.full((1, 16), 2))
-    assert len(port.written) == 1  # only the handshake went out
+    assert len(port.written) == 2  # only the handshake went out
 
 
 @pytest.mark.parametrize("make_reply, match", [
@@ -332,14 +394,14 @@ def test_firmware_mismatch_is_refused(scripted, make_reply, match):
 
 
 def test_large_messages_use_the_advertised_frame_size(scripted):
-    seq = FIRST_SEQ + 2
+    seq = FIRST_CMD
     target = np.full((16, 8), 10.0)
     payload = codec.encode_program_request(Region(0, 0, 16, 8), target, 0.5, 10)
     req = request(seq, Command.PROGRAM, payload, max_payload=64)
     from rram_lsm.macro import ProgramResult
 
     res = ProgramResult(target, np.ones((16, 8), np.int32), np.ones((16, 8), bool))
-    port = scripted([(request(FIRST_SEQ + 1, Command.INFO), info_reply(max_frame_payload=64)),
+    port = scripted([*_hello(max_frame_payload=64),
                      (req, reply(seq, Command.PROGRAM, codec.encode_program_reply(res),
                                  max_payload=64))])
     out = _open(port).program((0, 0, 16, 8), target, 0.5, 10)
@@ -349,9 +411,9 @@ def test_large_messages_use_the_advertised_frame_size(scripted):
 
 def test_wire_log_records_hex_with_timestamps(scripted, tmp_path):
     log = tmp_path / "wire.log"
-    _open(scripted([_hello()]), wire_log=log).close()
+    _open(scripted(_hello()), wire_log=log).close()
     lines = log.read_text().splitlines()
-    assert lines[0].split()[1] == ">" and lines[0].split()[2] == _hello()[0].hex()
+    assert lines[0].split()[1] == ">" and lines[0].split()[2] == _hello()[0][0].hex()
     assert lines[1].split()[1] == "<" and float(lines[1].split()[0]) >= 0
 
 
@@ -385,17 +447,19 @@ class _Babbler(_Wrapped):
 
 
 def test_a_port_that_never_stops_sending_still_times_out_then_recovers(scripted):
-    seq = FIRST_SEQ + 2
+    seq = FIRST_CMD
     req = request(seq, Command.CLOCK)
-    port = _Babbler(scripted([_hello(), (req, b""), (req, b""),
-                              (request(seq + 1, Command.CLOCK),
-                               reply(seq + 1, Command.CLOCK, codec.encode_f64(4.0)))]))
+    status = request(seq + 1, Command.STATUS)
+    port = _Babbler(scripted([*_hello(), (req, b""), (status, b""), (status, b""), (req, b""),
+                              (request(seq + 2, Command.CLOCK),
+                               reply(seq + 2, Command.CLOCK, codec.encode_f64(4.0)))]))
     port.quiet = True
     m = _open(port, retries=1)
     port.quiet = False
     with pytest.raises(LinkTimeoutError, match="none formed a valid reply") as err:
         m.clock_s()  # the wait is bounded although bytes keep arriving
-    assert err.value.received_bytes > 0 and m.stats.timeouts == 2
+    # CLOCK twice, and between them STATUS twice (unanswered: a read is simply resent)
+    assert err.value.received_bytes > 0 and m.stats.timeouts == 4
     port.quiet = True
     assert m.clock_s() == 4.0 and port.inner.done()  # the session resynchronised
 
@@ -410,7 +474,7 @@ def test_handshake_with_a_babbling_port_reports_received_bytes(scripted):
 def test_non_numeric_arguments_are_config_errors_before_sending(scripted):
     from rram_lsm.errors import ConfigError
 
-    port = scripted([_hello()])
+    port = scripted(_hello())
     m = _open(port)
     for call in (lambda: m.form((0, 0, 1, 1), "3.5", 1e-6, 100.0),
                  lambda: m.form((0, 0, 1, 1), 3.5, None, 100.0),
@@ -422,7 +486,7 @@ def test_non_numeric_arguments_are_config_errors_before_sending(scripted):
         m.program((0, 0, 1, 1), np.array([["a"]]), 0.5, 3)
     with pytest.raises(ConfigError, match="positive"):
         _open(scripted([]), timeout_s=0)
-    assert len(port.written) == 1
+    assert len(port.written) == 2  # the handshake
 
 
 @pytest.mark.parametrize("change, match", [
@@ -440,7 +504,7 @@ def test_run_reservoir_refuses_specs_the_wire_cannot_carry(scripted, monkeypatch
     from rram_lsm.reservoir import ReservoirSpec
 
     info = replace(INFO, capabilities=(RUN_RESERVOIR,))
-    port = scripted([(request(FIRST_SEQ + 1, Command.INFO), info_reply(info=info))])
+    port = scripted(_hello(info=info))
     spec = ReservoirSpec(4, 2, 0.9, 1.0, 1.0, 1.0)
     if change == "not a spec":
         spec = spec.__dict__
@@ -451,7 +515,7 @@ def test_run_reservoir_refuses_specs_the_wire_cannot_carry(scripted, monkeypatch
         spec = replace(spec, **change)
     with pytest.raises(ConfigError, match=match):
         _open(port).run_reservoir((0, 0, 6, 4), np.zeros((1, 3, 4), np.uint8), spec)
-    assert len(port.written) == 1
+    assert len(port.written) == 2  # the handshake
 
 
 def test_run_reservoir_checks_tile_and_rasters_before_sending(scripted):
@@ -461,7 +525,7 @@ def test_run_reservoir_checks_tile_and_rasters_before_sending(scripted):
     from rram_lsm.reservoir import ReservoirSpec
 
     info = replace(INFO, capabilities=(RUN_RESERVOIR,))
-    port = scripted([(request(FIRST_SEQ + 1, Command.INFO), info_reply(info=info))])
+    port = scripted(_hello(info=info))
     m = _open(port)
     spec = ReservoirSpec(4, 2, 0.9, 1.0, 1.0, 1.0)
     with pytest.raises(ShapeError, match="tile"):
@@ -472,14 +536,14 @@ def test_run_reservoir_checks_tile_and_rasters_before_sending(scripted):
                 np.full((1, 3, 4), 2)):
         with pytest.raises(ShapeError):
             m.run_reservoir((0, 0, 6, 4), bad, spec)
-    assert len(port.written) == 1
+    assert len(port.written) == 2  # the handshake
 
 
 def test_run_reservoir_without_the_capability_points_to_the_reference_loop(scripted):
     from hardware import DeviceError
     from rram_lsm.reservoir import ReservoirSpec
 
-    m = _open(scripted([_hello()]))
+    m = _open(scripted(_hello()))
     with pytest.raises(DeviceError, match="run_reference") as err:
         m.run_reservoir((0, 0, 6, 4), np.zeros((1, 3, 4), np.uint8),
                         ReservoirSpec(4, 2, 0.9, 1.0, 1.0, 1.0))
@@ -487,34 +551,35 @@ def test_run_reservoir_without_the_capability_points_to_the_reference_loop(scrip
 
 
 def test_stats_count_each_command_once_and_retransmissions_apart(scripted):
-    seq = FIRST_SEQ + 2
+    seq = FIRST_CMD
     form = request(seq, Command.FORM, codec.encode_form_request(Region(0, 0, 1, 1), 3.0,
                                                                 1e-6, 100.0))
     from rram_lsm.macro import FormResult
 
     ok = reply(seq, Command.FORM, codec.encode_form_reply(
         FormResult(np.ones((1, 1), bool), np.full((1, 1), 12.0))))
-    clock = request(seq + 1, Command.CLOCK)
-    port = scripted([_hello(), (form, b""), (form, b""), (form, ok),
-                     (clock, reply(seq + 1, Command.CLOCK, codec.encode_f64(1.0)))])
+    clock = request(seq + 3, Command.CLOCK)
+    port = scripted([*_hello(), (form, b""), status_exchange(seq + 1), (form, b""),
+                     status_exchange(seq + 2), (form, ok),
+                     (clock, reply(seq + 3, Command.CLOCK, codec.encode_f64(1.0)))])
     m = _open(port)
     m.form((0, 0, 1, 1), 3.0, 1e-6, 100.0)
     m.clock_s()
     s = m.stats
-    assert s.commands == {"INFO": 1, "FORM": 1, "CLOCK": 1}
+    assert s.commands == {"INFO": 1, "STATUS": 3, "FORM": 1, "CLOCK": 1}
     assert s.commands["FORM"] == 1 and s.commands["PROGRAM"] == 0  # never sent reads 0
     assert s.retransmissions == {"FORM": 2} and s.retries == 2 and s.timeouts == 2
-    assert s.attempts == 5 and s.completed == 3 and port.done()
+    assert s.attempts == 8 and s.completed == 6 and port.done()
 
 
 def test_identity_defaults_to_port_and_handshake_and_can_be_given(scripted):
     from rram_lsm.errors import ConfigError
 
-    m = _open(scripted([_hello()]))
+    m = _open(scripted(_hello()))
     assert m.identity() == {"backend": "serial", "url": "scripted://", "model": "test-macro",
                             "firmware_version": "t-1"}
     given = {"backend": "emulator", "seed": 3, "profile": {"name": "p"}}
-    m = _open(scripted([_hello()]), identity=given)
+    m = _open(scripted(_hello()), identity=given)
     got = m.identity()
     assert got == given
     got["profile"]["name"] = "changed"  # a copy: the macro's identity stays as given
@@ -552,8 +617,8 @@ class _Trickle(_Wrapped):
 
 
 def test_a_reply_that_started_in_time_may_finish_after_the_timeout(scripted):
-    seq = FIRST_SEQ + 2
-    port = _Trickle(scripted([_hello(), (request(seq, Command.CLOCK),
+    seq = FIRST_CMD
+    port = _Trickle(scripted([*_hello(), (request(seq, Command.CLOCK),
                                          reply(seq, Command.CLOCK, codec.encode_f64(6.0)))]),
                     gap_s=0.01)
     m = _open(port, timeout_s=0.05, inter_byte_timeout_s=0.5)

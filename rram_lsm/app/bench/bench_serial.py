@@ -9,21 +9,33 @@ from __future__ import annotations
 import argparse
 import time
 
-DESCRIPTION = "serial driver + pty emulator: wire efficiency, bytes/sample, fault run"
+DESCRIPTION = "serial driver + pty emulator: wire efficiency, bytes/sample, lossy-link soak"
 UART_BAUD = 921_600
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``rram-lsm bench serial``."""
+    from hardware.spawn import non_negative_int, probability
+
     p.add_argument("--batch", type=int, default=256, help="MVM batch for wire efficiency")
     p.add_argument("--samples", type=int, default=16, help="N-MNIST samples to encode")
     p.add_argument("--data-dir", default=None,
                    help="data directory with N-MNIST (default $RRAM_LSM_DATA, else synthetic)")
-    p.add_argument("--fault-commands", type=int, default=10_000,
-                   help="mixed commands in the fault run")
-    p.add_argument("--corrupt-rate", type=float, default=0.01)
-    p.add_argument("--drop-rate", type=float, default=0.005)
-    p.add_argument("--seed", type=int, default=0, help="chip, input and fault seed")
+    p.add_argument("--soak-commands", "--fault-commands", dest="soak_commands",
+                   type=non_negative_int, default=10_000,
+                   help="mixed commands in the lossy-link soak (0: no soak; the issue's full "
+                        "size is 100000)")
+    p.add_argument("--soak-only", action="store_true",
+                   help="run only the soak, not the encoding measurements")
+    p.add_argument("--corrupt-rate", type=probability, default=0.01,
+                   help="probability a byte is altered, each direction")
+    p.add_argument("--drop-rate", type=probability, default=0.005,
+                   help="probability a byte is lost, each direction")
+    p.add_argument("--reset-rate", type=probability, default=0.002,
+                   help="probability per command that the device reboots")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="chip, input and fault seed")
 
 
 def _uart_s(n_bytes: int) -> float:
@@ -140,87 +152,165 @@ def _encoding(args) -> dict:
     return out
 
 
-def _fault_run(args) -> dict:
+class _Soak:
+    """One soak: mixed commands on an emulated 32 x 32 chip over a lossy pty, each result
+    compared with a local simulator of the same chip (kept in step with the device)."""
+
+    KINDS = ("form", "program", "read", "mvm", "advance", "clock", "reset", "status",
+             "run_reservoir")
+    STATE_CHANGING = ("form", "program", "advance", "reset")
+
+    def __init__(self, m, ref, rng):
+        from rram_lsm.macro import Region
+        from rram_lsm.reservoir import ReservoirSpec
+
+        self.m, self.ref, self.rng = m, ref, rng
+        self.spec = ReservoirSpec(3, 2, 0.9, 0.5, 1.0, 10.0)
+        self.tile = Region(27, 28, 5, 4)
+        self.executed = m.status().state_changes  # state changes the device should have run
+        self.out = dict(completed=0, failed=0, undetected_corruptions=0, reset_errors=0,
+                        repeated_after_reset=0, unrecorded_runs=0,
+                        mix=dict.fromkeys(self.KINDS, 0))
+
+    def _op(self, kind: str):
+        """(device call, reference call, equality) for one random command of ``kind``."""
+        import numpy as np
+
+        from rram_lsm.reservoir import run_reference
+
+        m, ref, rng = self.m, self.ref, self.rng
+        # 1 x 2 regions keep frames short: at 1.5 % damaged bytes, a 2 x 2 PROGRAM
+        # exchange (137 bytes) crosses intact 13 % of the time, a 1 x 2 one 23 %
+        r = (int(rng.integers(0, 32)), int(rng.integers(0, 16)) * 2, 1, 2)
+        eq = np.array_equal
+        if kind == "form":
+            v = float(np.round(rng.uniform(3.0, 4.2), 2))
+            return (lambda: m.form(r, v, 1e-6, 100.0), lambda: ref.form(r, v, 1e-6, 100.0),
+                    lambda a, b: eq(a.formed, b.formed) and eq(a.conductance_us,
+                                                                b.conductance_us))
+        if kind == "program":
+            t = rng.uniform(5.0, 15.0, (1, 2))
+            return (lambda: m.program(r, t, 0.5, 8), lambda: ref.program(r, t, 0.5, 8),
+                    lambda a, b: all(eq(getattr(a, f), getattr(b, f))
+                                     for f in ("conductance_us", "pulses", "converged")))
+        if kind == "read":
+            return lambda: m.read_conductance(r), lambda: ref.read_conductance(r), eq
+        if kind == "mvm":
+            x = rng.integers(0, 2, (2, 1)).astype(np.uint8)
+            diff = bool(rng.integers(2))
+            return lambda: m.mvm(r, x, diff), lambda: ref.mvm(r, x, diff), eq
+        if kind == "advance":
+            return lambda: m.advance_time(0.5), lambda: ref.advance_time(0.5), eq
+        if kind == "clock":
+            return m.clock_s, ref.clock_s, eq
+        if kind == "reset":
+            return m.reset, ref.reset, lambda a, b: True
+        if kind == "status":
+            return (lambda: m.status().clock_s, ref.clock_s, eq)
+        x = rng.integers(0, 2, (1, 4, 3)).astype(np.uint8)
+        return (lambda: m.run_reservoir(self.tile, x, self.spec),
+                lambda: run_reference(ref, self.tile, x, self.spec)[0], eq)
+
+    def step(self) -> None:
+        from hardware import DeviceResetError, HardwareError
+
+        kind = self.KINDS[int(self.rng.integers(len(self.KINDS)))]
+        self.out["mix"][kind] += 1
+        dev, ref_call, same = self._op(kind)
+        changes = kind in self.STATE_CHANGING
+        while True:
+            try:
+                got = dev()
+                break
+            except DeviceResetError:
+                # outcome unknown to the driver: re-read the device's count of executed state
+                # changes, as a run re-reads its tile, and repeat only if it did not run
+                self.out["reset_errors"] += 1
+                if self._ran():
+                    self.out["unrecorded_runs"] += 1
+                    ref_call()
+                    self.executed += 1
+                    return
+                self.out["repeated_after_reset"] += 1
+            except HardwareError:
+                self.out["failed"] += 1
+                if changes and self._ran():
+                    ref_call()  # it did run: keep the reference chip in step
+                    self.executed += 1
+                return
+        want = ref_call()
+        self.out["completed"] += 1
+        self.out["undetected_corruptions"] += not same(got, want)
+        self.executed += changes
+
+    def _ran(self) -> bool:
+        """Did the outstanding state change run on the device? (STATUS, retried.)"""
+        from hardware import HardwareError
+
+        for _ in range(20):
+            try:
+                return self.m.status().state_changes != self.executed
+            except HardwareError:
+                continue
+        raise RuntimeError("STATUS never got through: the soak cannot tell what ran")
+
+
+def soak(n: int, corrupt_rate: float = 0.01, drop_rate: float = 0.005,
+         reset_rate: float = 0.002, seed: int = 0, progress: bool = True) -> dict:
+    """``n`` mixed commands over a lossy link with device reboots; the counts that matter
+    are ``undetected_corruptions`` (results that differ from the simulator's) and
+    ``duplicate_state_changes`` (state changes the device ran beyond those the run asked
+    for), both 0 when the protocol holds."""
     from dataclasses import replace
 
     import numpy as np
     from tqdm.auto import tqdm
 
-    from hardware import HardwareError, open_emulated
+    from hardware import open_emulated
     from sim import SimMacro, load_profile
 
     base = load_profile(None).noise_free()
     prof = replace(base, array=replace(base.array, rows=32, cols=32))
-    ref = SimMacro(seed=args.seed, profile=prof)
-    rng = np.random.default_rng(args.seed + 1)
-    kinds = ("form", "program", "read", "mvm", "advance", "clock", "reset", "status")
-    n = int(args.fault_commands)
-    counts = dict.fromkeys(kinds, 0)
-    completed = mismatched = failed = issued_changes = 0
     t0 = time.perf_counter()
-    with open_emulated(seed=args.seed, profile=prof, corrupt_rate=args.corrupt_rate,
-                       drop_rate=args.drop_rate, fault_seed=args.seed, timeout_s=0.3,
-                       retries=60, gap_s=0.005, inter_byte_timeout_s=0.005,
+    with open_emulated(seed=seed, profile=prof, corrupt_rate=corrupt_rate,
+                       drop_rate=drop_rate, reset_rate=reset_rate, fault_seed=seed,
+                       timeout_s=0.3, retries=60, gap_s=0.005, inter_byte_timeout_s=0.005,
                        backoff_s=0.0) as m:
-        for _ in tqdm(range(n), desc="fault run", unit="cmd", mininterval=2.0):
-            kind = kinds[int(rng.integers(len(kinds)))]
-            # 1 x 2 regions keep frames short: at 1.5 % damaged bytes, a 2 x 2 PROGRAM
-            # exchange (137 bytes) crosses intact 13 % of the time, a 1 x 2 one 23 %
-            r = (int(rng.integers(0, 32)), int(rng.integers(0, 16)) * 2, 1, 2)
-            counts[kind] += 1
-            try:
-                if kind == "form":
-                    v = float(np.round(rng.uniform(3.0, 4.2), 2))
-                    got, want = m.form(r, v, 1e-6, 100.0), ref.form(r, v, 1e-6, 100.0)
-                    same = (np.array_equal(got.formed, want.formed)
-                            and np.array_equal(got.conductance_us, want.conductance_us))
-                elif kind == "program":
-                    t = rng.uniform(5.0, 15.0, (1, 2))
-                    got, want = m.program(r, t, 0.5, 8), ref.program(r, t, 0.5, 8)
-                    same = all(np.array_equal(getattr(got, f), getattr(want, f))
-                               for f in ("conductance_us", "pulses", "converged"))
-                elif kind == "read":
-                    same = np.array_equal(m.read_conductance(r), ref.read_conductance(r))
-                elif kind == "mvm":
-                    x = rng.integers(0, 2, (2, 1)).astype(np.uint8)
-                    diff = bool(rng.integers(2))
-                    same = np.array_equal(m.mvm(r, x, diff), ref.mvm(r, x, diff))
-                elif kind == "advance":
-                    same = m.advance_time(0.5) == ref.advance_time(0.5)
-                elif kind == "clock":
-                    same = m.clock_s() == ref.clock_s()
-                elif kind == "reset":
-                    m.reset()
-                    ref.reset()
-                    same = True
-                else:
-                    same = m.status().clock_s == ref.clock_s()
-            except HardwareError:
-                failed += 1
-                continue
-            issued_changes += kind in ("form", "program", "advance", "reset")
-            completed += 1
-            mismatched += not same
-        st = m.status()
+        run = _Soak(m, SimMacro(seed=seed, profile=prof), np.random.default_rng(seed + 1))
+        t_start = time.perf_counter()
+        for _ in tqdm(range(int(n)), desc="soak", unit="cmd", mininterval=2.0,
+                      disable=not progress):
+            run.step()
+        seconds = time.perf_counter() - t_start
+        st = run.m.status()
         stats = m.stats
+    out = run.out
     return {
-        "commands": n, "completed": completed, "failed": failed,
-        "undetected_corruptions": mismatched,
-        "duplicate_state_changes": max(0, st.state_changes - issued_changes),
-        "lost_state_changes": max(0, issued_changes - st.state_changes),
-        "state_changes_issued": issued_changes, "state_changes_executed": st.state_changes,
-        "mix": counts, "corrupt_rate": args.corrupt_rate, "drop_rate": args.drop_rate,
+        "commands": int(n), **{k: out[k] for k in ("completed", "failed")},
+        "commands_per_s": n / seconds if seconds > 0 else None,
+        "undetected_corruptions": out["undetected_corruptions"],
+        "duplicate_state_changes": max(0, st.state_changes - run.executed),
+        "lost_state_changes": max(0, run.executed - st.state_changes),
+        "state_changes_asked": run.executed, "state_changes_executed": st.state_changes,
+        "device_reboots": st.boot_count - 1, "reboots_noticed": stats.device_resets,
+        "reset_errors": out["reset_errors"],
+        "repeated_after_reset": out["repeated_after_reset"],
+        "unrecorded_runs": out["unrecorded_runs"],
+        "mix": out["mix"], "corrupt_rate": corrupt_rate, "drop_rate": drop_rate,
+        "reset_rate": reset_rate,
         "attempts": stats.attempts, "retries": stats.retries, "timeouts": stats.timeouts,
         "rejected_frames": stats.corrupt, "device_frames_bad": st.frames_bad,
         "wire_bytes": stats.bytes_sent + stats.bytes_received,
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds, "seconds_with_startup": time.perf_counter() - t0,
     }
 
 
 def run(args) -> dict:
-    """Run the encoding measurements and the fault run; return the results."""
-    out = _encoding(args)
-    out["faults"] = _fault_run(args)
+    """Run the encoding measurements and the soak; return the results."""
+    out = {} if args.soak_only else _encoding(args)
+    if args.soak_commands:
+        out["soak"] = soak(args.soak_commands, args.corrupt_rate, args.drop_rate,
+                           args.reset_rate, args.seed, progress=not args.no_progress)
     return out
 
 

@@ -95,12 +95,15 @@ def _parity(args) -> int:
 
 def register(sub) -> None:
     """Register ``devices``, ``emulate`` and ``parity``."""
-    from hardware.spawn import add_fault_arguments
+    from hardware.spawn import (add_fault_arguments, non_negative_int, positive_int,
+                                positive_seconds)
 
     p = sub.add_parser("devices", help="list serial ports and find macros on them")
     p.add_argument("ports", nargs="*", help="extra ports or URLs to probe (socket://...)")
-    p.add_argument("--baud", type=int, default=921600, help="baud rate for the handshake")
-    p.add_argument("--timeout-s", type=float, default=0.5, help="handshake timeout per port")
+    p.add_argument("--baud", type=positive_int, default=921600,
+                   help="baud rate for the handshake")
+    p.add_argument("--timeout-s", type=positive_seconds, default=0.5,
+                   help="handshake timeout per port")
     p.add_argument("--no-probe", action="store_true", help="list only; send nothing")
     p.add_argument("--only", action="store_true",
                    help="look only at the ports named on the command line")
@@ -108,12 +111,13 @@ def register(sub) -> None:
     p.set_defaults(handler=_devices)
 
     p = sub.add_parser("emulate", help="serve a virtual macro on a pseudo-terminal")
-    p.add_argument("--seed", type=int, default=0, help="chip seed (as --chip-seed elsewhere)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="chip seed (as --chip-seed elsewhere)")
     p.add_argument("--profile", default=None, help="device profile: preset name or JSON file")
-    p.add_argument("--baud", type=int, default=None,
+    p.add_argument("--baud", type=positive_int, default=None,
                    help="pace replies like a UART of this rate (default: unpaced)")
-    p.add_argument("--gap-s", type=float, default=0.05,
-                   help="silence after which a partial frame counts as lost")
+    p.add_argument("--gap-s", type=positive_seconds, default=0.05,
+                   help="silence (s, > 0) after which a partial frame counts as lost")
     add_fault_arguments(p)
     p.set_defaults(handler=_emulate)
 
