@@ -1,15 +1,25 @@
-"""On-disk feature cache: one ``.npz`` per key, written atomically, in a directory the
-caller names (the app layer puts it in the user cache directory, never the data directory)."""
+"""On-disk feature cache: one ``.npz`` per key in a directory the caller names (the app
+layer puts it in the user cache directory, never the data directory).
+
+Crash-safe: an entry is written to a temporary file in the same directory, fsynced and
+renamed over the key's file (:func:`rram_lsm.records.atomic_write`), so a process killed at
+any point leaves either no entry or a complete one, and two processes storing the same key
+at once each rename a complete file (the last one wins; both hold the same features). An
+entry that cannot be read anyway (a disk error, a file copied in half) is a miss: a
+``RuntimeWarning`` names it and the fresh features replace it.
+"""
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
 import os
-import tempfile
+import time
+import warnings
 from pathlib import Path
 
-from rram_lsm.records import to_jsonable
+from rram_lsm.errors import DataError
+from rram_lsm.records import TEMP_PREFIX, atomic_write, to_jsonable
 
 from .features import Features
 
@@ -42,6 +52,10 @@ def source_fingerprint(subpackage: str = "") -> str:
 class FeatureCache:
     """Features stored under keys in ``directory`` (created on demand)."""
 
+    STALE_TEMP_S = 24 * 3600.0
+    """Age in seconds after which a temporary file (left by a process killed mid-write) is
+    deleted by the next store; no store takes that long."""
+
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
 
@@ -61,20 +75,29 @@ class FeatureCache:
         return self.directory / f"{key}.npz"
 
     def load(self, key: str) -> Features | None:
-        """The cached Features for ``key``, or None when absent."""
+        """The cached Features for ``key``, or None when absent or unreadable (then a
+        RuntimeWarning says so; the next :meth:`store` replaces the entry)."""
         path = self.path(key)
-        return Features.load(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return Features.load(path)
+        except DataError as exc:
+            warnings.warn(f"feature cache: ignoring the unreadable entry {path} ({exc}); "
+                          "encoding again", RuntimeWarning, stacklevel=2)
+            return None
 
     def store(self, key: str, features: Features) -> Path:
-        """Write ``features`` under ``key`` atomically (temporary file + rename)."""
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-        os.close(fd)
-        try:
-            features.save(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write ``features`` under ``key`` crash-safely (temporary file, fsync, rename)."""
+        path = atomic_write(self.path(key), features.write)
+        self._remove_stale_temporaries()
         return path
+
+    def _remove_stale_temporaries(self) -> None:
+        now = time.time()
+        for tmp in self.directory.glob(f"{TEMP_PREFIX}*"):
+            try:
+                if now - tmp.stat().st_mtime > self.STALE_TEMP_S:
+                    tmp.unlink()
+            except OSError:
+                pass  # another process removed it first

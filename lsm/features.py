@@ -99,22 +99,35 @@ class Features:
         return Features(self.values[mask], self.labels[mask], self.is_test[mask], self.meta)
 
     def save(self, path) -> Path:
-        """Write an ``.npz`` (arrays + meta as JSON); returns the path."""
+        """Write an ``.npz`` (arrays + meta as JSON) crash-safely (a killed process leaves
+        the old file or the complete new one, never part of one); returns the path."""
+        from rram_lsm.records import atomic_write
+
+        return atomic_write(path, self.write)
+
+    def write(self, fh) -> None:
+        """Write the ``.npz`` bytes to the open binary file ``fh`` (what :meth:`save` puts
+        in its temporary file)."""
         from rram_lsm.records import to_jsonable
 
-        path = Path(path)
-        with open(path, "wb") as fh:
-            np.savez(fh, values=self.values, labels=self.labels, is_test=self.is_test,
-                     meta=np.array(json.dumps(to_jsonable(self.meta))))
-        return path
+        np.savez(fh, values=self.values, labels=self.labels, is_test=self.is_test,
+                 meta=np.array(json.dumps(to_jsonable(self.meta))))
 
     @classmethod
     def load(cls, path) -> "Features":
-        """Read a file written by :meth:`save`."""
+        """Read a file written by :meth:`save`; DataError for anything else (a truncated,
+        corrupt or foreign file)."""
+        import zipfile
+
         try:
             with np.load(path, allow_pickle=False) as z:
-                return cls(z["values"], z["labels"].astype(np.int64),
-                           z["is_test"].astype(bool), json.loads(str(z["meta"])))
-        except (OSError, KeyError, ValueError) as exc:
+                feats = cls(z["values"], z["labels"].astype(np.int64),
+                            z["is_test"].astype(bool), json.loads(str(z["meta"])))
+        except (OSError, KeyError, ValueError, TypeError, EOFError,
+                zipfile.BadZipFile) as exc:
             raise DataError(f"{path}: not a readable Features file ({exc}); delete it to "
                             "re-encode") from exc
+        if not isinstance(feats.meta, dict) or feats.values.dtype.kind != "f":
+            raise DataError(f"{path}: not a Features file (values {feats.values.dtype}, "
+                            f"meta {type(feats.meta).__name__}); delete it to re-encode")
+        return feats

@@ -166,16 +166,16 @@ print(data.meta["chip"]["tiles"])"""),
 seen, unseen = PAPER_SPLIT
 method = get_method("paper").replace(epochs=30)
 run = evaluate_split(data, seen, unseen, method, seed=0, shots=(1, 5), episodes=20,
-                     keep_model=True)
-kept = {k: run.pop(k) for k in ("train", "parts", "embeddings")}
-curves = kept["train"].curves
+                     keep_model=True)   # a SplitResult: metrics, and the model kept
+kept = {"parts": run.parts, "embeddings": run.embeddings}   # what the figures read
+curves = run.train.curves
 import matplotlib.pyplot as plt
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(curves["val_top1"], label="validation top-1 (seen classes)")
-ax.axvline(kept["train"].best_epoch - 1, color="k", ls=":", label="epoch kept")
+ax.axvline(run.best_epoch - 1, color="k", ls=":", label="epoch kept")
 ax.set_xlabel("epoch"); ax.legend(fontsize=8)
-print("unseen audio->image top-1:", round(run["unseen"]["audio_to_image"]["top1"], 3),
-      "| 5-shot:", round(run["fewshot"]["5"]["unseen"]["audio_to_image"]["top1"], 3))"""),
+print("unseen audio->image top-1:", round(run.unseen["audio_to_image"]["top1"], 3),
+      "| 5-shot:", round(run.fewshot["5"]["unseen"]["audio_to_image"]["top1"], 3))"""),
         ("code", """\
 from rram_lsm.app.experiments.demo_figures import plot_embedding_map, plot_similarity_matrix
 plot_embedding_map(kept, data)"""),
@@ -186,9 +186,9 @@ from rram_lsm.app.experiments.display import html_table
 from IPython.display import HTML
 baseline = evaluate_split(data, seen, unseen, get_method("protonet").replace(epochs=30),
                           seed=0, shots=(5,), episodes=20)
-rows = [[name, f"{r['unseen']['audio_to_image']['top1']:.3f}",
-         f"{r['seen_test']['audio_to_image']['top1']:.3f}",
-         f"{r['fewshot']['5']['unseen']['audio_to_image']['top1']:.3f}"]
+rows = [[name, f"{r.unseen['audio_to_image']['top1']:.3f}",
+         f"{r.seen_test['audio_to_image']['top1']:.3f}",
+         f"{r.fewshot['5']['unseen']['audio_to_image']['top1']:.3f}"]
         for name, r in (("paper", run), ("protonet", baseline))]
 HTML(html_table(["method", "zero-shot unseen a->i", "seen test a->i", "5-shot unseen a->i"],
                 rows, "Top-1 on the paper split, seed 0 (synthetic data)"))"""),

@@ -12,7 +12,8 @@ layer's ``rram_lsm.app.features.encode_pair``. Typical use::
 from .data import load_npz, save_npz
 from .heads import DualEncoder, ProjectionHead
 from .protocol import PAPER_SPLIT, PairedFeatures, ZeroShotResult, make_splits, run_protocol
-from .protocol import evaluate_split
+from .protocol import ENGINES, SplitResult, evaluate_split
+from .batched import TrainJob, train_heads_batched
 from .selection import select_method
 from .splits import CrossModalSplit, split_cross_modal
 from .train import METHODS, MethodConfig, TrainResult, get_method, train_heads
@@ -21,6 +22,8 @@ __all__ = [
     "PairedFeatures", "load_npz", "save_npz", "CrossModalSplit", "split_cross_modal",
     "ProjectionHead", "DualEncoder",
     "MethodConfig", "METHODS", "get_method", "TrainResult", "train_heads",
-    "PAPER_SPLIT", "make_splits", "evaluate_split", "run_protocol", "ZeroShotResult",
+    "TrainJob", "train_heads_batched",
+    "PAPER_SPLIT", "make_splits", "evaluate_split", "SplitResult", "run_protocol",
+    "ENGINES", "ZeroShotResult",
     "select_method",
 ]

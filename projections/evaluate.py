@@ -18,6 +18,7 @@ __all__ = [
     "prototype_accuracy",
     "fewshot_episodes",
     "fewshot_accuracy",
+    "fewshot_accuracies",
     "summarize",
 ]
 
@@ -121,42 +122,70 @@ def fewshot_accuracy(episode: dict, z_image, z_audio, image_labels, audio_labels
     With ``raw_weight`` > 0 the score mixes in the cosine to same-modality prototypes of
     the raw (standardised) features ``raw_image``/``raw_audio``.
     """
-    image_labels, audio_labels = np.asarray(image_labels), np.asarray(audio_labels)
-    classes = episode["classes"]
-    si, sa = episode["support_image"], episode["support_audio"]
+    out = fewshot_accuracies([episode], z_image, z_audio, image_labels, audio_labels,
+                             sources=sources, raw_image=raw_image, raw_audio=raw_audio,
+                             raw_weight=raw_weight)
+    return {d: {"top1": float(r["top1"][0]), "n_queries": int(r["n_queries"][0])}
+            for d, r in out.items()}
 
-    def protos(z, idx, labels):
-        return np.stack([_unit(z[idx[labels[idx] == c]]).mean(0) for c in classes])
 
+def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *,
+                       sources: str = "both", raw_image=None, raw_audio=None,
+                       raw_weight: float = 0.0) -> dict:
+    """:func:`fewshot_accuracy` of every episode of ``episodes``, at once.
+
+    Returns ``{direction: {"top1": (E,) array, "n_queries": (E,) array}}``. Each sample is
+    L2-normalised once for all episodes (a row's unit vector does not depend on which
+    other rows are normalised with it), so the figures are those of calling
+    :func:`fewshot_accuracy` episode by episode, bit for bit.
+    """
     if sources not in ("image", "audio", "both", "own"):
         raise ConfigError(f"unknown prototype sources {sources!r}")
-    out = {}
-    for name, q_idx, z_q, raw_q, q_labels, own in (
-            ("audio_to_image", episode["query_audio"], z_audio, raw_audio, audio_labels,
-             "audio"),
-            ("image_to_audio", episode["query_image"], z_image, raw_image, image_labels,
-             "image")):
-        score = np.zeros((len(q_idx), len(classes)))
-        if raw_weight < 1.0:
-            use = own if sources == "own" else sources
-            parts = []
-            if use in ("image", "both"):
-                parts.append(protos(z_image, si, image_labels))
-            if use in ("audio", "both"):
-                parts.append(protos(z_audio, sa, audio_labels))
-            p = _unit(sum(parts))
-            score += (1.0 - raw_weight) * (_unit(z_q[q_idx]) @ p.T)
-        if raw_weight > 0.0:
-            if raw_q is None:
-                raise ConfigError("raw_weight > 0 needs raw_image and raw_audio features")
-            if name == "audio_to_image":
-                p = _unit(protos(raw_audio, sa, audio_labels))
-            else:
-                p = _unit(protos(raw_image, si, image_labels))
-            score += raw_weight * (_unit(raw_q[q_idx]) @ p.T)
-        pred = classes[np.argmax(score, axis=1)]
-        out[name] = {"top1": float((pred == q_labels[q_idx]).mean()),
-                     "n_queries": int(len(q_idx))}
+    if raw_weight > 0.0 and (raw_image is None or raw_audio is None):
+        raise ConfigError("raw_weight > 0 needs raw_image and raw_audio features")
+    episodes = list(episodes)
+    image_labels, audio_labels = np.asarray(image_labels), np.asarray(audio_labels)
+    rows = {m: np.unique(np.concatenate([ep[f"{k}_{m}"] for ep in episodes
+                                         for k in ("support", "query")]))
+            for m in ("image", "audio")}
+
+    def units(z, m):
+        if z is None:
+            return None
+        z = np.asarray(z)
+        u = np.zeros((len(z), z.shape[1]))
+        u[rows[m]] = _unit(z[rows[m]])
+        return u
+
+    emb = {"image": units(z_image, "image"), "audio": units(z_audio, "audio")} \
+        if raw_weight < 1.0 else None
+    raw = {"image": units(raw_image, "image"), "audio": units(raw_audio, "audio")} \
+        if raw_weight > 0.0 else None
+    labels = {"image": image_labels, "audio": audio_labels}
+
+    def protos(u, idx, lab, classes):
+        return np.stack([u[idx[lab[idx] == c]].mean(0) for c in classes])
+
+    out = {d: {"top1": np.zeros(len(episodes)), "n_queries": np.zeros(len(episodes), int)}
+           for d in ("audio_to_image", "image_to_audio")}
+    for e, ep in enumerate(episodes):
+        classes = ep["classes"]
+        support = {"image": ep["support_image"], "audio": ep["support_audio"]}
+        for name, own in (("audio_to_image", "audio"), ("image_to_audio", "image")):
+            q_idx = ep[f"query_{own}"]
+            score = np.zeros((len(q_idx), len(classes)))
+            if raw_weight < 1.0:
+                use = own if sources == "own" else sources
+                parts = [protos(emb[m], support[m], labels[m], classes)
+                         for m in ("image", "audio") if use in (m, "both")]
+                p = _unit(sum(parts))
+                score += (1.0 - raw_weight) * (emb[own][q_idx] @ p.T)
+            if raw_weight > 0.0:
+                p = _unit(protos(raw[own], support[own], labels[own], classes))
+                score += raw_weight * (raw[own][q_idx] @ p.T)
+            pred = classes[np.argmax(score, axis=1)]
+            out[name]["top1"][e] = float((pred == labels[own][q_idx]).mean())
+            out[name]["n_queries"][e] = len(q_idx)
     return out
 
 

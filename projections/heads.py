@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -9,7 +10,8 @@ import torch.nn.functional as F
 
 from rram_lsm.errors import ConfigError
 
-__all__ = ["ProjectionHead", "DualEncoder", "HEAD_KINDS"]
+__all__ = ["ProjectionHead", "DualEncoder", "HEAD_KINDS", "StackedHead", "stack_heads",
+           "stacked_head_forward", "stacked_head_apply"]
 
 HEAD_KINDS = ("linear", "fc_gelu", "mlp")
 """``linear``: one affine map; ``fc_gelu``: one affine map then GELU (the paper's head);
@@ -22,6 +24,95 @@ def _init_linear(layer: nn.Linear, gen: torch.Generator) -> None:
     nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=gen)
     bound = 1.0 / math.sqrt(layer.in_features)
     nn.init.uniform_(layer.bias, -bound, bound, generator=gen)
+
+
+class StackedHead(NamedTuple):
+    """The parameters and fixed standardisation of R heads of one kind, stacked on dim 0.
+
+    Shapes follow :class:`ProjectionHead` with a leading R: ``w1`` ``(R, out1, in)``,
+    ``b1`` ``(R, out1)``, ``mean``/``std`` ``(R, in)``; ``w2``/``b2`` only for ``mlp``.
+    """
+
+    mean: torch.Tensor
+    """(R, in) input shift (a fixed buffer)."""
+    std: torch.Tensor
+    """(R, in) input scale (a fixed buffer)."""
+    w1: torch.Tensor
+    """(R, out1, in) first layer weight (``fc1.weight``)."""
+    b1: torch.Tensor
+    """(R, out1) first layer bias."""
+    w2: torch.Tensor | None = None
+    """(R, out, hidden) second layer weight of the ``mlp`` head, else None."""
+    b2: torch.Tensor | None = None
+    """(R, out) second layer bias of the ``mlp`` head, else None."""
+
+
+def stack_heads(heads) -> StackedHead:
+    """The parameters of several :class:`ProjectionHead` of one kind, stacked (copies)."""
+    heads = list(heads)
+    kinds = {h.kind for h in heads}
+    if len(kinds) != 1:
+        raise ConfigError(f"heads to stack must be of one kind, got {sorted(kinds)}")
+
+    def st(get):
+        return torch.stack([get(h).detach() for h in heads]).clone()
+
+    mlp = heads[0].kind == "mlp"
+    return StackedHead(st(lambda h: h.mean), st(lambda h: h.std), st(lambda h: h.fc1.weight),
+                       st(lambda h: h.fc1.bias),
+                       st(lambda h: h.fc2.weight) if mlp else None,
+                       st(lambda h: h.fc2.bias) if mlp else None)
+
+
+def stacked_head_forward(p: StackedHead, x: torch.Tensor, kind: str,
+                         normalize: bool = True) -> torch.Tensor:
+    """Embed ``(R, n, in)`` with R heads at once -> ``(R, n, out)``.
+
+    Slice ``r`` is :meth:`ProjectionHead.forward` of head ``r`` on ``x[r]``, the same
+    operations in the same order (a batched matrix product per layer), bit for bit.
+    """
+    return stacked_head_apply(p, (x - p.mean.unsqueeze(1)) / p.std.unsqueeze(1), kind,
+                              normalize)
+
+
+def stacked_head_apply(p: StackedHead, xs: torch.Tensor, kind: str,
+                       normalize: bool = True) -> torch.Tensor:
+    """:func:`stacked_head_forward` of inputs already standardised (``(x - mean) / std``,
+    which a caller embedding the same rows many times computes once)."""
+    h = _StackedLinear.apply(xs, p.w1, p.b1)
+    if kind == "fc_gelu":
+        h = F.gelu(h)
+    elif kind == "mlp":
+        h = _StackedLinear.apply(F.gelu(h), p.w2, p.b2)
+    return F.normalize(h, dim=-1) if normalize else h
+
+
+class _StackedLinear(torch.autograd.Function):
+    """``F.linear`` of R layers on ``(R, n, in)``; backward as ``F.linear``'s on 2-D input.
+
+    2-D ``F.linear`` is ``addmm(b, x, w.t())``, whose backward forms the weight gradient
+    as ``g.t() @ x`` and the input gradient as ``g @ w``; the autograd of ``baddbmm``
+    would multiply in the other order (``x.t() @ g``), the same sums accumulated in
+    another order. Here each slice takes the 2-D operations, so the gradients agree bit
+    for bit with a :class:`ProjectionHead`'s.
+    """
+
+    @staticmethod
+    def forward(x, w, b):
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, w, _ = inputs
+        ctx.save_for_backward(x, w)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        gx = torch.bmm(g, w) if ctx.needs_input_grad[0] else None
+        gw = torch.bmm(g.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
+        gb = g.sum(1) if ctx.needs_input_grad[2] else None
+        return gx, gw, gb
 
 
 class ProjectionHead(nn.Module):

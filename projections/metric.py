@@ -14,6 +14,7 @@ of features approaches the number of samples.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from rram_lsm.errors import ConfigError, ShapeError
 
@@ -39,26 +40,32 @@ def within_class_whitener(values: np.ndarray, labels: np.ndarray, idx: np.ndarra
     if len(classes) < 2 or counts.min() < 2:
         raise ConfigError("within-class whitening needs >= 2 classes with >= 2 samples "
                           f"each; got counts {dict(zip(classes.tolist(), counts.tolist()))}")
-    centred = ref.copy()
+    # torch for the linear algebra: it runs on the threads the app pins (numpy's BLAS
+    # ignores them, and on a loaded 2-core machine its thread pool can make one eigh 40x
+    # slower)
+    ref_t = torch.from_numpy(np.ascontiguousarray(ref))
+    centred = ref_t.clone()
     for c in classes:
-        members = ref_labels == c
-        centred[members] -= ref[members].mean(0)
+        members = torch.from_numpy(ref_labels == c)
+        centred[members] -= ref_t[members].mean(0)
     scatter = centred.T @ centred / len(ref)
     n_features = scatter.shape[0]
-    scale = np.trace(scatter) / n_features
+    scale = float(torch.trace(scatter)) / n_features
     if not scale > 0:
         raise ConfigError("the reference features have no within-class spread to whiten")
-    scatter = (1.0 - shrinkage) * scatter + shrinkage * scale * np.eye(n_features)
-    eigval, eigvec = np.linalg.eigh(scatter)
+    scatter = (1.0 - shrinkage) * scatter + shrinkage * scale * torch.eye(
+        n_features, dtype=torch.float64)
+    eigval, eigvec = torch.linalg.eigh(scatter)
     # a rank-deficient scatter only reaches here with shrinkage 0; floor keeps it finite
-    eigval = np.maximum(eigval, 1e-9 * scale)
-    transform = (eigvec / np.sqrt(eigval)) @ eigvec.T
-    mean = ref.mean(0)
+    eigval = eigval.clamp_min(1e-9 * scale)
+    transform = (eigvec / eigval.sqrt()) @ eigvec.T
+    mean = ref_t.mean(0)
 
     def whiten(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float64)
         if x.ndim != 2 or x.shape[1] != n_features:
             raise ShapeError(f"expected (N, {n_features}) features, got {x.shape}")
-        return ((x - mean) @ transform).astype(np.float32)
+        return ((torch.from_numpy(np.ascontiguousarray(x)) - mean) @ transform).to(
+            torch.float32).numpy()
 
     return whiten

@@ -123,8 +123,8 @@ def plot_per_split(result, key=("unseen", "audio_to_image", "top1"), ax=None):
     fig, ax = _figure(ax, (max(5, 0.35 * len(result.splits) + 2), 3.5))
     means, stds, chance, names = [], [], [], []
     for seen, unseen in result.splits:
-        runs = [r for r in result.runs if tuple(r["unseen_classes"]) == unseen
-                and tuple(r["seen_classes"]) == seen]
+        runs = [r.to_dict() for r in result.runs if tuple(r.unseen_classes) == unseen
+                and tuple(r.seen_classes) == seen]
         vals = [_get(r, key) for r in runs]
         if any(v is None for v in vals):
             raise ConfigError(f"metric {'.'.join(key)} missing from the runs")
@@ -146,7 +146,11 @@ def plot_per_split(result, key=("unseen", "audio_to_image", "top1"), ax=None):
 
 
 def save_figures(result, data, out_dir) -> list[Path]:
-    """Rerun the first split and seed of ``result`` with its model kept and save PNGs."""
+    """Rerun the first split and seed of ``result`` with its model kept and save PNGs.
+
+    The rerun trains alone (:func:`~projections.protocol.evaluate_split`); both engines
+    give the same model, so the figures show the run that ``result`` holds.
+    """
     import matplotlib.pyplot as plt
 
     from .protocol import evaluate_split
@@ -156,7 +160,7 @@ def save_figures(result, data, out_dir) -> list[Path]:
     seen, unseen = result.splits[0]
     run = evaluate_split(data, seen, unseen, result.method, seed=result.seeds[0],
                          keep_model=True)
-    z, parts = run["embeddings"], run["parts"]
+    z, parts = run.embeddings, run.parts
     figs = {}
     ii = np.concatenate([parts["image"]["test"], parts["image"]["unseen"]])
     ia = np.concatenate([parts["audio"]["test"], parts["audio"]["unseen"]])
@@ -168,9 +172,8 @@ def save_figures(result, data, out_dir) -> list[Path]:
     retrieved = data.image_labels[ui][np.argmax(z["audio"][ua] @ z["image"][ui].T, axis=1)]
     figs["confusion_unseen"] = plot_confusion(data.audio_labels[ua], retrieved,
                                               title=f"unseen {unseen}: audio -> image")
-    if run["train"] is not None:
-        figs["learning_curves"] = plot_learning_curves(run["train"].curves,
-                                                       run["train"].best_epoch)
+    if run.train is not None:
+        figs["learning_curves"] = plot_learning_curves(run.train.curves, run.train.best_epoch)
         figs["per_split"] = plot_per_split(result)
     if result.shots:
         figs["per_split_fewshot"] = plot_per_split(

@@ -9,6 +9,7 @@ queries every other unseen sample.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
@@ -17,13 +18,13 @@ import numpy as np
 
 from rram_lsm.errors import ConfigError
 
-from .evaluate import (fewshot_accuracy, fewshot_episodes, prototype_accuracy,
+from .evaluate import (fewshot_accuracies, fewshot_episodes, prototype_accuracy,
                        retrieval_metrics, summarize)
 from .metric import within_class_whitener
 from .train import MethodConfig, TrainResult, get_method, train_heads, transform_features
 
-__all__ = ["DIGITS", "PAPER_SPLIT", "PairedFeatures", "make_splits", "evaluate_split",
-           "run_protocol", "ZeroShotResult"]
+__all__ = ["DIGITS", "PAPER_SPLIT", "ENGINES", "PairedFeatures", "make_splits",
+           "evaluate_split", "SplitResult", "run_protocol", "ZeroShotResult"]
 
 DIGITS = tuple(range(1, 10))
 """Class pool of the splits: digits 1-9 (0 is left out, as in the paper's 1-7 / 8-9)."""
@@ -151,22 +152,112 @@ def _standardizer(values: np.ndarray, idx: np.ndarray):
     return lambda x: (x - mean) / std
 
 
-def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | str,
-                   seed: int = 0, shots=(), episodes: int = 50, val_fraction: float = 0.2,
-                   keep_model: bool = False) -> dict:
-    """Train (unless the method has no training) and evaluate one split with one seed.
+@dataclass
+class SplitResult:
+    """One run of the protocol, one (split, seed): its metrics and, when kept, its model.
 
-    Returns a dict of metrics (see the module doc); with ``keep_model`` it also holds the
-    :class:`TrainResult` (``"train"``) and the part indices (``"parts"``) for plotting.
+    ``to_dict()`` is the run's JSON record (the metric fields, those that are not None);
+    :class:`ZeroShotResult` aggregates these over runs.
     """
-    from .splits import split_cross_modal
 
-    cfg = get_method(method) if isinstance(method, str) else method
+    seen_classes: list
+    """The split's seen classes (training, validation, seen-class test)."""
+    unseen_classes: list
+    """The split's unseen classes (zero-shot and few-shot evaluation)."""
+    seed: int
+    """The run's seed (train/val draw, pairing, initialisation, batch order, episodes)."""
+    method: str
+    """Name of the recipe."""
+    seen_test: dict | None = None
+    """Zero-shot metrics on the seen classes' test files: ``{"audio_to_image": {...},
+    "image_to_audio": {...}}``, each :func:`~projections.evaluate.retrieval_metrics` plus
+    ``prototype`` (accuracy against the other modality's class prototypes). None for a
+    method without training."""
+    unseen: dict | None = None
+    """The same metrics on the unseen classes (every sample of them)."""
+    fewshot: dict = field(default_factory=dict)
+    """``{str(K): {"unseen": {direction: {top1, n_queries, n_episodes, chance_top1}}}}``:
+    K-shot nearest-prototype accuracy on the unseen classes, mean over episodes."""
+    best_epoch: int | None = None
+    """Epoch kept by validation (1-based; member 0 of an ensemble); None without training."""
+    train_wall_s: float | None = None
+    """Wall seconds of training (all ensemble members; a batched run's share of its
+    stack's wall time); None without training."""
+    train_flops: int | None = None
+    """Counted training FLOPs (all ensemble members); None without training."""
+    train: TrainResult | None = None
+    """With ``keep_model``: member 0's :class:`~projections.train.TrainResult` (model,
+    learning curves); None otherwise or without training."""
+    parts: dict | None = None
+    """With ``keep_model``: ``{"image": {part: indices}, "audio": {...}}`` of the parts
+    ``train``, ``val``, ``test``, ``unseen`` (indices into the data's arrays)."""
+    embeddings: dict | None = None
+    """With ``keep_model``: ``{"image": (N_image, D), "audio": (N_audio, D)}`` embeddings
+    of every sample (standardised raw features for a method without training)."""
+
+    _METRICS = ("seen_classes", "unseen_classes", "seed", "method", "best_epoch",
+                "train_wall_s", "train_flops", "seen_test", "unseen", "fewshot")
+
+    def to_dict(self) -> dict:
+        """The run's metrics as JSON-ready dicts (no model, parts or embeddings)."""
+        out = {}
+        for k in self._METRICS:
+            v = getattr(self, k)
+            if v is None or (k == "fewshot" and not v):
+                continue
+            out[k] = copy.deepcopy(v) if isinstance(v, (dict, list)) else v
+        return out
+
+
+@dataclass
+class _Plan:
+    """One run's split, prepared: what training and scoring both read."""
+
+    data: PairedFeatures
+    """The data in the method's feature kind."""
+    cfg: MethodConfig
+    sp: "object"
+    """The :class:`~projections.splits.CrossModalSplit`."""
+    x_i: np.ndarray
+    """Image features after the method's transform (shared by every run of a protocol)."""
+    x_a: np.ndarray
+    """Audio features after the method's transform."""
+    seed: int
+
+    def jobs(self):
+        """The training jobs of the run: one per ensemble member."""
+        from .batched import TrainJob
+
+        d = self.data
+        train = self.sp.pairs("train", d.image_labels, d.audio_labels)
+        val = self.sp.pairs("val", d.image_labels, d.audio_labels)
+        return [TrainJob(train, val, self.seed + _ENSEMBLE_SEED_STEP * j)
+                for j in range(self.cfg.ensemble)]
+
+
+def _method(method) -> MethodConfig:
+    return get_method(method) if isinstance(method, str) else method
+
+
+def _select(data: PairedFeatures, cfg: MethodConfig) -> PairedFeatures:
     try:
-        data = data.select_kind(cfg.features)
+        return data.select_kind(cfg.features)
     except ConfigError as exc:
         raise ConfigError(f"method {cfg.name!r} runs on {cfg.features!r} features: {exc}") \
             from None
+
+
+def _transformed(data: PairedFeatures, cfg: MethodConfig):
+    return (transform_features(data.image_values, cfg.feature_transform),
+            transform_features(data.audio_values, cfg.feature_transform))
+
+
+def _prepare(data: PairedFeatures, seen, unseen, cfg: MethodConfig, seed: int,
+             val_fraction: float, x=None) -> _Plan:
+    """Check the classes, split, and transform (``x``: the transformed features if the
+    caller has them already)."""
+    from .splits import split_cross_modal
+
     for m in ("image", "audio"):
         absent = sorted(set(int(c) for c in (*seen, *unseen))
                         - set(np.unique(getattr(data, f"{m}_labels")).tolist()))
@@ -181,38 +272,42 @@ def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | st
         if len(sp.image[part]) == 0 or len(sp.audio[part]) == 0:
             raise ConfigError(f"split seen={sp.seen} unseen={sp.unseen} leaves the "
                               f"{part!r} part empty in one modality; check the labels")
-    x_i = transform_features(data.image_values, cfg.feature_transform)
-    x_a = transform_features(data.audio_values, cfg.feature_transform)
+    x_i, x_a = x if x is not None else _transformed(data, cfg)
+    return _Plan(data, cfg, sp, x_i, x_a, int(seed))
+
+
+def _score(plan: _Plan, members: list, shots, episodes: int,
+           keep_model: bool) -> SplitResult:
+    """Embed with the trained ``members`` (none: no training) and evaluate the run."""
+    data, cfg, sp, x_i, x_a = plan.data, plan.cfg, plan.sp, plan.x_i, plan.x_a
+    seed = plan.seed
     raw_i = _standardizer(x_i, sp.image["train"])(x_i)
     raw_a = _standardizer(x_a, sp.audio["train"])(x_a)
-    out: dict = {"seen_classes": list(sp.seen), "unseen_classes": list(sp.unseen),
-                 "seed": int(seed), "method": cfg.name}
+    out = SplitResult(seen_classes=list(sp.seen), unseen_classes=list(sp.unseen),
+                      seed=int(seed), method=cfg.name)
     trained = None
-    if cfg.trained:
-        members = [train_heads(cfg, x_i, x_a,
-                               sp.pairs("train", data.image_labels, data.audio_labels),
-                               sp.pairs("val", data.image_labels, data.audio_labels),
-                               data.image_labels, data.audio_labels,
-                               seed=seed + _ENSEMBLE_SEED_STEP * j)
-                   for j in range(cfg.ensemble)]
+    if members:
         trained = members[0]
         # unit embeddings side by side / sqrt(n): a dot product is the members' mean cosine
-        scale = np.float32(1.0 / np.sqrt(cfg.ensemble))
+        scale = np.float32(1.0 / np.sqrt(len(members)))
         z_i = np.concatenate([m.embed(x_i, "image") for m in members], axis=1) * scale
         z_a = np.concatenate([m.embed(x_a, "audio") for m in members], axis=1) * scale
-        out.update(best_epoch=trained.best_epoch,
-                   train_wall_s=sum(m.wall_s for m in members),
-                   train_flops=sum(m.train_flops for m in members))
+        out.best_epoch = trained.best_epoch
+        out.train_wall_s = sum(m.wall_s for m in members)
+        out.train_flops = sum(m.train_flops for m in members)
         for part in ("test", "unseen"):
             ii, ia = sp.image[part], sp.audio[part]
             yi, ya = data.image_labels[ii], data.audio_labels[ia]
             a2i = retrieval_metrics(z_a[ia], ya, z_i[ii], yi)
             i2a = retrieval_metrics(z_i[ii], yi, z_a[ia], ya)
-            key = "seen_test" if part == "test" else "unseen"
-            out[key] = {"audio_to_image": {**a2i, "prototype": prototype_accuracy(
-                            z_a[ia], ya, z_i[ii], yi)["accuracy"]},
-                        "image_to_audio": {**i2a, "prototype": prototype_accuracy(
-                            z_i[ii], yi, z_a[ia], ya)["accuracy"]}}
+            metrics = {"audio_to_image": {**a2i, "prototype": prototype_accuracy(
+                           z_a[ia], ya, z_i[ii], yi)["accuracy"]},
+                       "image_to_audio": {**i2a, "prototype": prototype_accuracy(
+                           z_i[ii], yi, z_a[ia], ya)["accuracy"]}}
+            if part == "test":
+                out.seen_test = metrics
+            else:
+                out.unseen = metrics
     else:
         z_i, z_a = raw_i, raw_a
     if shots:
@@ -226,28 +321,44 @@ def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | st
             if not cfg.trained:
                 fs_i, fs_a = fs_raw_i, fs_raw_a
         rng = np.random.default_rng([int(seed), 7])
-        out["fewshot"] = {}
         for k in shots:
-            acc = {"audio_to_image": [], "image_to_audio": []}
-            n_q = {"audio_to_image": 0, "image_to_audio": 0}
-            for ep in fewshot_episodes(data.image_labels, sp.image["unseen"],
-                                       data.audio_labels, sp.audio["unseen"], int(k),
-                                       episodes, rng):
-                r = fewshot_accuracy(ep, fs_i, fs_a, data.image_labels, data.audio_labels,
-                                     sources=cfg.fewshot_sources, raw_image=fs_raw_i,
-                                     raw_audio=fs_raw_a, raw_weight=cfg.fewshot_raw_weight)
-                for d in acc:
-                    acc[d].append(r[d]["top1"])
-                    n_q[d] = r[d]["n_queries"]
-            out["fewshot"][str(int(k))] = {"unseen": {
-                d: {"top1": float(np.mean(acc[d])), "n_queries": n_q[d],
-                    "n_episodes": int(episodes), "chance_top1": 1.0 / len(sp.unseen)}
-                for d in acc}}
+            eps = list(fewshot_episodes(data.image_labels, sp.image["unseen"],
+                                        data.audio_labels, sp.audio["unseen"], int(k),
+                                        episodes, rng))
+            r = fewshot_accuracies(eps, fs_i, fs_a, data.image_labels, data.audio_labels,
+                                   sources=cfg.fewshot_sources, raw_image=fs_raw_i,
+                                   raw_audio=fs_raw_a, raw_weight=cfg.fewshot_raw_weight)
+            out.fewshot[str(int(k))] = {"unseen": {
+                d: {"top1": float(np.mean(r[d]["top1"])),
+                    "n_queries": int(r[d]["n_queries"][-1]), "n_episodes": int(episodes),
+                    "chance_top1": 1.0 / len(sp.unseen)}
+                for d in ("audio_to_image", "image_to_audio")}}
     if keep_model:
-        out["train"] = trained
-        out["parts"] = {"image": sp.image, "audio": sp.audio}
-        out["embeddings"] = {"image": z_i, "audio": z_a}
+        out.train = trained
+        out.parts = {"image": sp.image, "audio": sp.audio}
+        out.embeddings = {"image": z_i, "audio": z_a}
     return out
+
+
+def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | str,
+                   seed: int = 0, shots=(), episodes: int = 50, val_fraction: float = 0.2,
+                   keep_model: bool = False) -> SplitResult:
+    """Train (unless the method has no training) and evaluate one split with one seed.
+
+    The heads train one after another (:func:`~projections.train.train_heads`, the
+    per-run reference; :func:`run_protocol` trains many runs at once with the same
+    result). With ``keep_model`` the result also holds the trained model, the parts and
+    the embeddings (for plots).
+    """
+    cfg = _method(method)
+    data = _select(data, cfg)
+    plan = _prepare(data, seen, unseen, cfg, seed, val_fraction)
+    members = []
+    if cfg.trained:
+        members = [train_heads(cfg, plan.x_i, plan.x_a, job.train_pairs, job.val_pairs,
+                               data.image_labels, data.audio_labels, seed=job.seed)
+                   for job in plan.jobs()]
+    return _score(plan, members, tuple(shots or ()), episodes, keep_model)
 
 
 def _leaves(d: dict, prefix=()):
@@ -268,19 +379,23 @@ class ZeroShotResult:
     method: MethodConfig
     """The recipe evaluated."""
     runs: list
-    """One metrics dict per (split, seed), as :func:`evaluate_split` returns."""
+    """One :class:`SplitResult` per (split, seed), in split-major order."""
     splits: list
     """The (seen, unseen) splits, in order."""
     seeds: list
     """The training seeds."""
     shots: tuple = ()
     """Few-shot support sizes evaluated."""
+    engine: str = "per-run"
+    """How the heads were trained: ``per-run`` (one run after another) or ``batched``
+    (many runs as one program); both give the same models and metrics."""
 
     def aggregate(self) -> dict:
         """Every numeric metric as ``{mean, std, ci95, n}`` over splits x seeds."""
         groups: dict = {}
         split_of: dict = {}
-        for r in self.runs:
+        for run in self.runs:
+            r = run.to_dict()
             sid = (tuple(r["seen_classes"]), tuple(r["unseen_classes"]))
             for path, v in _leaves({k: v for k, v in r.items() if k not in _RUN_ONLY}):
                 groups.setdefault(path, []).append(v)
@@ -299,7 +414,7 @@ class ZeroShotResult:
         """Aggregates under ``unseen``/``seen_test``/``fewshot``, plus chance, per_split."""
         agg = self.aggregate()
         out: dict = {"method": self.method.name, "n_splits": len(self.splits),
-                     "n_seeds": len(self.seeds)}
+                     "n_seeds": len(self.seeds), "engine": self.engine}
         chance: dict = {}
         for part in ("unseen", "seen_test"):
             if part not in agg:
@@ -323,11 +438,11 @@ class ZeroShotResult:
             out["fewshot"] = {"shots": max(self.shots),
                               **by_shots[str(max(int(s) for s in self.shots))]}
         out["chance"] = chance
-        if any("train_wall_s" in r for r in self.runs):
+        if any(r.train_wall_s is not None for r in self.runs):
             out["training"] = {
-                "wall_s": summarize([r["train_wall_s"] for r in self.runs]),
-                "flops": summarize([r["train_flops"] for r in self.runs]),
-                "best_epoch": summarize([r["best_epoch"] for r in self.runs]),
+                "wall_s": summarize([r.train_wall_s for r in self.runs]),
+                "flops": summarize([r.train_flops for r in self.runs]),
+                "best_epoch": summarize([r.best_epoch for r in self.runs]),
             }
         out["per_split"] = self.per_split()
         return out
@@ -336,8 +451,8 @@ class ZeroShotResult:
         """One entry per split: classes and the per-seed headline metrics."""
         rows = []
         for seen, unseen in self.splits:
-            runs = [r for r in self.runs if tuple(r["unseen_classes"]) == unseen
-                    and tuple(r["seen_classes"]) == seen]
+            runs = [r.to_dict() for r in self.runs if tuple(r.unseen_classes) == unseen
+                    and tuple(r.seen_classes) == seen]
             row: dict = {"seen": list(seen), "unseen": list(unseen),
                          "seeds": [r["seed"] for r in runs]}
             for path in _HEADLINE:
@@ -387,31 +502,102 @@ _HEADLINE = [
      for d in ("audio_to_image", "image_to_audio")]
 
 
+ENGINES = ("auto", "batched", "per-run")
+"""How :func:`run_protocol` trains: ``per-run`` calls :func:`evaluate_split` run after run
+(the reference); ``batched`` trains the runs as stacks (:mod:`projections.batched`), with
+the same models and metrics bit for bit; ``auto`` is ``batched`` unless the recipe is
+one whose stacked gradients are not bit-identical (see :func:`batched_is_exact`)."""
+
+
+def batched_is_exact(cfg: MethodConfig) -> bool:
+    """Whether stacked training reproduces :func:`~projections.train.train_heads` bit for bit.
+
+    True for every loss alone and for any combination without the prototypical loss.
+    The prototypical loss is computed slice by slice on a stack; mixed with CWCL,
+    alignment, uniformity or the structure term, its gradient reaches the embeddings
+    summed in another order than in a 2-D batch (equal up to float rounding only).
+    """
+    return not (cfg.proto_weight and (cfg.cwcl_weight or cfg.align_weight
+                                      or cfg.uniform_weight or cfg.structure_weight))
+
+
 def run_protocol(data: PairedFeatures, method: MethodConfig | str = "default", *,
                  splits=None, split_seed: int = 0, seen=None, unseen=None, seeds=3,
-                 shots=(), episodes: int = 50, classes=DIGITS,
-                 progress: bool = True) -> ZeroShotResult:
+                 shots=(), episodes: int = 50, classes=DIGITS, progress: bool = True,
+                 engine: str = "auto", workers: int = 1, stack_size: int | None = None,
+                 keep_models: bool = False) -> ZeroShotResult:
     """Evaluate ``method`` over the chosen splits x seeds; see :func:`make_splits`.
 
     ``seeds`` is a count (seeds 0..n-1) or an explicit list; ``classes`` is the pool the
-    random splits draw from.
+    random splits draw from. ``engine`` is one of :data:`ENGINES`. The batched engine
+    trains stacks of at most ``stack_size`` runs (default: the runs divided evenly among
+    the workers) on ``workers`` threads; torch's own thread count is the caller's (the
+    CLI pins one, so two workers keep two cores busy). Neither changes a result.
+    ``keep_models`` keeps every run's model, parts and embeddings (:class:`SplitResult`).
     """
     from tqdm.auto import tqdm
 
-    cfg = get_method(method) if isinstance(method, str) else method
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; choose one of {ENGINES}")
+    if workers < 1 or (stack_size is not None and stack_size < 1):
+        raise ConfigError(f"workers and stack_size must be >= 1, got {workers} and "
+                          f"{stack_size}")
+    cfg = _method(method)
     split_list = make_splits(splits, split_seed, seen, unseen, classes)
     seed_list = list(range(int(seeds))) if np.isscalar(seeds) else [int(s) for s in seeds]
     if not seed_list:
         raise ConfigError("at least one seed is needed")
     shots = tuple(int(k) for k in (shots or ()))
-    runs = []
+    if engine == "auto":
+        engine = "batched" if batched_is_exact(cfg) else "per-run"
     bar = tqdm(total=len(split_list) * len(seed_list), desc=f"zeroshot {cfg.name}",
                disable=not progress)
-    for s, u in split_list:
-        for seed in seed_list:
-            runs.append(evaluate_split(data, s, u, cfg, seed=seed, shots=shots,
-                                       episodes=episodes))
-            bar.update(1)
+    if engine == "per-run":
+        runs = []
+        for s, u in split_list:
+            for seed in seed_list:
+                runs.append(evaluate_split(data, s, u, cfg, seed=seed, shots=shots,
+                                           episodes=episodes, keep_model=keep_models))
+                bar.update(1)
+    else:
+        runs = _run_batched(data, cfg, [(s, u, seed) for s, u in split_list
+                                        for seed in seed_list], shots, episodes, workers,
+                            stack_size, keep_models, bar)
     bar.close()
     return ZeroShotResult(method=cfg, runs=runs, splits=split_list, seeds=seed_list,
-                          shots=shots)
+                          shots=shots, engine=engine)
+
+
+def _run_batched(data, cfg, runs, shots, episodes, workers, stack_size, keep_models,
+                 bar) -> list[SplitResult]:
+    """Every run (seen, unseen, seed) of the protocol with stacked training."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .batched import train_heads_batched
+
+    data = _select(data, cfg)
+    x = _transformed(data, cfg)
+    plans = [_prepare(data, s, u, cfg, seed, 0.2, x) for s, u, seed in runs]
+    size = stack_size or -(-len(plans) // workers)
+    # consecutive runs share a split, hence batch sizes: fewer sub-stacks per step
+    chunks = [plans[i:i + size] for i in range(0, len(plans), size)]
+
+    def work(chunk):
+        members = []
+        if cfg.trained:
+            jobs = [job for plan in chunk for job in plan.jobs()]
+            trained = train_heads_batched(cfg, x[0], x[1], jobs, data.image_labels,
+                                          data.audio_labels, val_loss=keep_models)
+            members = [trained[i:i + cfg.ensemble]
+                       for i in range(0, len(trained), cfg.ensemble)]
+        out = [_score(plan, members[i] if members else [], shots, episodes, keep_models)
+               for i, plan in enumerate(chunk)]
+        bar.update(len(chunk))
+        return out
+
+    if workers == 1 or len(chunks) == 1:
+        done = [work(c) for c in chunks]
+    else:
+        with ThreadPoolExecutor(min(workers, len(chunks))) as pool:
+            done = list(pool.map(work, chunks))
+    return [r for chunk in done for r in chunk]

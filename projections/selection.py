@@ -153,7 +153,8 @@ def validation_view(data: PairedFeatures, seen=PAPER_SPLIT[0], test_fraction: fl
 
 def select_method(data: PairedFeatures, candidates, *, seen=PAPER_SPLIT[0],
                   n_pseudo_unseen: int = 2, n_splits: int = 6, seeds=2, shots: int = 5,
-                  split_seed: int = 0, progress: bool = True):
+                  split_seed: int = 0, progress: bool = True, engine: str = "auto",
+                  workers: int = 1):
     """Score each candidate on the validation view; return ``(best_name, scores)``.
 
     ``scores[name]`` holds the pseudo-unseen zero-shot and few-shot audio->image top-1
@@ -161,7 +162,9 @@ def select_method(data: PairedFeatures, candidates, *, seen=PAPER_SPLIT[0],
     Candidates without training are scored for reference but, when any trained one is
     given, cannot be chosen: the default must retrieve, i.e. report zero-shot figures.
     ``data`` is one :class:`PairedFeatures`, or a mapping from feature kind to features
-    when candidates run on different kinds (``MethodConfig.features``).
+    when candidates run on different kinds (``MethodConfig.features``). ``engine`` and
+    ``workers`` are :func:`~projections.protocol.run_protocol`'s (the scores do not
+    depend on them).
     """
     if not candidates:
         raise ConfigError("select_method needs at least one candidate")
@@ -182,7 +185,8 @@ def select_method(data: PairedFeatures, candidates, *, seen=PAPER_SPLIT[0],
                                           seen)
         res = run_protocol(views[kind], cfg, splits=n_splits, split_seed=split_seed,
                            unseen=tuple(range(n_pseudo_unseen)), seeds=seeds,
-                           shots=(shots,), classes=tuple(sorted(seen)), progress=progress)
+                           shots=(shots,), classes=tuple(sorted(seen)), progress=progress,
+                           engine=engine, workers=workers)
         agg = res.aggregate()
         fs = agg["fewshot"][str(shots)]["unseen"]["audio_to_image"]["top1"]["mean"]
         zs = agg.get("unseen", {}).get("audio_to_image", {}).get("top1", {}).get("mean")

@@ -26,7 +26,9 @@ reservoir's input rasters' rates (reservoir bypassed, an ablation)."""
 FEATURE_TRANSFORMS = ("none", "sqrt")
 """Element-wise transforms of the features (``MethodConfig.feature_transform``)."""
 
-__all__ = ["FEATURE_KINDS", "FEATURE_TRANSFORMS", "transform_features", "MethodConfig", "METHODS", "get_method", "TrainResult", "train_heads"]
+__all__ = ["FEATURE_KINDS", "FEATURE_TRANSFORMS", "transform_features", "MethodConfig",
+           "METHODS", "get_method", "TrainResult", "train_heads", "method_loss",
+           "needs_similarity", "FeatureSimilarity"]
 
 
 @dataclass(frozen=True)
@@ -204,10 +206,28 @@ class TrainResult:
             return head(torch.as_tensor(np.asarray(values, np.float32))).numpy()
 
 
-def _loss(cfg: MethodConfig, model: DualEncoder, xi, xa, y):
+def _loss(cfg: MethodConfig, model: DualEncoder, xi, xa, y, sim_i, sim_a):
     zi, za = model(xi, xa)
-    t = model.temperature
-    total = zi.new_zeros(())
+    return method_loss(cfg, zi, za, y, model.temperature, sim_i, sim_a)
+
+
+def needs_similarity(cfg: MethodConfig) -> bool:
+    """Whether the recipe's loss reads the frozen features' cosine similarities."""
+    return bool(cfg.cwcl_weight or cfg.structure_weight)
+
+
+def method_loss(cfg: MethodConfig, zi, za, y, t, sim_i=None, sim_a=None):
+    """The recipe's training loss of the embeddings ``zi``/``za`` of one batch of pairs.
+
+    ``sim_i``/``sim_a``: cosine similarities of the batch's frozen image/audio features
+    (:func:`projections.functional.cosine_matrix`), read by CWCL and the structure term
+    (:func:`needs_similarity`). 2-D batches give a scalar; stacks of R batches
+    (``(R, n, d)``, labels ``(R, n)``, temperature ``(R, 1, 1)``) give the ``(R,)``
+    losses, slice by slice the same values (:mod:`projections.functional`).
+    """
+    if needs_similarity(cfg) and (sim_i is None or sim_a is None):
+        raise ConfigError(f"method {cfg.name!r} needs the features' cosine similarities")
+    total = zi.new_zeros(zi.shape[:-2])
     if cfg.clip_weight:
         total = total + cfg.clip_weight * Fn.clip_loss(za, zi, t)
     if cfg.supcon_weight:
@@ -222,12 +242,44 @@ def _loss(cfg: MethodConfig, model: DualEncoder, xi, xa, y):
         total = total + cfg.uniform_weight * 0.5 * (Fn.uniformity_loss(za)
                                                     + Fn.uniformity_loss(zi))
     if cfg.cwcl_weight:
-        total = total + cfg.cwcl_weight * Fn.cwcl_loss(za, zi, xa, xi, t)
+        total = total + cfg.cwcl_weight * Fn.cwcl_loss(za, zi, None, None, t,
+                                                       xa_similarity=sim_a,
+                                                       xb_similarity=sim_i)
     if cfg.structure_weight:
-        s = Fn.structure_loss(za, xa, cfg.structure_temperature) + \
-            Fn.structure_loss(zi, xi, cfg.structure_temperature)
+        s = Fn.structure_loss(za, None, cfg.structure_temperature, x_similarity=sim_a) + \
+            Fn.structure_loss(zi, None, cfg.structure_temperature, x_similarity=sim_i)
         total = total + cfg.structure_weight * 0.5 * s
     return total
+
+
+class FeatureSimilarity:
+    """Cosine similarities of frozen features among the samples a run reads.
+
+    CWCL and the structure term compare each batch's frozen features with each other;
+    the matrix over the run's train and validation samples is computed once
+    (:func:`projections.functional.cosine_matrix`) and each batch reads its block.
+    """
+
+    def __init__(self, values: np.ndarray, rows):
+        self.rows = np.unique(np.asarray(rows, np.int64))
+        """The samples covered (sorted indices into ``values``)."""
+        self.gram = Fn.cosine_matrix(torch.as_tensor(
+            np.asarray(values, np.float32)[self.rows]))
+        """(n, n) cosine similarities of those samples."""
+        self.pos = np.full(len(values), -1, np.int64)
+        self.pos[self.rows] = np.arange(len(self.rows))
+
+    def positions(self, idx) -> torch.Tensor:
+        """Rows of :attr:`gram` of the samples ``idx`` (indices into ``values``)."""
+        p = self.pos[np.asarray(idx)]
+        if np.any(p < 0):
+            raise ConfigError("a batch names samples outside the run's train/val rows")
+        return torch.as_tensor(p)
+
+    def batch(self, idx) -> torch.Tensor:
+        """The ``(len(idx), len(idx))`` similarities among the samples ``idx``."""
+        p = self.positions(idx)
+        return self.gram[p[:, None], p[None, :]]
 
 
 def _val_top1(model: DualEncoder, xi, yi, xa, ya) -> float:
@@ -284,6 +336,16 @@ def _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels
     xi_vp = torch.as_tensor(np.asarray(image_values, np.float32)[vi])
     xa_vp = torch.as_tensor(np.asarray(audio_values, np.float32)[va])
     y_vp = torch.as_tensor(image_labels[vi])
+    if needs_similarity(cfg):
+        sim = (FeatureSimilarity(image_values, np.concatenate([ti, vi])),
+               FeatureSimilarity(audio_values, np.concatenate([ta, va])))
+
+        def sims(rows_i, rows_a):
+            return sim[0].batch(rows_i), sim[1].batch(rows_a)
+    else:
+        def sims(rows_i, rows_a):
+            return None, None
+    sim_vp = sims(vi, va)
 
     gen = torch.Generator().manual_seed(int(seed))
     model = DualEncoder(xi_tr.shape[1], xa_tr.shape[1], cfg.dim, cfg.head, cfg.hidden,
@@ -312,7 +374,8 @@ def _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels
             idx = order[s:s + bs]
             if len(idx) < 2:
                 continue
-            loss = _loss(cfg, model, xi_tr[idx], xa_tr[idx], y_tr[idx])
+            loss = _loss(cfg, model, xi_tr[idx], xa_tr[idx], y_tr[idx],
+                         *sims(ti[idx.numpy()], ta[idx.numpy()]))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -321,7 +384,7 @@ def _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels
             steps += len(idx)
         model.eval()
         with torch.no_grad():
-            val_loss = float(_loss(cfg, model, xi_vp, xa_vp, y_vp))
+            val_loss = float(_loss(cfg, model, xi_vp, xa_vp, y_vp, *sim_vp))
         score = _val_top1(model, xi_val, yi_val, xa_val, ya_val)
         curves["train_loss"].append(total / max(batches, 1))
         curves["val_loss"].append(val_loss)

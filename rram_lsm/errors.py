@@ -17,6 +17,8 @@ __all__ = [
     "PlacementError",
     "ShapeError",
     "SafetyLimitError",
+    "RecordError",
+    "OutputError",
 ]
 
 
@@ -52,6 +54,27 @@ class EventFileError(DataError, ValueError):
         super().__init__(where + message)
         self.path = path
         self.offset = offset
+
+
+class RecordError(RramLsmError, ValueError):
+    """A JSON results record cannot be read: missing, not UTF-8 text, not JSON, or not an
+    object. ``path`` names the file."""
+
+    def __init__(self, message: str, path: object = None):
+        super().__init__(f"{path}: {message}" if path is not None else message)
+        self.path = path
+
+
+class OutputError(RramLsmError, OSError):
+    """An output file or directory cannot be written there (a file where a directory is
+    needed or the reverse, no such parent, no permission). ``path`` names it."""
+
+    def __init__(self, message: str, path: object = None):
+        super().__init__(f"{path}: {message}" if path is not None else message)
+        self.path = path
+
+    def __str__(self) -> str:  # OSError's own __str__ would print the args tuple
+        return str(self.args[0]) if self.args else ""
 
 
 class MacroError(RramLsmError):

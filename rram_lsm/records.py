@@ -1,7 +1,10 @@
 """Results as JSON records that carry the config, seeds and versions that made them.
 
-``write_record`` writes atomically (temporary file + rename): a crash or a bad value never
-leaves a half-written file, and an existing file is replaced only by a complete one.
+``write_record`` writes crash-safely (:func:`atomic_write`: a temporary file in the same
+directory, flushed to disk, renamed over the target, the directory flushed too): a process
+killed at any point, a bad value or a full disk never leaves a half-written record, and an
+existing record is replaced only by a complete one. ``read_record`` raises
+:class:`~rram_lsm.errors.RecordError` for anything that is not a record.
 """
 from __future__ import annotations
 
@@ -15,11 +18,14 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["to_jsonable", "environment", "write_record", "read_record", "get_path"]
+from .errors import OutputError, RecordError
+
+__all__ = ["to_jsonable", "environment", "atomic_write", "write_record", "read_record",
+           "get_path"]
 
 _PACKAGES = ("rram-lsm", "numpy", "numba", "torch", "snntorch", "tonic", "pyserial", "scipy")
 
@@ -72,35 +78,104 @@ def environment() -> dict:
     }
 
 
+TEMP_PREFIX = ".tmp-"
+"""Names of the temporary files :func:`atomic_write` leaves behind only when its process is
+killed mid-write; readers never look at them."""
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # a platform without directory handles: the rename is all we get
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+    """Write ``path`` so that it holds either its old content or the complete new one,
+    whatever happens: ``write(fh)`` fills a temporary binary file in the same directory,
+    which is flushed and fsynced, renamed over ``path`` (``os.replace``, atomic on POSIX and
+    Windows) and the directory fsynced, so the rename itself survives a power cut.
+
+    A failure inside ``write`` removes the temporary file and leaves ``path`` untouched; a
+    process killed with SIGKILL may leave a ``.tmp-*`` file beside it, never a partial
+    ``path``. Raises OutputError when the directory cannot be created or written.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".part",
+                                   dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write here: {exc.strerror or exc}", path) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise OutputError(f"cannot write: {exc.strerror or exc}", path) from exc
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
 def write_record(path: str | os.PathLike, results: dict, *, command: str,
                  config: dict | None = None, seeds: Any = None) -> dict:
-    """Write ``results`` plus provenance to ``path`` atomically; return the full record.
+    """Write ``results`` plus provenance to ``path`` crash-safely; return the full record.
 
     The record's top level is ``results`` merged with ``command``, ``config``, ``seeds`` and
     ``environment`` keys, so metric keys stay where users expect them (``lsm.test_accuracy``).
+    The JSON text is built before the file is touched, so a value that cannot be written
+    (TypeError) leaves any earlier record in place.
     """
     record = dict(to_jsonable(results))
     record["command"] = command
     record["config"] = to_jsonable(config or {})
     record["seeds"] = to_jsonable(seeds)
     record["environment"] = environment()
-    text = json.dumps(record, indent=2, sort_keys=False, allow_nan=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = (json.dumps(record, indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
+    atomic_write(path, lambda fh: fh.write(data))
     return record
 
 
 def read_record(path: str | os.PathLike) -> dict:
-    """Load a record written by :func:`write_record`."""
-    return json.loads(Path(path).read_text())
+    """Load a record written by :func:`write_record`.
+
+    Raises RecordError (naming the file) when it is missing or is not a JSON object in
+    UTF-8 text, e.g. a binary file or a truncated copy.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise RecordError("no such record", path) from exc
+    except IsADirectoryError as exc:
+        raise RecordError("is a directory, not a JSON record", path) from exc
+    except OSError as exc:
+        raise RecordError(f"cannot read it ({exc.strerror or exc})", path) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"not a JSON record: byte {exc.start} is not UTF-8 text (a binary "
+                          "file?)", path) from exc
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"not a JSON record: {exc.msg} at line {exc.lineno} column "
+                          f"{exc.colno}", path) from exc
+    if not isinstance(record, dict):
+        raise RecordError(f"not a result record: the JSON is a {type(record).__name__}, "
+                          "not an object", path)
+    return record
 
 
 def get_path(record: dict, dotted: str) -> Any:

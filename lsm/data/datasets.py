@@ -129,22 +129,42 @@ class _FsddSource(_Source):
         if not todo:
             return
         path = self._cache_path()
-        if path is not None and path.is_file():
-            with np.load(path) as z:
-                events, starts = z["events"], z["starts"]
-            if len(starts) == len(self.paths) + 1:
-                self._memo = {i: events[starts[i]:starts[i + 1]]
-                              for i in range(len(self.paths))}
-                return
+        cached = self._read_cache(path) if path is not None and path.is_file() else None
+        if cached is not None:
+            events, starts = cached
+            self._memo = {i: events[starts[i]:starts[i + 1]] for i in range(len(self.paths))}
+            return
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             for i, ev in zip(todo, pool.map(self._convert, todo)):
                 self._memo[i] = ev
         if path is not None and len(self._memo) == len(self.paths):
+            from rram_lsm.records import atomic_write
+
             events, starts = _Source.batch(self, range(len(self.paths)))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, events=events, starts=starts)
-            os.replace(tmp, path)  # atomic: concurrent readers never see half a file
+            # crash-safe: concurrent readers and the next run never see half a file
+            atomic_write(path, lambda fh: np.savez(fh, events=events, starts=starts))
+
+    def _read_cache(self, path: Path):
+        """``(events, starts)`` from the cochlea cache, or None (with a RuntimeWarning) when
+        the file is unreadable or does not match this file list: then it is rebuilt."""
+        import warnings
+        import zipfile
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                events, starts = z["events"], z["starts"]
+            ok = (events.dtype == AUDIO_EVENT_DTYPE and starts.ndim == 1
+                  and len(starts) == len(self.paths) + 1 and starts[0] == 0
+                  and bool(np.all(np.diff(starts) >= 0)) and starts[-1] == len(events))
+        except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            ok, why = False, str(exc)
+        else:
+            why = "its contents do not match the file list"
+        if not ok:
+            warnings.warn(f"cochlea cache: ignoring the unreadable entry {path} ({why}); "
+                          "converting again", RuntimeWarning, stacklevel=3)
+            return None
+        return events, starts
 
     def events(self, i):
         self._load([i])
@@ -290,6 +310,12 @@ def _missing(what: str, expected: str) -> DataNotFoundError:
     return DataNotFoundError(f"{what} not found; expected {expected}.\n{DOWNLOAD_HELP}")
 
 
+def _empty_split(dataset: str, split: str, where, expected: str) -> DataNotFoundError:
+    return DataNotFoundError(
+        f"{dataset} {split} split is empty: no samples in {where}; expected {expected}. "
+        f"A dataset needs both its train and test splits.\n{DOWNLOAD_HELP}")
+
+
 def _order(labels, is_test, names):
     return sorted(range(len(labels)), key=lambda i: (bool(is_test[i]), labels[i], names[i]))
 
@@ -312,6 +338,7 @@ def _open_nmnist(data_dir: Path, split: str):
         folder = root / sub
         if not folder.is_dir():
             raise _missing(f"N-MNIST split folder {folder}", "Train/ and Test/ folders")
+        n_before = len(paths)
         for label_dir in sorted(folder.iterdir()):
             if not label_dir.is_dir():
                 continue
@@ -322,8 +349,9 @@ def _open_nmnist(data_dir: Path, split: str):
                 paths.append(f)
                 labels.append(int(label_dir.name))
                 is_test.append(test)
-    if not paths:
-        raise _missing(f"N-MNIST .bin files under {root}", "Train|Test/<label>/*.bin")
+        if len(paths) == n_before:
+            # half a dataset would train on nothing, or evaluate on nothing, with exit 0
+            raise _empty_split("N-MNIST", sub, folder, f"{sub}/<0-9>/*.bin")
     order = _order(labels, is_test, [str(p) for p in paths])
     paths = [paths[i] for i in order]
     labels = [labels[i] for i in order]
@@ -350,6 +378,10 @@ def _open_fsdd(data_dir: Path, split: str, cochlea: CochleaConfig, cache_dir: Pa
         items.append((test, digit, speaker, take, f))
     if not items:
         raise _missing(f"FSDD wav files in {folder}", "{digit}_{speaker}_{take}.wav files")
+    for name, test in (("train", False), ("test", True)):
+        if split in (name, "all") and not any(it[0] == test for it in items):
+            raise _empty_split("FSDD", name, folder, "{digit}_{speaker}_{take}.wav files with "
+                               + ("takes 0-4" if test else "takes 5 and up"))
     items.sort(key=lambda it: (it[0], it[1], it[2], it[3]))
     meta = [{"path": str(f), "speaker": s, "take": k, "digit": d} for _, d, s, k, f in items]
     return ("audio", [it[1] for it in items], [it[0] for it in items], meta, DIGIT_NAMES,
@@ -379,6 +411,10 @@ def _open_ntidigits(data_dir: Path, split: str):
             is_test.append(test)
             meta.append({"path": str(path), "id": sid, "speaker": speaker, "split": part})
     reader.close()
+    for part, test in (("train", False), ("test", True)):
+        if split in (part, "all") and test not in is_test:
+            raise _empty_split("N-TIDIGITS", part, path, f"single-digit utterances in "
+                               f"{part}_labels (e.g. b'man-ae-1')")
     order = _order(labels, is_test, [k[1] for k in keys])
     return ("audio", [labels[i] for i in order], [is_test[i] for i in order],
             [meta[i] for i in order], NTIDIGITS_CLASSES, AudioRasterConfig(),
@@ -437,6 +473,9 @@ def open_dataset(name: str, data_dir: str | os.PathLike | None, split: str = "al
         synthetic = True
     else:
         root = Path(data_dir).expanduser()
+        if root.exists() and not root.is_dir():
+            raise DataNotFoundError(f"data directory {root} is a file, not a directory.\n"
+                                    f"{DOWNLOAD_HELP}")
         if not root.is_dir():
             raise DataNotFoundError(f"data directory {root} does not exist.\n{DOWNLOAD_HELP}")
         if name == "nmnist":

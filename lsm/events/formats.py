@@ -21,7 +21,10 @@ Formats (all big-endian, 5 bytes per record):
 * N-TIDIGITS ``n-tidigits.hdf5``: ``{train,test}_labels`` (byte strings such as
   ``b"man-ae-1"``), ``{train,test}_addresses/<id>`` (channel per event) and
   ``{train,test}_timestamps/<id>`` (seconds, float). Timestamps are rounded to the nearest
-  µs (tonic truncates, which turns 0.000123 s into 122 µs).
+  µs (tonic truncates, which turns 0.000123 s into 122 µs). Channels must be integers
+  below 64 and times finite seconds in ``[0, NTIDIGITS_MAX_T_S]``, as the ``.bs1`` reader
+  checks its records; anything else, h5py's own failures on a damaged file included, is
+  an EventFileError.
 """
 from __future__ import annotations
 
@@ -36,7 +39,8 @@ __all__ = [
     "VISION_EVENT_DTYPE", "AUDIO_EVENT_DTYPE", "NMNIST_SENSOR", "OVERFLOW_US",
     "read_nmnist", "write_nmnist", "decode_nmnist", "read_bs1", "write_bs1",
     "NTidigitsFile", "write_ntidigits_hdf5", "NTIDIGITS_CLASSES", "ntidigits_class",
-    "audio_events", "check_record_bytes", "check_fields",
+    "audio_events", "check_record_bytes", "check_fields", "NTIDIGITS_MAX_T_S",
+    "NTIDIGITS_MAX_ITEMS",
 ]
 
 VISION_EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])
@@ -235,11 +239,35 @@ def ntidigits_class(label: str) -> int | None:
     return _NTIDIGITS_LABEL.get(digits) if len(digits) == 1 else None
 
 
-class NTidigitsFile:
-    """Reader of the official ``n-tidigits.hdf5`` (opened lazily, reopened after pickling)."""
+NTIDIGITS_MAX_T_S = 3600.0
+"""Latest timestamp (s) the N-TIDIGITS HDF5 reader accepts: an utterance lasts seconds, so a
+later (or non-finite, or negative) time is a corrupt value, not an hour-long digit."""
+NTIDIGITS_MAX_ITEMS = 2**24
+"""Most labels per split and events per sample the HDF5 reader reads: a dataset claiming
+more is corrupt (one flipped bit in its size), and reading it would exhaust memory."""
 
-    def __init__(self, path: str | os.PathLike):
+# Everything h5py raises for a damaged file: a flipped bit surfaces as any of these (from
+# the HDF5 library, from h5py's wrappers, or from numpy converting what came back).
+_H5_FAILURES = (OSError, RuntimeError, KeyError, TypeError, ValueError, IndexError,
+                AttributeError, OverflowError, UnicodeDecodeError, SystemError)
+
+
+class NTidigitsFile:
+    """Reader of the official ``n-tidigits.hdf5`` (opened lazily, reopened after pickling).
+
+    Every failure of a damaged or foreign file is an EventFileError naming the file:
+    missing or mistyped datasets, labels that are not 1-D UTF-8 strings, addresses that
+    are not integer channels below ``n_channels`` (64 as in :func:`read_bs1`), timestamps
+    that are not finite seconds in ``[0, NTIDIGITS_MAX_T_S]``, and anything h5py raises
+    while reading (a flipped bit may surface as OSError, RuntimeError, KeyError...).
+    """
+
+    def __init__(self, path: str | os.PathLike, n_channels: int = 64):
+        if not 1 <= int(n_channels) <= 2**15:
+            raise ConfigError(f"n_channels must be in [1, 32768] (int16 channels), got "
+                              f"{n_channels}")
         self.path = Path(path)
+        self.n_channels = int(n_channels)
         self._h5 = None
 
     def _file(self):
@@ -250,51 +278,146 @@ class NTidigitsFile:
                 self._h5 = h5py.File(self.path, "r")
             except FileNotFoundError as exc:
                 raise EventFileError("file not found", self.path) from exc
-            except OSError as exc:
+            except IsADirectoryError as exc:
+                raise EventFileError("expected a file, found a directory", self.path) from exc
+            except _H5_FAILURES as exc:
                 raise EventFileError(f"not a readable HDF5 file ({exc})", self.path) from exc
         return self._h5
 
     def __getstate__(self):
-        return {"path": self.path, "_h5": None}
+        return {"path": self.path, "n_channels": self.n_channels, "_h5": None}
 
     def close(self) -> None:
         """Close the HDF5 handle (it reopens on the next read)."""
         if self._h5 is not None:
-            self._h5.close()
+            try:
+                self._h5.close()
+            except _H5_FAILURES:
+                pass  # a damaged file may fail to close; the handle is dropped either way
             self._h5 = None
 
-    def labels(self, split: str) -> list[str]:
-        """Sample ids (also the label strings) of ``split`` ("train" or "test")."""
+    def _guarded(self, what: str, read):
+        """``read()``, with anything h5py raises for a damaged file as EventFileError."""
+        h5 = self._file()
+        try:
+            return read(h5)
+        except EventFileError:
+            raise
+        except _H5_FAILURES as exc:
+            raise EventFileError(f"corrupt HDF5 file: reading {what} failed "
+                                 f"({type(exc).__name__}: {exc})", self.path) from exc
+
+    @staticmethod
+    def _check_split(split: str) -> None:
         if split not in ("train", "test"):
             raise ConfigError(f"N-TIDIGITS split must be 'train' or 'test', got {split!r}")
-        h5 = self._file()
+
+    def _groups(self, h5, split: str):
+        import h5py
+
         key = f"{split}_labels"
         for needed in (key, f"{split}_addresses", f"{split}_timestamps"):
             if needed not in h5:
                 raise EventFileError(
                     f"unknown layout: no dataset {needed!r}; expected {{train,test}}_labels, "
                     f"{{train,test}}_addresses/<id>, {{train,test}}_timestamps/<id>", self.path)
-        return [v.decode() if isinstance(v, bytes) else str(v) for v in h5[key][()]]
+        groups = []
+        for name in (f"{split}_addresses", f"{split}_timestamps"):
+            obj = h5[name]
+            if not isinstance(obj, h5py.Group):
+                raise EventFileError(f"unknown layout: {name!r} is a {type(obj).__name__}, "
+                                     "not a group with one dataset per sample id", self.path)
+            groups.append(obj)
+        return h5[key], groups[0], groups[1]
+
+    def _vector(self, obj, what: str) -> np.ndarray:
+        """The 1-D numeric dataset ``obj`` as an array, after checking its type and size."""
+        import h5py
+
+        if not isinstance(obj, h5py.Dataset):
+            raise EventFileError(f"{what} is a {type(obj).__name__}, not a dataset", self.path)
+        if obj.ndim != 1 or obj.dtype.kind not in "iuf":
+            raise EventFileError(f"{what} must be a 1-D array of numbers, got dtype "
+                                 f"{obj.dtype} shape {obj.shape}", self.path)
+        if obj.size > NTIDIGITS_MAX_ITEMS:
+            raise EventFileError(f"{what} claims {obj.size} values (more than "
+                                 f"{NTIDIGITS_MAX_ITEMS}: a corrupt size)", self.path)
+        values = np.asarray(obj[()])
+        if values.shape != obj.shape:
+            raise EventFileError(f"{what}: read {values.shape} values, expected {obj.shape}",
+                                 self.path)
+        return values
+
+    def labels(self, split: str) -> list[str]:
+        """Sample ids (also the label strings) of ``split`` ("train" or "test"); each names
+        a dataset in both ``<split>_addresses`` and ``<split>_timestamps``."""
+        self._check_split(split)
+        return self._guarded(f"{split}_labels", lambda h5: self._labels(h5, split))
+
+    def _labels(self, h5, split: str) -> list[str]:
+        import h5py
+
+        key = f"{split}_labels"
+        ds, addresses, timestamps = self._groups(h5, split)
+        if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 \
+                or h5py.check_string_dtype(ds.dtype) is None:
+            shape = getattr(ds, "shape", None)
+            raise EventFileError(f"{key!r} must be a 1-D dataset of label strings (e.g. "
+                                 f"b'man-ae-1'), got {type(ds).__name__} dtype "
+                                 f"{getattr(ds, 'dtype', None)} shape {shape}", self.path)
+        if ds.size > NTIDIGITS_MAX_ITEMS:
+            raise EventFileError(f"{key!r} claims {ds.size} labels (a corrupt size)", self.path)
+        out = []
+        for i, v in enumerate(ds[()]):
+            if isinstance(v, bytes):
+                try:
+                    v = v.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise EventFileError(f"{key}[{i}] = {v!r} is not UTF-8 text",
+                                         self.path) from exc
+            if not isinstance(v, str):
+                raise EventFileError(f"{key}[{i}] is a {type(v).__name__}, not a string",
+                                     self.path)
+            if not v or v not in addresses or v not in timestamps:
+                raise EventFileError(f"{key}[{i}] = {v!r} has no dataset in "
+                                     f"{split}_addresses and {split}_timestamps", self.path)
+            out.append(v)
+        return out
 
     def events(self, split: str, sample_id: str) -> np.ndarray:
         """Events of one sample as :data:`AUDIO_EVENT_DTYPE` (p = True: no polarity stored)."""
-        h5 = self._file()
-        try:
-            addr = np.asarray(h5[f"{split}_addresses"][sample_id])
-            ts = np.asarray(h5[f"{split}_timestamps"][sample_id], dtype=np.float64)
-        except KeyError as exc:
-            raise EventFileError(f"no sample {sample_id!r} in split {split!r}",
-                                 self.path) from exc
-        if addr.shape != ts.shape or addr.ndim != 1:
-            raise EventFileError(f"sample {sample_id!r}: addresses {addr.shape} and "
-                                 f"timestamps {ts.shape} differ", self.path)
-        if len(addr) and (addr.min() < 0 or addr.max() >= 2**15 or not np.isfinite(ts).all()
-                          or ts.min() < 0):
-            raise EventFileError(f"sample {sample_id!r}: channel or timestamp out of range",
-                                 self.path)
+        self._check_split(split)
+        return self._guarded(f"sample {sample_id!r} of {split}",
+                             lambda h5: self._events(h5, split, sample_id))
+
+    def _events(self, h5, split: str, sample_id: str) -> np.ndarray:
+        _, addresses, timestamps = self._groups(h5, split)
+        if not isinstance(sample_id, str) or not sample_id or sample_id not in addresses \
+                or sample_id not in timestamps:
+            raise EventFileError(f"no sample {sample_id!r} in split {split!r}", self.path)
+        what = f"sample {sample_id!r} of {split}"
+        addr = self._vector(addresses[sample_id], f"{split}_addresses/{sample_id}")
+        ts = self._vector(timestamps[sample_id], f"{split}_timestamps/{sample_id}")
+        if addr.shape != ts.shape:
+            raise EventFileError(f"{what}: addresses {addr.shape} and timestamps {ts.shape} "
+                                 "differ", self.path)
+        a = addr.astype(np.float64) if addr.dtype.kind == "f" else addr
+        bad = ~((a >= 0) & (a < self.n_channels))
+        if addr.dtype.kind == "f":
+            bad |= a != np.floor(a)  # NaN fails the range test above
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise EventFileError(f"{what}: event {i} has channel address {addr[i].item()!r}; "
+                                 f"addresses are integers in [0, {self.n_channels})", self.path)
+        t = ts.astype(np.float64)
+        bad = ~((t >= 0) & (t <= NTIDIGITS_MAX_T_S))  # NaN and inf fail too
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise EventFileError(f"{what}: event {i} has timestamp {ts[i].item()!r} s; timestamps "
+                                 f"are finite seconds in [0, {NTIDIGITS_MAX_T_S:g}]", self.path)
         ev = np.empty(len(addr), dtype=AUDIO_EVENT_DTYPE)
-        ev["x"] = addr
-        ev["t"] = np.rint(ts * 1e6).astype(np.int64)
+        ev["x"] = a.astype(np.int64)
+        ev["t"] = np.rint(t * 1e6).astype(np.int64)
         ev["p"] = True
         return ev
 

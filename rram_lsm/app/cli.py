@@ -12,7 +12,8 @@ __all__ = ["main", "build_parser"]
 
 # Each module registers its own subcommands; heavy imports happen inside the handlers so
 # that `rram-lsm --help` stays fast.
-_COMMAND_MODULES = ("data", "chip", "lsm", "hardware", "zeroshot", "experiments", "bench")
+_COMMAND_MODULES = ("data", "chip", "lsm", "hardware", "zeroshot", "experiments", "bench",
+                    "nir")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "json_path", None):
+            from .commands.common import check_output_file
+
+            check_output_file(args.json_path, "--json")  # before the work, not after it
         return int(args.handler(args) or 0)
     except RramLsmError as exc:
         print(f"rram-lsm: error: {exc}", file=sys.stderr)

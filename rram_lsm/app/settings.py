@@ -25,16 +25,20 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     """Return the data directory from the argument or ``$RRAM_LSM_DATA``, or None.
 
     Raises DataNotFoundError (with download sources) when a directory was named but does
-    not exist; returns None when none was named, meaning "use synthetic data".
+    not exist or is a file; returns None when none was named, meaning "use synthetic data".
     """
     chosen = data_dir if data_dir not in (None, "") else os.environ.get(DATA_ENV) or None
     if chosen is None:
         return None
     path = Path(chosen).expanduser()
+    source = "--data-dir" if data_dir else "$" + DATA_ENV
+    if path.exists() and not path.is_dir():
+        raise DataNotFoundError(
+            f"data directory {path} (from {source}) is a file, not a directory: name the "
+            f"folder that holds nmnist/, fsdd/ and ntidigits/.\n{DOWNLOAD_HELP}")
     if not path.is_dir():
         raise DataNotFoundError(
-            f"data directory {path} does not exist (from "
-            f"{'--data-dir' if data_dir else '$' + DATA_ENV}).\n{DOWNLOAD_HELP}"
+            f"data directory {path} does not exist (from {source}).\n{DOWNLOAD_HELP}"
         )
     return path.resolve()
 

@@ -1,17 +1,32 @@
 """The fused, event-driven reservoir kernel behind ``SimMacro.run_reservoir``.
 
-It reproduces ``rram_lsm.reservoir.run_reference`` exactly: the membrane update of
-:func:`_neuron_update` has the reference's float64 operation order, and the column sums
-follow the macro contract (active rows ascending, from 0.0, then x V_read), the ADC and the
-differential subtraction, so with read noise off the spikes are bit-identical.
+It reproduces ``rram_lsm.reservoir.run_reference`` exactly: the membrane update has the
+reference's float64 operation order (:func:`_neuron_update`, ``lif_step``), and the column
+sums follow the macro contract (active rows ascending, from 0.0, then x V_read), the ADC and
+the differential subtraction, so with read noise off the spikes and the final membranes are
+bit-identical.
+
+Tile layout (``sim.reservoir`` builds it): the tile's columns are *split*, not interleaved:
+columns ``0..n-1`` hold G+ of neurons ``0..n-1`` and ``n..2n-1`` their G-, so that the
+per-neuron work of a step reads both sides contiguously and vectorises. Integer tiles
+(grid codes) may carry one *pair row* per two inputs after the neuron rows: the code sum of
+inputs ``2q`` and ``2q + 1``, added once where both are active (the same integer sum).
+
+Exactness in brief (docs/lsm.md, "Two paths, one answer"): integer code sums are exact in
+any grouping and equal the contract's ascending float64 sum divided by the grid step;
+``(sum * step) * V_read`` equals ``sum * (step * V_read)`` because ``step`` is a power of
+two (:func:`sv_is_exact`); float64 tiles add in the contract's order; the membrane update
+is ``lif_step``'s expression.
 """
 from __future__ import annotations
 
+import math
 import sys
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, set_parallel_chunksize, types
+from numba.extending import overload
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 # One definition of the ADC and of splitmix64. Numba's on-disk cache is keyed on this file's
@@ -27,14 +42,20 @@ _LITTLE_ENDIAN = sys.byteorder == "little"
 RESET_ZERO = 0
 RESET_SUBTRACT = 1
 
+# Positions in the packed parameter arrays the compiled kernels take (few arguments: numba's
+# dispatch costs about 0.1 µs per argument, which is felt at batch 1).
+_F_STEP, _F_VREAD, _F_LSB, _F_FACTOR, _F_DECAY, _F_THRESHOLD, _F_SV = range(7)
+_I_ADC_BITS, _I_RESET, _I_REFRACTORY, _I_NOISE = range(4)
+
 
 @njit(cache=True, inline="always")
 def _neuron_update(v, s_prev, ref, drive, decay, threshold, reset_mode, refractory_steps):
     """One neuron, one step -> (v, s, ref); ``s_prev`` and ``s`` are 0.0 or 1.0.
 
-    The same float64 expressions, in the same order, as ``rram_lsm.reservoir.lif_step``.
-    Written without data-dependent branches so that the compiler can vectorise loops over
-    neurons.
+    The same float64 expressions, in the same order, as ``rram_lsm.reservoir.lif_step``:
+    ``(decay * v) * (1 - s_prev) + drive`` (reset to zero) or
+    ``((decay * v) + drive) - threshold * s_prev`` (subtract). Written without
+    data-dependent branches so that the compiler can vectorise loops over neurons.
     """
     if reset_mode == RESET_ZERO:
         v = decay * v * (1.0 - s_prev) + drive
@@ -58,87 +79,274 @@ def _normal_pair(state):
     return state, r * np.cos(2.0 * np.pi * u2), r * np.sin(2.0 * np.pi * u2)
 
 
-@njit(cache=True, inline="always")
-def _accumulate(dst, src, rows, n_active):
-    """``dst[c] = sum of src[rows[k], c]`` over k ascending, from the first row (no zeroing).
+# -- column sums ---------------------------------------------------------------------------
+# Rows are indexed as src[i, c], never taken as row views: a view costs a reference-count
+# increment and decrement (atomic, out of line) each time.
 
-    Rows are added eight (then four) at a time with the parentheses of one-by-one addition,
-    so the float64 result is that of the sequential sum while ``dst`` is loaded and stored
-    up to 8x less often.
+@njit(cache=True, inline="always")
+def _accumulate(dst, src, rows, start, n_active, first):
+    """``dst[c] (+)= sum of src[rows[start + k], c]`` over k ascending (``first``: from the
+    first row, no zeroing; else continuing the sum in ``dst``).
+
+    For float64 tiles (and the read-noise variances): rows are added eight (then four) at a
+    time with the parentheses of one-by-one addition, so the result is that of the
+    sequential sum while ``dst`` is loaded and stored up to 8x less often.
     """
     n2 = dst.shape[0]
-    row = src[rows[0]]
-    for c in range(n2):
-        dst[c] = row[c]
-    k = 1
-    while k + 8 <= n_active:
-        r1 = src[rows[k]]
-        r2 = src[rows[k + 1]]
-        r3 = src[rows[k + 2]]
-        r4 = src[rows[k + 3]]
-        r5 = src[rows[k + 4]]
-        r6 = src[rows[k + 5]]
-        r7 = src[rows[k + 6]]
-        r8 = src[rows[k + 7]]
+    k = start
+    n_active += start
+    if first:
+        i0 = rows[k]
         for c in range(n2):
-            dst[c] = (((((((dst[c] + r1[c]) + r2[c]) + r3[c]) + r4[c]) + r5[c]) + r6[c])
-                      + r7[c]) + r8[c]
+            dst[c] = src[i0, c]
+        k += 1
+    while k + 8 <= n_active:
+        i1 = rows[k]
+        i2 = rows[k + 1]
+        i3 = rows[k + 2]
+        i4 = rows[k + 3]
+        i5 = rows[k + 4]
+        i6 = rows[k + 5]
+        i7 = rows[k + 6]
+        i8 = rows[k + 7]
+        for c in range(n2):
+            dst[c] = (((((((dst[c] + src[i1, c]) + src[i2, c]) + src[i3, c]) + src[i4, c])
+                        + src[i5, c]) + src[i6, c]) + src[i7, c]) + src[i8, c]
         k += 8
     while k + 4 <= n_active:
-        r1 = src[rows[k]]
-        r2 = src[rows[k + 1]]
-        r3 = src[rows[k + 2]]
-        r4 = src[rows[k + 3]]
+        i1 = rows[k]
+        i2 = rows[k + 1]
+        i3 = rows[k + 2]
+        i4 = rows[k + 3]
         for c in range(n2):
-            dst[c] = (((dst[c] + r1[c]) + r2[c]) + r3[c]) + r4[c]
+            dst[c] = (((dst[c] + src[i1, c]) + src[i2, c]) + src[i3, c]) + src[i4, c]
         k += 4
     while k < n_active:
-        r1 = src[rows[k]]
+        i1 = rows[k]
         for c in range(n2):
-            dst[c] += r1[c]
+            dst[c] += src[i1, c]
         k += 1
 
 
 @njit(cache=True, inline="always")
-def _drive(acc, var, drive, step, v_read, adc_bits, lsb, factor, noise, state):
-    """Differential drive of every neuron from the column sums, as the macro reads them.
+def _codes8(dst, src, rows, k, first):
+    """Rows ``rows[k:k + 8]`` into ``dst`` (int32 tree sum; ``first``: store, else add)."""
+    i0 = rows[k]
+    i1 = rows[k + 1]
+    i2 = rows[k + 2]
+    i3 = rows[k + 3]
+    i4 = rows[k + 4]
+    i5 = rows[k + 5]
+    i6 = rows[k + 6]
+    i7 = rows[k + 7]
+    for c in range(dst.shape[0]):
+        x = (((np.int32(src[i0, c]) + np.int32(src[i1, c]))
+              + (np.int32(src[i2, c]) + np.int32(src[i3, c])))
+             + ((np.int32(src[i4, c]) + np.int32(src[i5, c]))
+                + (np.int32(src[i6, c]) + np.int32(src[i7, c]))))
+        if first:
+            dst[c] = x
+        else:
+            dst[c] += x
 
-    ``acc * step`` is the float64 column sum (µS): exact for int32 grid codes, and ``acc``
-    itself for a float64 tile (``step`` 1.0). Kept free of the spike bookkeeping so that the
-    compiler can vectorise it (the ADC's division and floor dominate otherwise).
+
+@njit(cache=True, inline="always")
+def _codes4(dst, src, rows, k, first):
+    i0 = rows[k]
+    i1 = rows[k + 1]
+    i2 = rows[k + 2]
+    i3 = rows[k + 3]
+    for c in range(dst.shape[0]):
+        x = ((np.int32(src[i0, c]) + np.int32(src[i1, c]))
+             + (np.int32(src[i2, c]) + np.int32(src[i3, c])))
+        if first:
+            dst[c] = x
+        else:
+            dst[c] += x
+
+
+@njit(cache=True, inline="always")
+def _codes2(dst, src, rows, k, first):
+    i0 = rows[k]
+    i1 = rows[k + 1]
+    for c in range(dst.shape[0]):
+        x = np.int32(src[i0, c]) + np.int32(src[i1, c])
+        if first:
+            dst[c] = x
+        else:
+            dst[c] += x
+
+
+@njit(cache=True, inline="always")
+def _codes1(dst, src, rows, k, first):
+    i0 = rows[k]
+    for c in range(dst.shape[0]):
+        x = np.int32(src[i0, c])
+        if first:
+            dst[c] = x
+        else:
+            dst[c] += x
+
+
+@njit(cache=True, inline="always")
+def _accumulate_codes(dst, src, rows, start, n_active, first):
+    """``dst[c] (+)= sum of src[rows[start + k], c]`` (int32) for integer grid codes
+    (``n_active >= 1``; ``first``: store, else add to ``dst``).
+
+    Integer addition is exact and associative, so the rows are added in any grouping:
+    eight per pass as a tree (then one pass each of 4, 2, 1 for the rest); the first pass
+    stores instead of adding, so ``dst`` needs no zeroing. Wrap-around cannot occur: the
+    layout only hands the kernel tiles whose column code sums stay below 2**31.
     """
-    n = drive.shape[0]
-    if noise:
-        for j in range(n):
-            state, z0, z1 = _normal_pair(state)
-            i_pos = (acc[2 * j] * step) * v_read + np.sqrt(var[2 * j]) * v_read * z0
-            i_neg = (acc[2 * j + 1] * step) * v_read + np.sqrt(var[2 * j + 1]) * v_read * z1
-            drive[j] = (adc(i_pos, adc_bits, lsb) - adc(i_neg, adc_bits, lsb)) * factor
-    elif adc_bits <= 0:
-        for j in range(n):
-            drive[j] = ((acc[2 * j] * step) * v_read
-                        - (acc[2 * j + 1] * step) * v_read) * factor
+    k = start
+    n_active += start
+    while k + 8 <= n_active:
+        _codes8(dst, src, rows, k, first)
+        first = False
+        k += 8
+    if k + 4 <= n_active:
+        _codes4(dst, src, rows, k, first)
+        first = False
+        k += 4
+    if k + 2 <= n_active:
+        _codes2(dst, src, rows, k, first)
+        first = False
+        k += 2
+    if k < n_active:
+        _codes1(dst, src, rows, k, first)
+
+
+def _new_accumulator(g, n2):
+    """Zeroed column accumulator for tile ``g``: int32 for integer codes, else float64."""
+    raise NotImplementedError  # compiled only (see the overload below)
+
+
+@overload(_new_accumulator)
+def _new_accumulator_impl(g, n2):
+    if isinstance(g.dtype, types.Integer):
+        return lambda g, n2: np.zeros(n2, np.int32)
+    return lambda g, n2: np.zeros(n2, np.float64)
+
+
+def _sum_rows(dst, src, rows, start, n_active, first):
+    """The column sums of the active rows ``rows[start:start + n_active]``:
+    :func:`_accumulate_codes` for integer codes, :func:`_accumulate` (the contract's order)
+    for float64 tiles."""
+    raise NotImplementedError  # compiled only (see the overload below)
+
+
+@overload(_sum_rows)
+def _sum_rows_impl(dst, src, rows, start, n_active, first):
+    if isinstance(src.dtype, types.Integer):
+        return lambda dst, src, rows, start, n_active, first: _accumulate_codes(
+            dst, src, rows, start, n_active, first)
+    return lambda dst, src, rows, start, n_active, first: _accumulate(
+        dst, src, rows, start, n_active, first)
+
+
+# -- the neurons ---------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _step_neurons(acc, v, s_prev, ref, out, t, sv, adc_bits, lsb, factor, decay, threshold,
+                  reset_mode, refractory_steps, use_refractory):
+    """Drive and update of every neuron of one sample for step ``t``, in one pass.
+
+    ``acc``: column sums (G+ block then G- block) in units of ``step`` µS. The drive is the
+    macro's differential read, ``(adc(I+) - adc(I-)) * factor`` with ``I = (acc * step) *
+    V_read``, computed as ``acc * sv`` with ``sv = step * V_read`` (the same double: see
+    :func:`sv_is_exact`), and the update is :func:`_neuron_update`; the spikes go to
+    ``out[t]`` (uint8) and ``s_prev`` (0.0 / 1.0). The mode arguments are compile-time
+    constants at every call site (see :func:`_step_dispatch`), so this loop has no branches
+    and vectorises.
+    """
+    n = v.shape[0]
+    top = float((1 << max(adc_bits, 0)) - 1)
+    for j in range(n):
+        i_pos = acc[j] * sv
+        i_neg = acc[n + j] * sv
+        if adc_bits <= 0:
+            drive = (i_pos - i_neg) * factor
+        else:
+            drive = (adc_code(i_pos, lsb, top) * lsb - adc_code(i_neg, lsb, top) * lsb) * factor
+        sp = s_prev[j]
+        if reset_mode == RESET_ZERO:
+            vj = decay * v[j] * (1.0 - sp) + drive
+        else:
+            vj = decay * v[j] + drive - threshold * sp
+        if use_refractory:
+            r = ref[j]
+            fire = (vj > threshold) & (r == 0)
+            ref[j] = refractory_steps if fire else max(r - 1, 0)
+        else:
+            fire = vj > threshold
+        v[j] = vj
+        s_prev[j] = 1.0 if fire else 0.0
+        out[t, j] = np.uint8(1) if fire else np.uint8(0)
+
+
+@njit(cache=True, inline="always")
+def _step_dispatch(acc, v, s_prev, ref, out, t, sv, adc_bits, lsb, factor, decay, threshold,
+                   reset_mode, refractory_steps):
+    """:func:`_step_neurons` with the ADC, reset and refractory modes as constants."""
+    if adc_bits <= 0:
+        if reset_mode == RESET_ZERO:
+            if refractory_steps == 0:
+                _step_neurons(acc, v, s_prev, ref, out, t, sv, 0, lsb, factor, decay,
+                              threshold, RESET_ZERO, 0, False)
+            else:
+                _step_neurons(acc, v, s_prev, ref, out, t, sv, 0, lsb, factor, decay,
+                              threshold, RESET_ZERO, refractory_steps, True)
+        else:
+            if refractory_steps == 0:
+                _step_neurons(acc, v, s_prev, ref, out, t, sv, 0, lsb, factor, decay,
+                              threshold, RESET_SUBTRACT, 0, False)
+            else:
+                _step_neurons(acc, v, s_prev, ref, out, t, sv, 0, lsb, factor, decay,
+                              threshold, RESET_SUBTRACT, refractory_steps, True)
     else:
-        # adc_code with the top code hoisted: adc's own bits test inside this loop keeps it
-        # from being vectorised (measured 3.5x slower)
-        top = float((1 << adc_bits) - 1)
-        for j in range(n):
-            drive[j] = (adc_code((acc[2 * j] * step) * v_read, lsb, top) * lsb
-                        - adc_code((acc[2 * j + 1] * step) * v_read, lsb, top) * lsb) * factor
+        if reset_mode == RESET_ZERO:
+            if refractory_steps == 0:
+                _step_neurons(acc, v, s_prev, ref, out, t, sv, adc_bits, lsb, factor, decay,
+                              threshold, RESET_ZERO, 0, False)
+            else:
+                _step_neurons(acc, v, s_prev, ref, out, t, sv, adc_bits, lsb, factor, decay,
+                              threshold, RESET_ZERO, refractory_steps, True)
+        else:
+            if refractory_steps == 0:
+                _step_neurons(acc, v, s_prev, ref, out, t, sv, adc_bits, lsb, factor, decay,
+                              threshold, RESET_SUBTRACT, 0, False)
+            else:
+                _step_neurons(acc, v, s_prev, ref, out, t, sv, adc_bits, lsb, factor, decay,
+                              threshold, RESET_SUBTRACT, refractory_steps, True)
+
+
+@njit(cache=True, inline="always")
+def _noisy_drive(acc, var, drive, step, v_read, adc_bits, lsb, factor, state):
+    """Differential drive with read noise: ``N(0, V_read^2 sum var)`` on each side before
+    the ADC, one normal pair per neuron (G+ then G-) from the sample's stream."""
+    n = drive.shape[0]
+    for j in range(n):
+        state, z0, z1 = _normal_pair(state)
+        i_pos = (acc[j] * step) * v_read + np.sqrt(var[j]) * v_read * z0
+        i_neg = (acc[n + j] * step) * v_read + np.sqrt(var[n + j]) * v_read * z1
+        drive[j] = (adc(i_pos, adc_bits, lsb) - adc(i_neg, adc_bits, lsb)) * factor
     return state
 
 
 @njit(cache=True, inline="always")
-def _update_all(v, s_prev, ref, drive, out, decay, threshold, reset_mode, refractory_steps):
-    """:func:`_neuron_update` for every neuron of one sample; spikes to ``out`` (uint8)."""
+def _update_all(v, s_prev, ref, drive, out, t, decay, threshold, reset_mode,
+                refractory_steps):
+    """:func:`_neuron_update` for every neuron of one sample; spikes to ``out[t]``."""
     for j in range(v.shape[0]):
         vj, sj, rj = _neuron_update(v[j], s_prev[j], ref[j], drive[j], decay, threshold,
                                     reset_mode, refractory_steps)
         v[j] = vj
         ref[j] = rj
         s_prev[j] = sj
-        out[j] = np.uint8(sj)
+        out[t, j] = np.uint8(sj)
 
+
+# -- active rows ---------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
 def _words(a):
@@ -150,95 +358,254 @@ def _words(a):
 
 
 @njit(cache=True, inline="always")
-def _append_nonzero(words, x, rows, n, offset):
-    """Append ``offset + i`` for every non-zero ``x[i]`` (ascending) to ``rows[n:]``; return
-    the new count. ``words``: ``x`` as uint64 (see :func:`_words`).
-
-    Inputs and spikes are sparse: eight bytes are tested at once and only the non-zero
-    bytes of a word are visited (lowest first: the lowest address, little-endian).
-    """
-    for w in range(words.shape[0]):
-        m = words[w]
-        while m != 0:
-            byte = trailing_zeros(m) >> 3
-            rows[n] = offset + 8 * w + byte
-            n += 1
-            m &= ~(np.uint64(0xFF) << np.uint64(8 * byte))
-    for i in range(8 * words.shape[0], x.shape[0]):
+def _append_nonzero(x, t, rows, n, offset):
+    """Append ``offset + i`` for every non-zero ``x[t, i]`` (ascending) to ``rows[n:]``;
+    return the new count (byte by byte, without branches: rows whose length is not a whole
+    number of uint64 words)."""
+    for i in range(x.shape[1]):
         rows[n] = offset + i
-        n += x[i] != 0
+        n += x[t, i] != 0
+    return n
+
+
+_BYTE_ONES = np.uint64(0x0101010101010101)
+# (flags * _GATHER) >> 56 moves the low bit of byte i of ``flags`` to bit i (all partial
+# products land on distinct bits, so there are no carries)
+_GATHER = np.uint64(0x0102040810204080)
+
+
+@njit(cache=True, inline="always")
+def _byte_flags(word):
+    """One bit per byte of ``word``: bit ``i`` set iff byte ``i`` is non-zero (branch-free:
+    OR each byte into its low bit, then one multiply gathers the eight low bits)."""
+    f = word | (word >> np.uint64(4))
+    f |= f >> np.uint64(2)
+    f |= f >> np.uint64(1)
+    return ((f & _BYTE_ONES) * _GATHER) >> np.uint64(56)
+
+
+@njit(cache=True, inline="always")
+def _flag_words(words, t, bits):
+    """``bits[k]``: the non-zero flags of bytes ``64k .. 64k + 63`` of row ``t`` of
+    ``words`` (bit ``i`` for byte ``64k + i``); ``bits`` has ``ceil(words.shape[1] / 8)``
+    words.
+
+    Each 64-bit mask is assembled in registers and stored whole, so that the bit loops
+    that read it back are not stalled by a failed store-to-load forwarding, and all masks
+    are ready before the first (mispredicting) bit loop starts.
+    """
+    nw = words.shape[1]
+    full = nw // 8
+    for k in range(full):
+        w = 8 * k
+        bits[k] = (_byte_flags(words[t, w]) | (_byte_flags(words[t, w + 1]) << np.uint64(8))
+                   | (_byte_flags(words[t, w + 2]) << np.uint64(16))
+                   | (_byte_flags(words[t, w + 3]) << np.uint64(24))
+                   | (_byte_flags(words[t, w + 4]) << np.uint64(32))
+                   | (_byte_flags(words[t, w + 5]) << np.uint64(40))
+                   | (_byte_flags(words[t, w + 6]) << np.uint64(48))
+                   | (_byte_flags(words[t, w + 7]) << np.uint64(56)))
+    if 8 * full < nw:
+        m = np.uint64(0)
+        for j in range(nw - 8 * full):
+            m |= _byte_flags(words[t, 8 * full + j]) << np.uint64(8 * j)
+        bits[full] = m
+
+
+@njit(cache=True, inline="always")
+def _append_bits(m, rows, n, base):
+    """Append ``base + i`` for every set bit ``i`` of ``m`` (lowest first) to ``rows[n:]``."""
+    while m != 0:
+        rows[n] = base + trailing_zeros(m)
+        n += 1
+        m &= m - np.uint64(1)
+    return n
+
+
+@njit(cache=True, inline="always")
+def _append_active(x, words, t, bits, rows, n, offset):
+    """Append ``offset + i`` for every non-zero ``x[t, i]`` (ascending) to ``rows[n:]``;
+    return the new count. ``words``: ``x`` as uint64 (:func:`_words`; when it has no
+    columns, every byte is visited); ``bits``: uint64 scratch of ``ceil(words.shape[1] /
+    8)`` words.
+
+    First the non-zero flags of every 64 bytes are gathered into one uint64
+    (:func:`_flag_words`, no branches), then its set bits are visited lowest first: a branch
+    is mispredicted about once per 64 inputs or neurons instead of once per eight.
+    """
+    if words.shape[1] == 0:
+        return _append_nonzero(x, t, rows, n, offset)
+    _flag_words(words, t, bits)
+    for k in range(bits.shape[0]):
+        n = _append_bits(bits[k], rows, n, offset + 64 * k)
     return n
 
 
 @njit(cache=True)
-def _run_one(g, g_var, raster, spikes_out, v_out, step, acc_zero, v_read, adc_bits, lsb,
-             factor, decay, threshold, reset_mode, refractory_steps, noise, seed):
-    n_steps, n_inputs = raster.shape
+def _input_rows(raster, pairs, pair_base, in_rows, in_starts):
+    """The active input rows of every step of one sample, found before the time loop (they
+    do not depend on the dynamics): step ``t``'s rows are ``in_rows[in_starts[t]:
+    in_starts[t + 1]]``. Returns the pair rows used.
+
+    Pair rows: where both inputs ``2q`` and ``2q + 1`` are active and ``pairs`` allows it
+    (bit ``2q`` of its words; empty: no pairs), the single row ``pair_base + q`` (their
+    code sum, see ``sim.reservoir``) stands for the two. Rows come ascending without pairs;
+    with pairs, per 64 inputs the singles and then the pairs (integer sums do not depend on
+    the order).
+    """
+    words = _words(raster)
+    bits = np.zeros((words.shape[1] + 7) // 8, np.uint64)
+    use_pairs = pairs.shape[0] > 0 and words.shape[1] > 0
+    n = 0
+    n_pairs = 0
+    in_starts[0] = 0
+    for t in range(raster.shape[0]):
+        if not use_pairs:
+            n = _append_active(raster, words, t, bits, in_rows, n, 0)
+        else:
+            _flag_words(words, t, bits)
+            for k in range(bits.shape[0]):
+                m = bits[k]
+                both = m & (m >> np.uint64(1)) & pairs[k]
+                n = _append_bits(m & ~(both | (both << np.uint64(1))), in_rows, n, 64 * k)
+                base = pair_base + 32 * k
+                while both != 0:  # pair q sits at bit 2q
+                    in_rows[n] = base + (trailing_zeros(both) >> 1)
+                    n += 1
+                    n_pairs += 1
+                    both &= both - np.uint64(1)
+        in_starts[t + 1] = n
+    return n_pairs
+
+
+# -- one sample ----------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _scratch(g, n_steps, n_inputs, noise):
+    """Working arrays of one sample, allocated once per batch task and reused (fresh large
+    allocations per sample would page-fault), carved from three buffers (each allocation
+    costs about as much as a short step at batch 1)."""
     n2 = g.shape[1]
     n = n2 // 2
-    acc = np.full(n2, acc_zero)
-    var = np.empty(n2)
-    drive = np.empty(n)
-    v = np.zeros(n)
-    ref = np.zeros(n, np.int64)
-    s_prev = np.zeros(n, np.float64)
-    # Active rows of a step in ascending order: input events, then the recurrent rows of
-    # the neurons that spiked at the previous step.
-    rows = np.empty(n_inputs + n, np.int64)
-    raster_words = _words(raster)
+    n_var = n2 if noise else 0
+    n_drive = n if noise else 0
+    f = np.zeros(2 * n + n_var + n_drive)
+    n_rows = n_inputs + n
+    n_in_rows = n_steps * n_inputs
+    n_bits = (n + 63) // 64
+    i = np.zeros(n + n_rows + n_in_rows + n_steps + 1 + n_bits, np.int64)
+    o = n + n_rows + n_in_rows + n_steps + 1
+    return (_new_accumulator(g, n2), f[:n], i[:n], f[n:2 * n], f[2 * n:2 * n + n_var],
+            f[2 * n + n_var:], i[n:n + n_rows], i[n + n_rows:n + n_rows + n_in_rows],
+            i[n + n_rows + n_in_rows:o], i[o:].view(np.uint64))
+
+
+@njit(cache=True)
+def _run_one(g, g_var, pairs, raster, spikes_out, v_out, fp, ip, seed, scratch):
+    """The whole reservoir for one sample; returns its synaptic events (active input and
+    recurrent rows summed over the steps, a pair row counting as its two)."""
+    n_steps, n_inputs = raster.shape
+    n = g.shape[1] // 2
+    step = fp[_F_STEP]
+    v_read = fp[_F_VREAD]
+    lsb = fp[_F_LSB]
+    factor = fp[_F_FACTOR]
+    decay = fp[_F_DECAY]
+    threshold = fp[_F_THRESHOLD]
+    sv = fp[_F_SV]
+    adc_bits = ip[_I_ADC_BITS]
+    reset_mode = ip[_I_RESET]
+    refractory_steps = ip[_I_REFRACTORY]
+    noise = ip[_I_NOISE] != 0
+    acc, v, ref, s_prev, var, drive, rows, in_rows, in_starts, spike_bits = scratch
+    v[:] = 0.0
+    ref[:] = 0
+    s_prev[:] = 0.0
+    # Active rows of a step: its input events (all steps' found before the time loop), then
+    # the recurrent rows of the neurons that spiked at the previous step.
+    synaptic_events = _input_rows(raster, pairs, n_inputs + n, in_rows, in_starts)
     spike_words = _words(spikes_out)
     state = np.uint64(seed)
-    synaptic_events = 0
     for t in range(n_steps):
-        n_active = _append_nonzero(raster_words[t], raster[t], rows, 0, 0)
+        first = in_starts[t]
+        n_active = in_starts[t + 1] - first
+        for k in range(n_active):
+            rows[k] = in_rows[first + k]
         if t > 0:
-            n_active = _append_nonzero(spike_words[t - 1], spikes_out[t - 1], rows, n_active,
-                                       n_inputs)
+            n_active = _append_active(spikes_out, spike_words, t - 1, spike_bits, rows,
+                                      n_active, n_inputs)
         synaptic_events += n_active
         if n_active == 0:
             acc[:] = 0
-            var[:] = 0.0
-        else:
-            _accumulate(acc, g, rows, n_active)
             if noise:
-                _accumulate(var, g_var, rows, n_active)
-        state = _drive(acc, var, drive, step, v_read, adc_bits, lsb, factor, noise,
-                       state)
-        out = spikes_out[t]
-        # one call per reset mode, so that the mode is a constant in each loop (vectorised)
-        if reset_mode == RESET_ZERO:
-            _update_all(v, s_prev, ref, drive, out, decay, threshold, RESET_ZERO,
-                        refractory_steps)
+                var[:] = 0.0
         else:
-            _update_all(v, s_prev, ref, drive, out, decay, threshold, RESET_SUBTRACT,
-                        refractory_steps)
+            _sum_rows(acc, g, rows, 0, n_active, True)
+        if noise:
+            if n_active:
+                _accumulate(var, g_var, rows, 0, n_active, True)
+            state = _noisy_drive(acc, var, drive, step, v_read, adc_bits, lsb, factor, state)
+            if reset_mode == RESET_ZERO:
+                _update_all(v, s_prev, ref, drive, spikes_out, t, decay, threshold,
+                            RESET_ZERO, refractory_steps)
+            else:
+                _update_all(v, s_prev, ref, drive, spikes_out, t, decay, threshold,
+                            RESET_SUBTRACT, refractory_steps)
+        else:
+            _step_dispatch(acc, v, s_prev, ref, spikes_out, t, sv, adc_bits, lsb, factor,
+                           decay, threshold, reset_mode, refractory_steps)
     v_out[:] = v
     return synaptic_events
 
 
+# -- batches -------------------------------------------------------------------------------
+
 @njit(cache=True, parallel=True)
-def _run_parallel(g, g_var, rasters, spikes, v_final, events, step, acc_zero, v_read,
-                  adc_bits, lsb, factor, decay, threshold, reset_mode, refractory_steps, noise,
-                  seeds):
-    for b in prange(rasters.shape[0]):
-        events[b] = _run_one(g, g_var, rasters[b], spikes[b], v_final[b], step, acc_zero,
-                             v_read, adc_bits, lsb, factor, decay, threshold, reset_mode,
-                             refractory_steps, noise, seeds[b])
+def _run_parallel(g, g_var, pairs, rasters, spikes, v_final, events, fp, ip, seeds):
+    batch, n_steps, n_inputs = rasters.shape
+    noise = ip[_I_NOISE] != 0
+    # a few samples per task: scratch is allocated once per task; run with a parallel chunk
+    # size of 1 (see run_parallel) so that tasks are handed out one at a time, and a thread
+    # that other processes slow down takes fewer of them instead of holding up the end
+    n_tasks = min(batch, 32)
+    for c in prange(n_tasks):
+        scratch = _scratch(g, n_steps, n_inputs, noise)
+        for b in range(c * batch // n_tasks, (c + 1) * batch // n_tasks):
+            events[b] = _run_one(g, g_var, pairs, rasters[b], spikes[b], v_final[b], fp, ip,
+                                 seeds[b], scratch)
 
 
 @njit(cache=True)
-def _run_serial(g, g_var, rasters, spikes, v_final, events, step, acc_zero, v_read, adc_bits,
-                lsb, factor, decay, threshold, reset_mode, refractory_steps, noise, seeds):
-    for b in range(rasters.shape[0]):
-        events[b] = _run_one(g, g_var, rasters[b], spikes[b], v_final[b], step, acc_zero,
-                             v_read, adc_bits, lsb, factor, decay, threshold, reset_mode,
-                             refractory_steps, noise, seeds[b])
+def _run_serial(g, g_var, pairs, rasters, spikes, v_final, events, fp, ip, seeds):
+    batch, n_steps, n_inputs = rasters.shape
+    scratch = _scratch(g, n_steps, n_inputs, ip[_I_NOISE] != 0)
+    for b in range(batch):
+        events[b] = _run_one(g, g_var, pairs, rasters[b], spikes[b], v_final[b], fp, ip,
+                             seeds[b], scratch)
 
 
 def accumulator_zero(g):
     """The zero of the column accumulator for tile ``g``: float64, or int32 for integer codes
     (a uint16 tile is summed in int32)."""
     return np.int32(0) if g.dtype.kind in "iu" else 0.0
+
+
+def sv_is_exact(step: float, v_read: float) -> bool:
+    """Whether ``acc * (step * v_read) == (acc * step) * v_read`` for every accumulator value
+    ``acc`` (an int32 code sum, or a float64 sum with ``step`` 1.0).
+
+    True for ``step`` 1.0 (``acc * 1.0`` is ``acc``), and when ``step`` is a power of two
+    in [2**-1022, 1] and ``step * v_read`` is a normal, finite double: then ``acc * step``
+    (an integer times ``step`` is 0 or at least ``step`` in magnitude) and ``step *
+    v_read`` are exact, so both sides are the same real number ``acc * step * v_read``
+    rounded once. Saves a multiply per column and step.
+    """
+    if step == 1.0:
+        return True  # acc * 1.0 is acc, and 1.0 * v_read is v_read
+    mant, _ = math.frexp(step)
+    sv = step * v_read
+    return (mant == 0.5 and sys.float_info.min <= step <= 1.0 and math.isfinite(sv)
+            and abs(sv) >= sys.float_info.min)
 
 
 class FusedParams(NamedTuple):
@@ -267,6 +634,20 @@ class FusedParams(NamedTuple):
     noise: bool
     """Whether to add read noise from ``g_var``."""
 
+    def packed(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(fp, ip)``: the float64 and int64 parameter arrays the compiled kernel takes."""
+        if not sv_is_exact(self.step_us, self.v_read):
+            raise ValueError(f"step {self.step_us!r} x V_read {self.v_read!r} is not exact: "
+                             "use a float64 tile (step 1.0)")
+        fp = np.empty(7)
+        fp[[_F_STEP, _F_VREAD, _F_LSB, _F_FACTOR, _F_DECAY, _F_THRESHOLD, _F_SV]] = (
+            self.step_us, self.v_read, self.adc_lsb_ua, self.factor, self.decay,
+            self.threshold, self.step_us * self.v_read)
+        ip = np.empty(4, np.int64)
+        ip[[_I_ADC_BITS, _I_RESET, _I_REFRACTORY, _I_NOISE]] = (
+            self.adc_bits, self.reset_mode, self.refractory_steps, int(self.noise))
+        return fp, ip
+
 
 class FusedOutputs(NamedTuple):
     """Preallocated outputs of a fused run of ``batch`` samples."""
@@ -276,7 +657,8 @@ class FusedOutputs(NamedTuple):
     v_final: np.ndarray
     """float64 (batch, n): the membrane after the last step."""
     events: np.ndarray
-    """int64 (batch,): row additions done per sample (active rows summed over steps)."""
+    """int64 (batch,): synaptic events per sample: active input and recurrent rows summed
+    over the steps (the contract's row additions; a pair row counts as its two)."""
 
     @classmethod
     def empty(cls, batch: int, n_steps: int, n: int) -> "FusedOutputs":
@@ -285,22 +667,42 @@ class FusedOutputs(NamedTuple):
                    np.empty(batch, np.int64))
 
 
+def split_columns(tile: np.ndarray) -> np.ndarray:
+    """The kernel's column order of a tile given with interleaved differential pairs
+    (column ``2k`` G+, ``2k+1`` G- of neuron ``k``): all G+ columns, then all G- columns."""
+    return np.ascontiguousarray(np.concatenate([tile[:, 0::2], tile[:, 1::2]], axis=1))
+
+
 def run_fused(g, g_var, rasters, out: FusedOutputs, params: FusedParams, seeds,
-              parallel: bool = True) -> None:
+              parallel: bool = True, pairs=None) -> None:
     """Run the whole reservoir for a batch into ``out``.
 
-    ``g`` (n_inputs + n, 2n) noise-free tile conductances (rows = inputs then neurons,
-    interleaved differential columns): float64 µS with ``params.step_us`` 1.0, or uint16 /
+    ``g`` (n_inputs + n [+ n_inputs / 2 pair rows], 2n) noise-free tile conductances in the
+    kernel's column order (:func:`split_columns`: G+ of every neuron, then G-; rows =
+    inputs, then neurons, then the pair rows ``pairs`` allows, see
+    ``sim.reservoir.ReservoirRunner``): float64 µS with ``params.step_us`` 1.0, or uint16 /
     int32 grid codes of ``step_us`` µS each (exact only while no column's codes sum past
-    int32, see ``sim.kernels.read.CONDUCTANCE_STEP_US``); ``g_var`` float64 of the same
-    shape: per-cell read-noise variance (µS², only read when ``params.noise``); ``rasters``
-    uint8 (batch, T, n_inputs); ``seeds`` uint64 (batch,) seed each sample's noise stream.
+    int32, see ``sim.kernels.read.CONDUCTANCE_STEP_US``); ``g_var`` float64 of the tile's
+    shape and order: per-cell read-noise variance (µS², only read when ``params.noise``);
+    ``rasters`` uint8 (batch, T, n_inputs); ``seeds`` uint64 (batch,) seed each sample's
+    noise stream; ``pairs`` uint64 words (bit ``2q``: pair row ``q`` may be used; None or
+    empty: no pair rows).
     """
-    fused_kernel(parallel)(g, g_var, rasters, *out, *params, seeds)
+    pairs = np.zeros(0, np.uint64) if pairs is None else np.ascontiguousarray(pairs, np.uint64)
+    fused_kernel(parallel)(g, g_var, pairs, rasters, *out, *params.packed(), seeds)
+
+
+def run_parallel(*args) -> None:
+    """The parallel kernel with dynamic scheduling (numba's chunk size 1 for the call)."""
+    previous = set_parallel_chunksize(1)
+    try:
+        _run_parallel(*args)
+    finally:
+        set_parallel_chunksize(previous)
 
 
 def fused_kernel(parallel: bool):
     """The compiled kernel behind :func:`run_fused`, for callers that stream one sample at a
-    time and want no Python layer in between: arguments ``(g, g_var, rasters, *outputs,
-    *params, seeds)``, each tuple unpacked in field order."""
-    return _run_parallel if parallel else _run_serial
+    time and want no Python layer in between: arguments ``(g, g_var, pairs, rasters,
+    spikes, v_final, events, fp, ip, seeds)`` with ``(fp, ip) = params.packed()``."""
+    return run_parallel if parallel else _run_serial

@@ -61,3 +61,24 @@ def test_bench_loading_on_a_small_directory(tmp_path):
     assert get_path(rec, "nmnist.files") == 9 and rec["nmnist"]["synthetic_files"] is False
     assert get_path(rec, "nmnist.raster_shape") == [9, 50, 256]
     assert get_path(rec, "nmnist.seconds_per_1000") > 0 and "fsdd_cochlea" not in rec
+
+
+def test_data_dir_naming_a_file_says_it_is_not_a_directory(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("x")
+    assert main(["data", "info", "--data-dir", str(tmp_path / "notes.txt")]) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not a directory" in err and "does not exist" not in err
+    assert "Traceback" not in err
+
+
+def test_empty_train_split_stops_encode(tmp_path, capsys):
+    """Issue 15: encode used to encode the test files alone and exit 0."""
+    from .test_datasets import make_nmnist
+
+    root = make_nmnist(tmp_path / "data", n_train=1, n_test=1, classes=(0, 1))
+    for f in (root / "nmnist_small" / "Train").rglob("*.bin"):
+        f.unlink()
+    assert main(["encode", "--dataset", "nmnist", "--data-dir", str(root), "--no-cache",
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "N-MNIST Train split is empty" in err and "Traceback" not in err

@@ -198,3 +198,46 @@ def test_truncated_file_in_a_dataset_names_that_file(tmp_path):
         ds.rasters(progress=False)
     assert err.value.path == bad and err.value.offset == len(data) - 5
     assert ds[0][0].size > 0  # the other files still load one by one
+
+
+@pytest.mark.parametrize("empty", ["Train", "Test"])
+def test_nmnist_with_an_empty_split_is_not_real_data(tmp_path, empty):
+    """An empty Train/ used to give a 'real' dataset with 0 training samples (issue 15)."""
+    root = make_nmnist(tmp_path, n_train=1, n_test=1, classes=(0, 1))
+    for f in (root / "nmnist_small" / empty).rglob("*.bin"):
+        f.unlink()
+    with pytest.raises(DataNotFoundError, match=f"N-MNIST {empty} split is empty"):
+        open_dataset("nmnist", root)
+    other = "test" if empty == "Train" else "train"
+    assert len(open_dataset("nmnist", root, split=other)) == 2  # the full half still opens
+
+
+def test_fsdd_and_ntidigits_with_an_empty_split(tmp_path):
+    make_fsdd(tmp_path / "a", speakers=("ann",), takes=(5,))
+    with pytest.raises(DataNotFoundError, match="FSDD test split is empty"):
+        open_dataset("fsdd", tmp_path / "a")
+    ev = synthetic_audio_sample(1, 0)
+    (tmp_path / "b").mkdir()
+    write_ntidigits_hdf5(tmp_path / "b" / "n-tidigits.hdf5",
+                         {"train": [("man-aa-1", ev)], "test": [("man-aa-12", ev)]})
+    with pytest.raises(DataNotFoundError, match="N-TIDIGITS test split is empty"):
+        open_dataset("ntidigits", tmp_path / "b")
+    assert len(open_dataset("ntidigits", tmp_path / "b", split="train")) == 1
+
+
+def test_data_dir_that_is_a_file_says_so(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DataNotFoundError, match="is a file, not a directory"):
+        open_dataset("nmnist", tmp_path / "f")
+
+
+def test_a_corrupt_cochlea_cache_is_rebuilt_with_a_warning(tmp_path):
+    root = make_fsdd(tmp_path / "d", speakers=("ann",), takes=(0, 5))
+    cache = tmp_path / "cache"
+    first = open_dataset("fsdd", root, cache_dir=cache).rasters(progress=False)
+    (entry,) = (cache / "cochlea").glob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:200])  # a half-copied file
+    with pytest.warns(RuntimeWarning, match="ignoring the unreadable entry"):
+        again = open_dataset("fsdd", root, cache_dir=cache).rasters(progress=False)
+    np.testing.assert_array_equal(first, again)
+    open_dataset("fsdd", root, cache_dir=cache).rasters(progress=False)  # rebuilt: no warning

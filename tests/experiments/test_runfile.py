@@ -130,3 +130,14 @@ def test_example_experiment_files_parse_as_command_lines(path):
     for key, value in options.items():
         if key != "description":
             assert getattr(args, key.replace("-", "_"), None) is not None, key
+
+
+def test_an_option_whose_type_makes_a_list_goes_back_as_one_word():
+    """``chip inspect --region 0,0,8,8`` is saved as [0, 0, 8, 8]; it used to come back as
+    four words (issue 15: "argument --region: ... got '0'")."""
+    argv = argv_for("chip inspect", {"region": [0, 0, 8, 8], "seed": 3})
+    assert argv[argv.index("--region") + 1] == "0,0,8,8"
+    assert build_parser().parse_args(argv).region == (0, 0, 8, 8)
+    with pytest.raises(ConfigError, match="cannot rebuild --region"):
+        argv_for("chip inspect", {"region": [0, 0, 8]})
+

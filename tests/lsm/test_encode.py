@@ -170,3 +170,46 @@ def test_cache_keys_change_with_the_encoding_code(monkeypatch):
     key = FeatureCache.key(parts)
     monkeypatch.setattr(cache, "source_fingerprint", lambda: "edited-code")
     assert FeatureCache.key(parts) != key
+
+
+@pytest.mark.parametrize("damage", [
+    lambda b: b[: len(b) // 2],          # half a file (BadZipFile crashed the encode before)
+    lambda b: b"",                       # empty
+    lambda b: b"not an npz at all",
+    lambda b: b[:-30] + bytes(30),       # a zeroed tail
+])
+def test_a_corrupt_cache_entry_is_a_miss_that_says_so(synthetic, tmp_path, damage):
+    from lsm.data import open_dataset
+    from lsm import Reservoir
+    from sim import SimMacro
+
+    small = open_dataset("nmnist", None, progress=False, synthetic_per_class=(1, 1))
+    cache = FeatureCache(tmp_path)
+
+    def run():
+        res = Reservoir.setup(SimMacro(0), preset("nmnist"))
+        return encode_dataset(res, small, EncodeOptions(progress=False), cache=cache)
+
+    first = run()
+    entry = cache.path(first.meta["cache_key"])
+    entry.write_bytes(damage(entry.read_bytes()))
+    with pytest.warns(RuntimeWarning, match="ignoring the unreadable entry"):
+        again = run()
+    assert again.meta["cache"] == "miss"
+    np.testing.assert_array_equal(again.values, first.values)
+    assert run().meta["cache"] == "hit"  # the fresh features replaced the damaged entry
+
+
+def test_cache_store_leaves_no_temporaries_and_sweeps_stale_ones(tmp_path):
+    import os
+
+    cache = FeatureCache(tmp_path)
+    stale = tmp_path / ".tmp-old.npz.abc.part"  # left by a process killed long ago
+    stale.write_bytes(b"partial")
+    os.utime(stale, (0, 0))
+    recent = tmp_path / ".tmp-now.npz.def.part"  # maybe another process writing right now
+    recent.write_bytes(b"partial")
+    f = Features(np.zeros((2, 3), np.float32), np.arange(2), np.zeros(2, bool), {"a": 1})
+    cache.store("k", f)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [recent.name, "k.npz"]
+    assert cache.load("k").meta == {"a": 1} and cache.load("missing") is None

@@ -28,6 +28,19 @@ def make_features(n_train=24, n_test=8, classes=range(10), dim=20, latent=4, noi
     return PairedFeatures(*out["image"], *out["audio"], meta={"synthetic": True})
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The heads on one torch thread, as the app runs them (rram_lsm.app.threads): the
+    batched engine equals the per-run loop bit for bit at this setting, and on a busy
+    2-core machine a thread pool only slows the tiny products down."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def make_synthetic():
     """The :func:`make_features` factory, for tests that need variants."""

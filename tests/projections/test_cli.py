@@ -117,3 +117,31 @@ def test_select_on_a_file_scores_the_candidates_it_can_serve(synthetic, tmp_path
     assert "1 candidate(s) need features this file does not hold" in capsys.readouterr().out
     assert main(["zeroshot", "--features", str(path), "--select", "--feature-kind",
                  "input", "--no-progress"]) == 1
+
+
+def test_cli_engines_match_the_library():
+    from projections import ENGINES
+    from rram_lsm.app.commands import zeroshot  # noqa: F401 (the choices live in register)
+    import argparse
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    zeroshot.register(sub)
+    action = next(a for a in sub.choices["zeroshot"]._actions if a.dest == "engine")
+    assert tuple(action.choices) == ENGINES and action.default == "auto"
+
+
+def test_zeroshot_engines_write_the_same_metrics(feature_file, tmp_path):
+    """``--engine per-run`` forces the reference loop; the default batched engine writes the
+    same metrics (and says which engine ran)."""
+    recs = {}
+    for engine in ("per-run", "auto"):
+        out = tmp_path / f"{engine}.json"
+        assert main(["zeroshot", "--features", str(feature_file), "--splits", "2",
+                     "--seeds", "2", "--shots", "2", "--episodes", "3", "--epochs", "4",
+                     "--engine", engine, "--workers", "2", "--no-progress",
+                     "--json", str(out)]) == 0
+        recs[engine] = json.loads(out.read_text())
+    assert recs["per-run"]["engine"] == "per-run" and recs["auto"]["engine"] == "batched"
+    for key in ("unseen", "seen_test", "fewshot", "fewshot_by_shots", "chance", "per_split"):
+        assert recs["per-run"][key] == recs["auto"][key]
+    assert recs["per-run"]["training"]["best_epoch"] == recs["auto"]["training"]["best_epoch"]

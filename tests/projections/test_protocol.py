@@ -29,17 +29,25 @@ def test_make_splits():
         make_splits(None, seen=(1, 2, 8), unseen=(8, 9))
 
 
-def test_training_never_sees_unseen_classes_or_test_files(synthetic, monkeypatch):
+@pytest.mark.parametrize("engine", ["per-run", "batched"])
+def test_training_never_sees_unseen_classes_or_test_files(synthetic, monkeypatch, engine):
+    import projections.batched as batched
+
     calls = []
-    real = protocol.train_heads
+    real, real_batched = protocol.train_heads, batched.train_heads_batched
 
     def spy(cfg, xi, xa, train_pairs, val_pairs, yi, ya, **kw):
         calls.append((train_pairs, val_pairs))
         return real(cfg, xi, xa, train_pairs, val_pairs, yi, ya, **kw)
 
+    def spy_batched(cfg, xi, xa, jobs, yi, ya, **kw):
+        calls.extend((job.train_pairs, job.val_pairs) for job in jobs)
+        return real_batched(cfg, xi, xa, jobs, yi, ya, **kw)
+
     monkeypatch.setattr(protocol, "train_heads", spy)
+    monkeypatch.setattr(batched, "train_heads_batched", spy_batched)
     run_protocol(synthetic, FAST, unseen=(3, 8), seeds=2, shots=(2,), episodes=3,
-                 progress=False)
+                 progress=False, engine=engine)
     assert len(calls) == 2
     for pairs in calls:
         for ii, ia in pairs:
@@ -192,12 +200,12 @@ def test_ensemble_embeddings_average_member_similarities(synthetic):
                                   keep_model=True)
     two = protocol.evaluate_split(synthetic, range(1, 8), (8, 9), FAST.replace(ensemble=2),
                                   seed=0, keep_model=True)
-    z1, z2 = one["embeddings"]["audio"], two["embeddings"]["audio"]
+    z1, z2 = one.embeddings["audio"], two.embeddings["audio"]
     assert z2.shape == (z1.shape[0], 2 * z1.shape[1])
     # member 0 is the single model (same seed); the concatenation stays unit length
     np.testing.assert_allclose(z2[:, :z1.shape[1]] * np.sqrt(2), z1, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(z2, axis=1), 1.0, atol=1e-5)
-    assert two["train_flops"] == pytest.approx(2 * one["train_flops"], rel=0.3)
+    assert two.train_flops == pytest.approx(2 * one.train_flops, rel=0.3)
 
 
 def test_feature_kind_must_match_method(synthetic):
@@ -209,7 +217,7 @@ def test_feature_kind_must_match_method(synthetic):
         protocol.evaluate_split(tagged, range(1, 8), (8, 9), FAST, seed=0)
     out = protocol.evaluate_split(tagged, range(1, 8), (8, 9),
                                   FAST.replace(features="windowed", epochs=2), seed=0)
-    assert 0.0 <= out["unseen"]["audio_to_image"]["top1"] <= 1.0
+    assert 0.0 <= out.unseen["audio_to_image"]["top1"] <= 1.0
     # selection over several kinds picks each candidate's own features
     best, scores = select_method({"counts": synthetic, "windowed": tagged},
                                  ["raw", METHODS["raw"].replace(name="raw_w",
@@ -250,7 +258,7 @@ def test_one_encoding_serves_every_kind_it_contains(synthetic):
                        synthetic.audio_labels, synthetic.audio_is_test),
         range(1, 8), (8, 9), FAST, seed=0)
     via_blocks = protocol.evaluate_split(both, range(1, 8), (8, 9), FAST, seed=0)
-    assert direct["unseen"] == via_blocks["unseen"]
+    assert direct.unseen == via_blocks.unseen
 
 
 def test_a_saved_file_keeps_its_kind_and_blocks(synthetic, tmp_path):

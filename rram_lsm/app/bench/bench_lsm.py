@@ -3,20 +3,27 @@
 ``rram-lsm bench lsm --json F`` or ``python -m rram_lsm.app.bench.bench_lsm --json F``. One virtual chip
 (read noise off, ideal ADC, so that the reservoir is exactly the weight matrix
 ``w = scale * (G+ - G-) / g_ref`` the torch models use), the N-MNIST preset (256 -> 200,
-T = 50), real N-MNIST rasters when a data directory is set, else synthetic ones.
+T = 50), the real N-MNIST training rasters when a data directory is set (``--data-dir``,
+else ``$RRAM_LSM_DATA``), else synthetic ones. Which it was is printed first
+(``bench lsm: REAL ...`` or a loud ``SYNTHETIC`` warning: synthetic rasters carry about a
+third of the real events, which flatters every figure) and recorded in the JSON
+(``input``: ``"real"`` / ``"synthetic"``, ``synthetic_rasters``, ``data_dir``).
 
 * Equality: float64 dense torch and float64 snntorch must give the fast path's spike
-  counts (``counts_equal``); float32 agreement is reported beside it.
+  counts, and the generic path (the reference loop) its spikes and final membranes bit
+  for bit on the whole batch (``counts_equal``); float32 agreement is reported beside it.
 * Throughput at batch 256 and latency at batch 1 (streaming), all three timed in
   interleaved rounds; each speedup is the median over rounds of the per-round ratio, so
   load from other processes hits both sides of a ratio alike. torch runs float32 with 2
   threads (as specified; ``speedup_vs_dense_torch_1thread`` repeats dense torch on one
   thread, which is faster when other processes load the machine); the fast path uses
   numba's threads (2).
-* Scaling: time per sample with 100, 200, 400, 800 neurons, and with the input events
-  thinned or thickened: it follows input events + spikes x fan-out, not T x N^2. These
-  are single-thread CPU times (process time, best of rounds) of the fast path and of dense
-  torch, which other processes' load does not distort the way it does wall time.
+* Scaling: time per sample with 100, 200, 400, 800 neurons (``--neurons``; the array is
+  enlarged to hold any size as one tile, e.g. ``--neurons 200 500 1000 2000``), and with
+  the input events thinned or thickened: it follows input events + spikes x fan-out, not
+  T x N^2. These are single-thread CPU times (process time, best of rounds) of the fast
+  path and of dense torch, which other processes' load does not distort the way it does
+  wall time.
 """
 from __future__ import annotations
 
@@ -42,15 +49,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _rasters(data_dir, n: int):
+    """``n`` N-MNIST training rasters (repeated if the set is smaller), whether they are
+    synthetic, and the data directory used (None: synthetic)."""
     import numpy as np
 
     from lsm.data import open_dataset
     from rram_lsm.app.settings import resolve_data_dir
 
-    ds = open_dataset("nmnist", resolve_data_dir(data_dir), split="train", progress=False)
+    root = resolve_data_dir(data_dir)
+    ds = open_dataset("nmnist", root, split="train", progress=False)
     r = ds.rasters(None, progress=False)
     reps = -(-n // len(r))
-    return np.ascontiguousarray(np.tile(r, (reps, 1, 1))[:n]), bool(ds.synthetic)
+    return (np.ascontiguousarray(np.tile(r, (reps, 1, 1))[:n]), bool(ds.synthetic),
+            None if ds.synthetic else str(root))
+
+
+def _header(synthetic: bool, data_dir, rasters) -> str:
+    per = rasters.sum() / len(rasters)
+    if synthetic:
+        return ("bench lsm: SYNTHETIC rasters -- no data directory (--data-dir or "
+                f"$RRAM_LSM_DATA); {per:,.0f} input events a sample, NOT real N-MNIST: every "
+                "figure below is flattered and must not be quoted as a real-data result")
+    return (f"bench lsm: REAL N-MNIST training rasters from {data_dir} ({len(rasters)} samples,"
+            f" {per:,.0f} input events a sample)")
 
 
 def _chip(seed: int, n_inputs: int, n_neurons: int, adc: bool):
@@ -153,19 +174,22 @@ def run(args) -> dict:
 
     torch.set_num_threads(2)
     cfg = preset("nmnist")
-    rasters, synthetic = _rasters(args.data_dir, args.batch)
+    rasters, synthetic, data_dir = _rasters(args.data_dir, args.batch)
+    print(_header(synthetic, data_dir, rasters), flush=True)
     chip = _chip(args.seed, cfg.n_inputs, cfg.n_neurons, adc=False)
     res, runner, w_in, w_rec = _reservoir(chip, cfg)
     ref = _Torch(w_in, w_rec, cfg.decay, cfg.threshold)
 
-    spikes, _ = runner.run(rasters)
+    spikes, v_fast = runner.run(rasters)
     counts = spikes.sum(axis=1)
     check = {}
     for name in ("dense", "snn"):
         fn = getattr(ref, name)
         check[name + "64"] = bool(np.array_equal(fn(rasters, torch.float64), counts))
         check[name + "32"] = float(np.mean(fn(rasters, torch.float32) == counts))
-    generic_equal = bool(np.array_equal(res.run(rasters[:32], "generic"), spikes[:32]))
+    s_gen, v_gen = res.run(rasters, "generic", return_membrane=True)
+    generic_equal = bool(np.array_equal(s_gen, spikes))
+    generic_v_equal = bool(np.array_equal(v_gen.view(np.int64), v_fast.view(np.int64)))
 
     fast_b = lambda r: runner.run(r)  # noqa: E731
     dense_b = lambda r: ref.dense(r, torch.float32)  # noqa: E731
@@ -191,12 +215,16 @@ def run(args) -> dict:
     best_fast = float(t["fast"].min())
 
     results = {
+        "input": "synthetic" if synthetic else "real",
         "synthetic_rasters": synthetic,
+        "data_dir": data_dir,
         "batch": args.batch,
-        "counts_equal": check["dense64"] and check["snn64"] and generic_equal,
+        "counts_equal": (check["dense64"] and check["snn64"] and generic_equal
+                         and generic_v_equal),
         "counts_equal_detail": {"dense_torch_float64": check["dense64"],
                                 "snntorch_float64": check["snn64"],
                                 "generic_path": generic_equal,
+                                "generic_path_membranes_bitwise": generic_v_equal,
                                 "dense_torch_float32_fraction": check["dense32"],
                                 "snntorch_float32_fraction": check["snn32"]},
         "speedup_vs_dense_torch": float(np.median(t["dense"] / t["fast"])),
@@ -215,11 +243,20 @@ def run(args) -> dict:
         # uint16 / int32: exact integer sums of the simulator's conductance grid; float64:
         # the fallback for tiles off the grid
         "fast_tile_layout": str(runner.g.dtype),
+        # pair rows (two neighbouring inputs' code sum, one row addition for two events)
+        "fast_pair_rows": int(runner.g.shape[0] - cfg.n_inputs - cfg.n_neurons),
+        "latency_row_additions_per_sample": float(
+            _events(runner, stream) / len(stream)),
     }
     results["scaling_neurons"] = _scaling_neurons(args, rasters)
     results["scaling_events"] = _scaling_events(args, rasters, runner)
     results["fast_with_adc_samples_per_s"] = _with_adc(args, cfg, rasters)
     return results
+
+
+def _events(runner, rasters) -> int:
+    runner.run(rasters)
+    return int(runner.last_events.sum())
 
 
 def _best_cpu(fn, rounds: int) -> float:

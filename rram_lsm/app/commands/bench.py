@@ -9,14 +9,14 @@ import json
 
 from .common import add_json
 
-BENCHMARKS = ("sim", "lsm", "serial", "loading")
+BENCHMARKS = ("sim", "lsm", "serial", "loading", "zeroshot")
 
 
 def _module(name: str):
-    from ..bench import bench_loading, bench_lsm, bench_serial, bench_sim
+    from ..bench import bench_loading, bench_lsm, bench_serial, bench_sim, bench_zeroshot
 
     return {"sim": bench_sim, "lsm": bench_lsm, "serial": bench_serial,
-            "loading": bench_loading}[name]
+            "loading": bench_loading, "zeroshot": bench_zeroshot}[name]
 
 
 def _handler(name):

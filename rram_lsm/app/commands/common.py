@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
+from ...errors import OutputError
 from ..backends import BACKEND_HELP
 from ..settings import DATA_ENV
 
-__all__ = ["add_data_dir", "add_json", "add_backend", "add_seeds"]
+__all__ = ["add_data_dir", "add_json", "add_backend", "add_seeds", "check_output_dir",
+           "check_output_file"]
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -37,3 +41,48 @@ def add_seeds(p: argparse.ArgumentParser, default: int = 3) -> None:
     """``--seeds N`` (repetitions over chip and training seeds) and ``--seed`` (base)."""
     p.add_argument("--seeds", type=int, default=default, help="number of seeds to average over")
     p.add_argument("--seed", type=int, default=0, help="base seed")
+
+
+def check_output_dir(path, option: str = "--out") -> Path:
+    """Create the output directory ``path`` (with its parents) and make sure a file can be
+    written in it, before any work starts; OutputError names ``option`` otherwise."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{option} names a file, not a directory: give a directory "
+                          "(it is created if missing)", path)
+    _no_file_above(path, option)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{option}: cannot create or write this directory "
+                          f"({exc.strerror or exc})", path) from exc
+    return path
+
+
+def check_output_file(path, option: str = "--json") -> Path:
+    """Refuse, before any work starts, an output file that cannot be written: ``path`` is a
+    directory, or its directory cannot be created or written in (it is created here, as
+    the writer would create it at the end anyway). OutputError names ``option``."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OutputError(f"{option} names a directory, not a file", path)
+    _no_file_above(path, option)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{option}: cannot create or write its directory "
+                          f"({exc.strerror or exc})", path) from exc
+    return path
+
+
+def _no_file_above(path: Path, option: str) -> None:
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{option}: {parent} is a file, so nothing can be "
+                                  "written below it", path)
+            return

@@ -19,8 +19,9 @@ def _info(args) -> int:
     info = data_info(data_dir, progress=not args.no_progress)
     print(format_info(info))
     if args.json_path:
-        write_record(args.json_path, info, command="data info",
-                     config={"data_dir": info["data_dir"]}, seeds=None)
+        config = {k: v for k, v in vars(args).items() if k not in ("handler", "json_path")}
+        config["data_dir"] = info["data_dir"]  # resolved: a rerun from elsewhere finds it
+        write_record(args.json_path, info, command="data info", config=config, seeds=None)
     return 0
 
 

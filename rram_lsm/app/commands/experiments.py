@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_backend, add_data_dir, add_json
+from .common import add_backend, add_data_dir, add_json, check_output_dir
 
 _DATASETS = ("nmnist", "fsdd", "ntidigits")
 
@@ -33,6 +33,7 @@ def _progress(p) -> None:
 def _demo(args) -> int:
     from ..experiments.demo import DemoOptions, run_demo
 
+    check_output_dir(args.out, "--out")  # minutes of work must not end in a traceback
     opts = DemoOptions(
         data_dir=args.data_dir, backend=args.backend, chip_seed=args.chip_seed,
         profile=args.profile, noise=not args.no_noise, out=args.out, quick=args.quick,

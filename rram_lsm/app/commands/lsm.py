@@ -39,10 +39,10 @@ def _encode(args) -> int:
     _warn_synthetic(args.data_dir)
     cfg = preset(args.dataset) if args.regime is None else preset(args.dataset, args.regime)
     progress = not args.no_progress
+    ds = open_data(args.dataset, args.data_dir, progress=progress)  # before the chip forms
     with ChipSession(args.backend, chip_seed=args.chip_seed, profile=args.profile,
                      noise=not args.no_noise) as chip:
-        feats = encode(chip, args.dataset, open_data(args.dataset, args.data_dir,
-                                                     progress=progress),
+        feats = encode(chip, args.dataset, ds,
                        lsm_preset=cfg, chip_age_s=args.chip_age_s, cache=not args.no_cache,
                        options=EncodeOptions(kind=args.kind, progress=progress))
         placement = chip.record()

@@ -71,6 +71,13 @@ def register(sub) -> None:
                    help="also train the snntorch spiking-RNN contrastive baseline for N "
                         "epochs on the first split's pairs and compare training cost "
                         "(needs the event data, not --features)")
+    p.add_argument("--engine", default="auto", choices=("auto", "batched", "per-run"),
+                   help="train the runs as stacks (batched; auto: batched where it is bit "
+                        "for bit the per-run result, which is every recipe in "
+                        "projections.METHODS) or one after another (per-run, the reference)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="threads training stacks of runs in parallel (batched engine); "
+                        "results do not depend on it")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=_run_pinned)
 
@@ -122,7 +129,7 @@ def _run(args) -> int:
     result = run_protocol(data, method, splits=args.splits, split_seed=args.split_seed,
                           seen=args.seen, unseen=args.unseen, seeds=seeds,
                           shots=tuple(args.shots or ()), episodes=args.episodes,
-                          progress=progress)
+                          progress=progress, engine=args.engine, workers=args.workers)
     record = result.to_dict()
     record["data"] = _provenance(data)
     _print_table(result, record)

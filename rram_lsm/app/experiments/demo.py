@@ -182,9 +182,9 @@ def _chip_step(reservoirs: dict, root, opts: DemoOptions, dim: int,
 
 def _evaluate(data, cfg, seeds, episodes: int, quick: bool, progress: bool):
     """Ours (1- and 5-shot too) and the baselines on the paper split, each on the columns
-    of its own feature kind; the first seed's model, parts and embeddings are kept for
-    the figures."""
-    from projections import PAPER_SPLIT, ZeroShotResult, evaluate_split, get_method
+    of its own feature kind (every method's seeds trained as one stack); the first seed's
+    model, parts and embeddings of ours are kept for the figures."""
+    from projections import PAPER_SPLIT, get_method, run_protocol
     from tqdm.auto import tqdm
 
     seen, unseen = PAPER_SPLIT
@@ -197,17 +197,14 @@ def _evaluate(data, cfg, seeds, episodes: int, quick: bool, progress: bool):
     results, kept = {}, None
     bar = tqdm(total=len(methods) * len(seeds), desc="train + evaluate", disable=not progress)
     for key, (method, shots) in methods.items():
-        runs = []
-        for seed in seeds:
-            r = evaluate_split(data, seen, unseen, method, seed=seed, shots=shots,
-                               episodes=episodes, keep_model=key == "ours")
-            if key == "ours":
-                bits = {k: r.pop(k) for k in ("train", "parts", "embeddings")}
-                kept = kept or bits
-            runs.append(r)
-            bar.update(1)
-        results[key] = ZeroShotResult(method=method, runs=runs, splits=[(seen, unseen)],
-                                      seeds=seeds, shots=shots).to_dict()
+        res = run_protocol(data, method, seen=seen, unseen=unseen, seeds=seeds, shots=shots,
+                           episodes=episodes, progress=False, keep_models=key == "ours")
+        if key == "ours":
+            first = res.runs[0]
+            kept = {"train": first.train, "parts": first.parts,
+                    "embeddings": first.embeddings}
+        results[key] = res.to_dict()
+        bar.update(len(seeds))
     bar.close()
     return results, kept
 

@@ -23,7 +23,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from ...errors import ConfigError
+from ...errors import ConfigError, OutputError
 
 __all__ = [
     "load_experiment",
@@ -81,9 +81,33 @@ def _emit(action: argparse.Action, value) -> list[str]:
         return [opt] * int(value)
     if isinstance(action, argparse._AppendAction):
         values = value if isinstance(value, (list, tuple)) else [value]
-        return [w for v in values for w in ([opt, *_words(v)])]
-    words = _words(value)
+        return [w for v in values for w in ([opt, *_one(action, v)])]
+    words = _one(action, value)
     return words if opt is None else [opt, *words]
+
+
+def _one(action: argparse.Action, value) -> list[str]:
+    """The words of one occurrence of ``action``. An option that takes a single word but
+    whose ``type`` turned it into a list (``--region 0,0,8,8`` -> ``[0, 0, 8, 8]``) gets
+    its items back joined by commas, checked by parsing the word again with that type."""
+    if action.nargs not in (None, "?") or not isinstance(value, (list, tuple)):
+        return _words(value)
+    word = ",".join(_words(value))
+    name = action.option_strings[-1] if action.option_strings else action.dest
+    if callable(action.type):
+        try:
+            again = action.type(word)
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
+            raise ConfigError(f"cannot rebuild {name} from the saved value {value!r}: "
+                              f"{exc}") from exc
+        if _plain(again) != _plain(value):
+            raise ConfigError(f"cannot rebuild {name} from the saved value {value!r}: "
+                              f"{word!r} parses as {again!r}")
+    return [word]
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def _words(value) -> list[str]:
@@ -175,8 +199,11 @@ def rerun_record(path: str | Path, *, json_path: str | None = None,
                  out: str | None = None) -> tuple[int, str]:
     """Rerun the command of the record at ``path``; return ``(exit code, new JSON path)``.
 
-    The new record goes to ``json_path`` (default ``<name>.rerun.json`` beside the old one);
-    commands with an ``--out`` directory write it to ``out`` (default ``<dir>/rerun``).
+    The new record goes to ``json_path`` (default ``<name>.rerun.json`` beside the old one).
+    A command whose record names an ``--out`` writes it to ``out``; by default an output
+    directory goes to ``<dir>/rerun`` and an output file (a name with a suffix, such as
+    ``chip fit``'s profile JSON) to ``<dir>/rerun/<name>``. A record without ``--out``
+    reruns without one.
     """
     from ..cli import main
     from ...records import read_record
@@ -186,7 +213,21 @@ def rerun_record(path: str | Path, *, json_path: str | None = None,
         raise ConfigError(f"record {path} does not exist")
     record = read_record(path)
     new_json = json_path or str(path.with_name(path.stem + ".rerun.json"))
-    overrides = {"json_path": new_json, "out": out or str(path.parent / "rerun")}
+    overrides = {"json_path": new_json}
+    saved_out = (record.get("config") or {}).get("out")
+    if out is not None:
+        overrides["out"] = out
+    elif saved_out:
+        rerun_dir = path.parent / "rerun"
+        if Path(str(saved_out)).suffix:
+            try:
+                rerun_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"cannot create the rerun's output directory "
+                                  f"({exc.strerror or exc}); give --out", rerun_dir) from exc
+            overrides["out"] = str(rerun_dir / Path(str(saved_out)).name)
+        else:
+            overrides["out"] = str(rerun_dir)
     argv = argv_from_record(record, overrides=overrides)
     print("rram-lsm " + " ".join(argv), file=sys.stderr)
     return main(argv), new_json
