@@ -17,8 +17,8 @@ def test_bench_zeroshot_on_synthetic_features(tmp_path, monkeypatch, capsys):
     assert rec["input"] == "synthetic" and rec["command"] == "bench zeroshot"
     assert rec["per_run"]["runs"] == 3
     row = rec["batched"]["2x2"]
-    for key in ("runs", "wall_s", "cpu_s", "runs_per_s", "s_per_run", "train_gflop",
-                "gflop_per_s", "speedup", "metrics"):
+    for key in ("runs", "wall_s", "cpu_s", "runs_per_s", "s_per_run", "cpu_s_per_run",
+                "train_gflop", "gflop_per_s", "speedup", "cpu_speedup", "metrics"):
         assert key in row
     assert row["runs"] == 4 and row["train_gflop"] > 0
     assert rec["equality"] == {"compared_runs": 3, "identical": True, "max_abs_diff": 0.0}
