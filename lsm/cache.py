@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 from rram_lsm.errors import DataError
-from rram_lsm.records import TEMP_PREFIX, atomic_write, to_jsonable
+from rram_lsm.records import TEMP_PREFIX, atomic_write, source_digest, to_jsonable
 
 from .features import Features
 
@@ -40,13 +40,7 @@ def source_fingerprint(subpackage: str = "") -> str:
     Part of every cache key, so that features or events cached by an older version of the
     code are never served.
     """
-    top = Path(__file__).resolve().parent
-    root = top / subpackage if subpackage else top
-    digest = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        digest.update(f.relative_to(top).as_posix().encode())
-        digest.update(f.read_bytes())
-    return digest.hexdigest()[:24]
+    return source_digest(Path(__file__).parent, subpackage)
 
 
 class FeatureCache:

@@ -330,7 +330,7 @@ class MappedNetwork:
         return run_reference(self.macro, self.region, arr, self.spec)[0]
 
 
-def program_network(net: NirNetwork, macro, region=(0, 0, None, None), *,
+def program_network(net: NirNetwork, macro, origin: tuple[int, int] = (0, 0), *,
                     tolerance_us: float = 0.05, max_pulses: int = 200,
                     form_sparsity: float = 0.0) -> MappedNetwork:
     """Form a tile of ``macro`` and program ``net``'s weights into it by write-verify.
@@ -339,7 +339,7 @@ def program_network(net: NirNetwork, macro, region=(0, 0, None, None), *,
     with ``g_lo`` the device's lowest programmable conductance and ``k`` scaling the largest
     |w| to its highest, so the differential reads ``k w``; the spec's ``g_ref_us = k``
     turns it back into ``w``. Forming sweeps up to ``form_sparsity`` unformed cells (default:
-    every cell that forms below the macro's voltage limit). ``region``: (row0, col0[, rows, cols]) of the tile, sized
+    every cell that forms below the macro's voltage limit). ``origin``: (row0, col0) of the tile, sized
     ``(n_inputs + n_neurons) x 2 n_neurons``, plus one always-on input row when the
     network has biases.
     """
@@ -347,7 +347,7 @@ def program_network(net: NirNetwork, macro, region=(0, 0, None, None), *,
     bias_row = bool(np.any(net.bias != 0))
     n_in = net.n_inputs + int(bias_row)
     rows, cols = n_in + net.n_neurons, 2 * net.n_neurons
-    r = check_region((region[0], region[1], rows, cols), info.rows, info.cols)
+    r = check_region((origin[0], origin[1], rows, cols), info.rows, info.cols)
     w = np.concatenate([net.w_in] + ([net.bias[None]] if bias_row else []) + [net.w_rec])
     w_max = float(np.max(np.abs(w)))
     if w_max == 0:

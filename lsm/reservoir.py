@@ -358,7 +358,7 @@ class TiledReservoir(Reservoir):
                     sparsity: float | None = None) -> "TiledReservoir":
         """Form every tile of ``tilemap`` (on ``macros``: index -> Macro) and measure
         ``g_ref_us`` over the whole matrix."""
-        if (tilemap.n_rows, tilemap.n_neurons) != config.tile_shape[:1] + (config.n_neurons,):
+        if (tilemap.n_rows, tilemap.n_neurons) != (config.tile_shape[0], config.n_neurons):
             raise ShapeError(f"the tile map covers {tilemap.n_rows} x {tilemap.n_neurons} "
                              f"neurons; {config.name} needs {config.tile_shape[0]} rows and "
                              f"{config.n_neurons} neurons")

@@ -24,8 +24,22 @@ import numpy as np
 
 from .errors import OutputError, RecordError
 
-__all__ = ["to_jsonable", "environment", "atomic_write", "write_record", "read_record",
-           "get_path"]
+__all__ = ["to_jsonable", "environment", "source_digest", "atomic_write", "write_record",
+           "read_record", "get_path"]
+
+def source_digest(package_dir, subdir: str = "") -> str:
+    """Digest (24 hex) of the Python sources under ``package_dir / subdir``, each file named
+    by its path relative to ``package_dir``: moving a checkout changes nothing, editing any
+    file changes the digest. Cache keys and chip identities use it as the code's version."""
+    import hashlib
+
+    top = Path(package_dir).resolve()
+    digest = hashlib.sha256()
+    for f in sorted((top / subdir if subdir else top).rglob("*.py")):
+        digest.update(f.relative_to(top).as_posix().encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:24]
+
 
 _PACKAGES = ("rram-lsm", "numpy", "numba", "torch", "snntorch", "tonic", "pyserial", "scipy")
 

@@ -7,11 +7,14 @@ stuck override (the noise-free *effective* conductance) -> read noise on every r
 """
 from __future__ import annotations
 
+import functools
 import math
+from pathlib import Path
 
 import numpy as np
 
 from rram_lsm.errors import ConfigError, MacroError, RegionError, ShapeError
+from rram_lsm.records import source_digest
 from rram_lsm.reservoir import ReservoirSpec, check_rasters, check_tile
 from rram_lsm.macro import (
     RESERVOIR_MEMBRANE,
@@ -318,22 +321,10 @@ class SimMacro:
         return tile
 
 
-_SOURCE_DIGEST: list[str] = []
-
-
+@functools.lru_cache(maxsize=None)
 def code_digest() -> str:
-    """Digest of the simulator's Python sources (paths relative to the package)."""
-    if not _SOURCE_DIGEST:
-        from pathlib import Path
-        import hashlib
-
-        top = Path(__file__).resolve().parent
-        digest = hashlib.sha256()
-        for f in sorted(top.rglob("*.py")):
-            digest.update(f.relative_to(top).as_posix().encode())
-            digest.update(f.read_bytes())
-        _SOURCE_DIGEST.append(digest.hexdigest()[:24])
-    return _SOURCE_DIGEST[0]
+    """Digest of the simulator's Python sources (``rram_lsm.records.source_digest``)."""
+    return source_digest(Path(__file__).parent)
 
 
 def _stuck_map(shape, stuck_open, stuck_high) -> np.ndarray | None:

@@ -113,10 +113,12 @@ def run_snntorch(module, rasters, dtype=None) -> np.ndarray:
 
 def run_graph(path, name: str, *, backend: str = "sim", chip_seed: int = 0, profile=None,
               data_dir=None, samples: int = 100, dt: float = SNNTORCH_DT,
-              tolerance_us: float = 0.05) -> dict:
-    """Run the NIR graph at ``path`` on a macro (programmed by write-verify) and in snnTorch,
-    on ``samples`` rasters of dataset ``name``; with noise off and with the profile's
-    noise. Returns programming error and spike agreement."""
+              tolerance_us: float = 0.05, neurobench: bool = False) -> dict:
+    """Run the NIR graph at ``path`` on a macro (programmed by write-verify onto a tile the
+    session places) and in snnTorch, on ``samples`` rasters of dataset ``name``; with noise
+    off and with the profile's noise. Returns programming error and spike agreement, and
+    with ``neurobench`` NeuroBench's metrics on the same rasters beside our operation
+    count (every input event and every spike drives one row of n neurons)."""
     import nir
 
     graph = nir.read(path)
@@ -133,10 +135,15 @@ def run_graph(path, name: str, *, backend: str = "sim", chip_seed: int = 0, prof
            "software_equals_snntorch": bool(np.array_equal(net.run(rasters), source))}
     for noise in (False, True):
         with ChipSession(backend, chip_seed=chip_seed, profile=profile, noise=noise) as chip:
-            mapped = program_network(net, chip.macro(0), tolerance_us=tolerance_us)
+            shape = (net.n_inputs + int(np.any(net.bias != 0)) + net.n_neurons,
+                     2 * net.n_neurons)
+            tile = chip.allocator.place("nir", shape)
+            macro = chip.macro(tile.macro)
+            mapped = program_network(net, macro, (tile.region.row0, tile.region.col0),
+                                     tolerance_us=tolerance_us)
             spikes = mapped.run(rasters)
             held = run_snntorch(snntorch_mirror(mapped.to_nir(dt=dt)), rasters)
-            info = chip.macro(0).info()
+            info = macro.info()
         key = "noisy" if noise else "noise_free"
         out[key] = {
             "programming": mapped.programming,
@@ -145,8 +152,16 @@ def run_graph(path, name: str, *, backend: str = "sim", chip_seed: int = 0, prof
             "firing_rate": float(spikes.mean()), "source_firing_rate": float(source.mean()),
             "equals_snntorch_on_held_weights": bool(np.array_equal(spikes, held)),
             "first_divergence_from_held": first_divergence(held, spikes),
-            "adc_bits": info.adc_bits,
+            "adc_bits": info.adc_bits, "tile": tile.to_dict(),
         }
+    if neurobench:
+        metrics = neurobench_metrics(graph, rasters)
+        ours = float(np.mean(rasters.sum(axis=(1, 2)) + source.sum(axis=(1, 2)))
+                     * net.n_neurons)
+        metrics["our_row_additions_x_neurons"] = ours
+        metrics["effective_acs_ratio_to_ours"] = (
+            metrics["SynapticOperations"]["Effective_ACs"] / ours if ours else None)
+        out["neurobench"] = metrics
     return out
 
 

@@ -43,29 +43,12 @@ def _export(args) -> int:
 
 
 def _run(args) -> int:
-    import numpy as np
-
-    from ..exchange import neurobench_metrics, run_graph, sample_rasters
+    from ..exchange import run_graph
 
     results = run_graph(args.graph, args.dataset, backend=args.backend,
                         chip_seed=args.chip_seed, profile=_profile(args),
-                        data_dir=args.data_dir, samples=args.samples, dt=args.dt)
-    if not args.no_neurobench:
-        import nir
-
-        rasters, _, _ = sample_rasters(args.dataset, args.data_dir, args.samples)
-        metrics = neurobench_metrics(nir.read(args.graph), rasters)
-        from ..exchange import run_snntorch, snntorch_mirror
-
-        spikes = run_snntorch(snntorch_mirror(nir.read(args.graph)), rasters)
-        # our energy model's count: every input event and every spike drives one row of
-        # n neurons (ACs), as NeuroBench counts a Linear on binary input
-        ours = float(np.mean(rasters.sum(axis=(1, 2)) + spikes.sum(axis=(1, 2)))
-                     * results["n_neurons"])
-        metrics["our_row_additions_x_neurons"] = ours
-        metrics["effective_acs_ratio_to_ours"] = (
-            metrics["SynapticOperations"]["Effective_ACs"] / ours if ours else None)
-        results["neurobench"] = metrics
+                        data_dir=args.data_dir, samples=args.samples, dt=args.dt,
+                        neurobench=not args.no_neurobench)
     for key in ("noise_free", "noisy"):
         r = results[key]
         print(f"{key:10s}: programming RMS weight error {r['programming']['weight_rms_error']:.4g} "
