@@ -178,7 +178,7 @@ def neurobench_metrics(graph, rasters) -> dict:
     # float64, so that the counted spikes are the chip's exactly (float32 flips a few
     # near-threshold spikes)
     module = _fuse_identities(snntorch_mirror(graph, torch.float64))
-    wrapper = _TimeLoop(module)
+    wrapper = _time_loop(module)
     model = SNNTorchModel(wrapper, custom_forward=True)
     x = torch.as_tensor(np.asarray(rasters), dtype=torch.float64)
     y = torch.zeros(len(x), dtype=torch.long)
@@ -206,7 +206,7 @@ def _fuse_identities(module):
     return module
 
 
-def _TimeLoop(module):
+def _time_loop(module):
     import torch
 
     class TimeLoop(torch.nn.Module):

@@ -12,9 +12,6 @@ import numpy as np
 
 from lsm import EncodeOptions, FeatureCache, encode_dataset, open_dataset
 from lsm.encode import DATASETS, encode_inputs, resolve_config
-from projections import PairedFeatures
-from projections.train import FEATURE_KINDS
-
 from ..errors import ConfigError
 from .session import ChipSession
 from .settings import cache_dir, resolve_data_dir
@@ -88,7 +85,7 @@ def encode(session: ChipSession, name: str, ds=None, *, lsm_preset=None,
 
 def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, profile=None,
                 noise: bool = True, audio: str = "auto", kind: str = "counts+input",
-                progress: bool = True, session: ChipSession | None = None) -> PairedFeatures:
+                progress: bool = True, session: ChipSession | None = None):
     """Encode N-MNIST and the audio dataset on one chip (feature cache on).
 
     Both modalities use the same chip: ``session`` if given (its backend and seed win),
@@ -98,7 +95,12 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
     in ``meta["feature_kind"]``, and each part's columns in ``meta["feature_blocks"]``, so
     the default ``counts+input`` serves recipes on ``counts``, ``input`` or both
     (:meth:`PairedFeatures.select_kind`). ``meta["chip"]`` is the session's record.
+    Returns :class:`projections.PairedFeatures`.
     """
+    # projections loads torch: only a pair needs it, not every encode or data check
+    from projections import PairedFeatures
+    from projections.train import FEATURE_KINDS
+
     if kind not in FEATURE_KINDS:
         raise ConfigError(f"unknown feature kind {kind!r}; choose one of {FEATURE_KINDS}")
     if session is None:
