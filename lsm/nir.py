@@ -33,6 +33,7 @@ returns a :class:`MappedNetwork` that runs through the macro like any reservoir.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +42,7 @@ from rram_lsm.errors import ConfigError, SafetyLimitError, ShapeError
 from rram_lsm.macro import RUN_RESERVOIR, Region, check_region, form_to_sparsity
 from rram_lsm.reservoir import ReservoirSpec, check_rasters, run_reference
 
-__all__ = ["SNNTORCH_DT", "NirNetwork", "MappedNetwork", "UnsupportedGraphError", "to_nir",
+__all__ = ["read_graph", "SNNTORCH_DT", "NirNetwork", "MappedNetwork", "UnsupportedGraphError", "to_nir",
            "from_nir", "program_network", "reference_spikes", "first_divergence"]
 
 SNNTORCH_DT = 1e-4
@@ -184,6 +185,23 @@ def _weight(name: str, node) -> tuple[np.ndarray, np.ndarray]:
     return w, b
 
 
+def read_graph(path):
+    """``nir.read(path)`` with typed errors: DataNotFoundError when the file is missing,
+    EventFileError when it is not a NIR file."""
+    import nir
+
+    from rram_lsm.errors import DataNotFoundError, EventFileError
+
+    if not os.path.isfile(path):
+        raise DataNotFoundError(f"NIR file {path} does not exist; write one with "
+                                "`rram-lsm nir export --dataset D --out FILE`")
+    try:
+        return nir.read(path)
+    except Exception as exc:  # h5py and nir raise many kinds for a foreign or damaged file
+        raise EventFileError(f"not a readable NIR graph ({type(exc).__name__}: {exc})",
+                             path=path) from exc
+
+
 def from_nir(graph, *, dt: float = SNNTORCH_DT) -> NirNetwork:
     """The :class:`NirNetwork` of a one-layer LIF / IF graph (module docstring).
 
@@ -196,7 +214,7 @@ def from_nir(graph, *, dt: float = SNNTORCH_DT) -> NirNetwork:
     import nir
 
     if isinstance(graph, (str, bytes)) or hasattr(graph, "__fspath__"):
-        graph = nir.read(graph)
+        graph = read_graph(graph)
     nodes, edges = dict(graph.nodes), list(graph.edges)
     for name, node in nodes.items():
         if isinstance(node, nir.NIRGraph):

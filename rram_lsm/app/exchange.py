@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lsm import preset
-from lsm.nir import (SNNTORCH_DT, first_divergence, from_nir, program_network,
+from lsm.nir import (SNNTORCH_DT, first_divergence, from_nir, program_network, read_graph,
                      reference_spikes, to_nir)
 
 from ..errors import ConfigError
@@ -119,9 +119,7 @@ def run_graph(path, name: str, *, backend: str = "sim", chip_seed: int = 0, prof
     off and with the profile's noise. Returns programming error and spike agreement, and
     with ``neurobench`` NeuroBench's metrics on the same rasters beside our operation
     count (every input event and every spike drives one row of n neurons)."""
-    import nir
-
-    graph = nir.read(path)
+    graph = read_graph(path)
     net = from_nir(graph, dt=dt)
     rasters, _, synthetic = sample_rasters(name, data_dir, samples)
     if rasters.shape[2] != net.n_inputs:

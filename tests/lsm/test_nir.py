@@ -228,3 +228,15 @@ def test_norse_reproduces_the_export_with_the_gain_in_the_weights(nmnist_reservo
     ours = res.run(rasters)
     assert np.mean(theirs.sum(1) == ours.sum(1)) > 0.99  # Norse runs in float32
     assert np.mean(theirs == ours) > 0.999
+
+
+def test_a_missing_or_foreign_file_is_a_typed_error(tmp_path):
+    from lsm.nir import read_graph
+    from rram_lsm.errors import DataNotFoundError, EventFileError
+
+    with pytest.raises(DataNotFoundError, match="nir export"):
+        read_graph(tmp_path / "none.nir")
+    junk = tmp_path / "junk.nir"
+    junk.write_text("not hdf5")
+    with pytest.raises(EventFileError, match="not a readable NIR graph"):
+        from_nir(junk)
