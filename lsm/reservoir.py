@@ -18,7 +18,8 @@ from rram_lsm.macro import (RESERVOIR_MEMBRANE, RUN_RESERVOIR, Region, check_reg
 from rram_lsm.reservoir import (ReservoirSpec, check_rasters, run_reference,
                                 run_tiled_reference)
 
-__all__ = ["LsmConfig", "PRESETS", "preset", "FormingRecord", "Reservoir", "TiledReservoir"]
+__all__ = ["LsmConfig", "PRESETS", "preset", "preset_input", "preset_for", "RESERVOIR_SIZES",
+           "FormingRecord", "Reservoir", "TiledReservoir"]
 
 PATHS = ("auto", "fast", "generic")
 """``fast``: the macro runs the loop (``RUN_RESERVOIR``); ``generic``: the reference loop,
@@ -98,32 +99,80 @@ class LsmConfig:
 # depends on the regime: the paper's "supervised" (0.07 / 0.08) and "zeroshot" (0.3 / 0.1)
 # values, and "tuned" (the default): 0.3 for both modalities, the paper's largest constant,
 # because with unit-std weights the smaller ones leave the reservoir nearly silent on real
-# data (measurements in docs/lsm.md).
+# data (measurements in docs/lsm.md). ``input`` names the raster front end the preset
+# expects (``lsm.data.datasets.INPUTS``); ``source`` says where the sizes come from.
 PRESETS: dict[str, dict] = {
     "nmnist": dict(n_inputs=256, n_neurons=200, n_steps=50, decay=0.9, threshold=5.0,
-                   scales={"supervised": 0.07, "zeroshot": 0.3, "tuned": 0.3}),
+                   scales={"supervised": 0.07, "zeroshot": 0.3, "tuned": 0.3},
+                   input="crop", source="paper: 16 x 16 ON crop, 200 neurons"),
+    # The whole sensor, both polarities: 2,312 input rows; with 1,000 neurons the matrix
+    # (3,312 x 2,000) is split over 28 tiles of 512 x 512 arrays (docs/many-tiles.md).
+    # Neuron constants as the crop's (assumed: the paper has no full-resolution reservoir).
+    "nmnist-full": dict(n_inputs=2312, n_neurons=1000, n_steps=50, decay=0.9,
+                        threshold=5.0,
+                        scales={"supervised": 0.07, "zeroshot": 0.3, "tuned": 0.3},
+                        input="full", source="assumed: paper neuron constants, full sensor"),
     "ntidigits": dict(n_inputs=64, n_neurons=200, n_steps=129, decay=0.97, threshold=5.3,
-                      scales={"supervised": 0.08, "zeroshot": 0.1, "tuned": 0.3}),
+                      scales={"supervised": 0.08, "zeroshot": 0.1, "tuned": 0.3},
+                      input="cochlea", source="paper: 64 cochlea channels, 200 neurons"),
 }
 PRESETS["fsdd"] = PRESETS["ntidigits"]
+# Larger audio reservoirs on the same 64 channels (264 x 400 cells at 200 neurons; 1,000
+# neurons need 1,064 x 2,000 cells: 12 tiles). Neuron constants as the paper's (assumed).
+PRESETS["ntidigits-large"] = {**PRESETS["ntidigits"], "n_neurons": 1000,
+                              "source": "assumed: paper neuron constants, 1,000 neurons"}
+PRESETS["fsdd-large"] = PRESETS["ntidigits-large"]
 DEFAULT_REGIME = "tuned"
+RESERVOIR_SIZES = (200, 500, 1000, 2000)
+"""Reservoir sizes of the accuracy study (``rram-lsm classify --cv``)."""
+PRESET_DATASET = {"nmnist": "nmnist", "nmnist-full": "nmnist", "ntidigits": "ntidigits",
+                  "fsdd": "fsdd", "ntidigits-large": "ntidigits", "fsdd-large": "fsdd"}
+"""The dataset each preset is for."""
 
 
 def preset(name: str, regime: str = DEFAULT_REGIME, **overrides) -> LsmConfig:
-    """The paper's reservoir for ``name`` (nmnist | ntidigits | fsdd), with ``overrides``.
+    """The reservoir for ``name`` (a key of :data:`PRESETS`), with ``overrides`` (any
+    :class:`LsmConfig` field, e.g. ``n_neurons=2000``).
 
     ``regime`` picks the scale constant: ``"tuned"`` (default; 0.3 for both modalities),
     ``"zeroshot"`` (paper: 0.3 vision / 0.1 audio) or ``"supervised"`` (paper: 0.07 / 0.08).
-    fsdd uses the ntidigits reservoir (64 cochlea channels).
+    fsdd uses the ntidigits reservoir (64 cochlea channels); ``nmnist-full`` reads the whole
+    sensor (2,312 inputs, :func:`preset_input` ``"full"``).
     """
     if name not in PRESETS:
         raise ConfigError(f"unknown LSM preset {name!r}; choose one of {sorted(PRESETS)}")
     base = dict(PRESETS[name])
     scales = base.pop("scales")
+    base.pop("input")
+    base.pop("source")
     if regime not in scales:
         raise ConfigError(f"unknown regime {regime!r}; choose one of {sorted(scales)}")
     cfg = LsmConfig(name=f"{name}-{regime}", weight_scale=scales[regime], **base)
     return cfg.replace(**overrides) if overrides else cfg
+
+
+def preset_input(name: str) -> str:
+    """The raster front end preset ``name`` expects (a key of ``lsm.data.datasets.INPUTS``
+    for its dataset: ``crop``, ``full`` or ``cochlea``)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown LSM preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]["input"]
+
+
+def preset_for(dataset: str, input: str | None = None) -> str:
+    """The preset name of ``dataset`` read through front end ``input`` (None: the dataset's
+    own preset): ``("nmnist", "full") -> "nmnist-full"``."""
+    names = [k for k, d in PRESET_DATASET.items() if d == dataset]
+    if not names:
+        raise ConfigError(f"no LSM preset for dataset {dataset!r}; datasets: "
+                          f"{sorted(set(PRESET_DATASET.values()))}")
+    if input is None:
+        return dataset if dataset in names else names[0]
+    for k in names:
+        if PRESETS[k]["input"] == input and (k == dataset or k.endswith("-full")):
+            return k
+    inputs = sorted({PRESETS[k]["input"] for k in names})
+    raise ConfigError(f"{dataset} has no input {input!r}; choose one of {inputs}")
 
 
 @dataclass(frozen=True)
@@ -337,8 +386,15 @@ class TiledReservoir(Reservoir):
     """A reservoir too large for one array, split over tiles of one or more macros by
     ``rram_lsm.mapping.plan_tiles``. Every tile is formed on its own; each step's MVM reads
     every tile (its own ADC) and adds the partial sums digitally in the documented order
-    (``rram_lsm.reservoir.run_tiled_reference``). Same API as :class:`Reservoir`; it always
-    runs the reference loop (no backend runs a multi-tile loop itself yet).
+    (``rram_lsm.reservoir.run_tiled_reference``). Same API as :class:`Reservoir`.
+
+    Paths: ``"generic"`` is the tiled reference loop (any macros); ``"fast"`` is one fused
+    kernel over every tile, offered where the first tile's macro has a
+    ``tiled_reservoir_runner`` that accepts the map (the simulator: all tiles on open
+    SimMacros with one ADC, read voltage and read noise, the noise per column as the
+    default profile has it), bit-identical to the generic path, read noise included (it
+    draws from the macros' streams as the generic path does); ``"auto"`` takes the fast
+    one where offered.
     """
 
     def __init__(self, macros: dict, config: LsmConfig, tilemap, forming: FormingRecord):
@@ -396,13 +452,24 @@ class TiledReservoir(Reservoir):
         w = self.spec.weight_scale * (g[:, 0::2] - g[:, 1::2]) / self.spec.g_ref_us
         return w[: self.spec.n_inputs], w[self.spec.n_inputs:]
 
+    def _tiled_runner(self):
+        """The backend's fused multi-tile runner for this map, or None (duck-typed: the
+        ``lsm`` layer imports no backend)."""
+        make = getattr(self.macros[self.tilemap.parts[0].placement.macro],
+                       "tiled_reservoir_runner", None)
+        return None if make is None else make(self.macros, self.tilemap, self.spec)
+
     def _choose_path(self, path: str, return_membrane: bool = False) -> str:
         if path not in PATHS:
             raise ConfigError(f"path must be one of {PATHS}, got {path!r}")
-        if path == "fast":
-            raise ConfigError("a reservoir over several tiles runs the reference loop only: "
-                              "use path='generic' or 'auto'")
-        return "generic"
+        if path == "generic":
+            return path
+        offered = self._tiled_runner() is not None
+        if path == "fast" and not offered:
+            raise ConfigError("no fused kernel for these tiles (it needs every tile on a "
+                              "simulated macro, one ADC, read voltage and read noise, no "
+                              "per-cell noise): use path='generic' or 'auto'")
+        return "fast" if offered else "generic"
 
     def run(self, rasters, path: str = "auto", *, batch_size: int = 256,
             progress: bool = False, return_membrane: bool = False):
@@ -410,16 +477,20 @@ class TiledReservoir(Reservoir):
         if arr.shape[1] != self.config.n_steps:
             raise ShapeError(f"{self.config.name} expects T = {self.config.n_steps} steps, "
                              f"got rasters with T = {arr.shape[1]}")
-        self._choose_path(path)
+        chosen = self._choose_path(path)
         from tqdm.auto import tqdm
 
         spikes = np.zeros((arr.shape[0], arr.shape[1], self.spec.n_neurons), np.uint8)
         v_final = np.zeros((arr.shape[0], self.spec.n_neurons))
         starts = range(0, arr.shape[0], max(1, int(batch_size)))
-        for b0 in tqdm(starts, disable=not progress, desc="LSM (tiled)", unit="batch"):
+        for b0 in tqdm(starts, disable=not progress, desc=f"LSM (tiled, {chosen})",
+                       unit="batch"):
             sl = slice(b0, b0 + batch_size)
-            spikes[sl], v_final[sl] = run_tiled_reference(self.macros, self.tilemap, arr[sl],
-                                                          self.spec)
+            if chosen == "fast":  # fetched per batch: the chips may change in between
+                spikes[sl], v_final[sl] = self._tiled_runner().run(arr[sl])
+            else:
+                spikes[sl], v_final[sl] = run_tiled_reference(self.macros, self.tilemap,
+                                                              arr[sl], self.spec)
             self.runs += 1
         return (spikes, v_final) if return_membrane else spikes
 

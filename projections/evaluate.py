@@ -20,6 +20,7 @@ __all__ = [
     "fewshot_accuracy",
     "fewshot_accuracies",
     "summarize",
+    "paired_difference",
 ]
 
 
@@ -112,7 +113,8 @@ def fewshot_episodes(image_labels, image_idx, audio_labels, audio_idx, shots: in
 
 def fewshot_accuracy(episode: dict, z_image, z_audio, image_labels, audio_labels, *,
                      sources: str = "both", raw_image=None, raw_audio=None,
-                     raw_weight: float = 0.0) -> dict:
+                     raw_weight: float = 0.0, transductive: int = 0,
+                     transductive_temperature: float = 0.05) -> dict:
     """Nearest-prototype accuracy of one episode in both directions.
 
     ``audio_to_image``: audio queries are assigned the class of the best-scoring prototype
@@ -121,18 +123,31 @@ def fewshot_accuracy(episode: dict, z_image, z_audio, image_labels, audio_labels
     or ``own``: the query's own modality).
     With ``raw_weight`` > 0 the score mixes in the cosine to same-modality prototypes of
     the raw (standardised) features ``raw_image``/``raw_audio``.
+    ``transductive``: refinement steps of the prototypes with the episode's unlabelled
+    queries (see :func:`fewshot_accuracies`); 0 classifies every query on its own.
     """
     out = fewshot_accuracies([episode], z_image, z_audio, image_labels, audio_labels,
                              sources=sources, raw_image=raw_image, raw_audio=raw_audio,
-                             raw_weight=raw_weight)
+                             raw_weight=raw_weight, transductive=transductive,
+                             transductive_temperature=transductive_temperature)
     return {d: {"top1": float(r["top1"][0]), "n_queries": int(r["n_queries"][0])}
             for d, r in out.items()}
 
 
 def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *,
                        sources: str = "both", raw_image=None, raw_audio=None,
-                       raw_weight: float = 0.0) -> dict:
+                       raw_weight: float = 0.0, transductive: int = 0,
+                       transductive_temperature: float = 0.05) -> dict:
     """:func:`fewshot_accuracy` of every episode of ``episodes``, at once.
+
+    ``transductive`` > 0 refines the prototypes with the episode's unlabelled queries by
+    that many soft k-means steps (Ren et al. 2018, "Meta-learning for semi-supervised
+    few-shot classification"): each query's class posterior is the softmax of its score
+    over ``transductive_temperature``; each prototype (in every space the score uses)
+    becomes the unit vector of ``shots x`` its support prototype plus the posterior-weighted
+    sum of the query units; the final scores use the refined prototypes. Labels are
+    never read before the accuracy is counted: the queries enter as unlabelled samples
+    of the episode's classes, as in transductive few-shot evaluation.
 
     Returns ``{direction: {"top1": (E,) array, "n_queries": (E,) array}}``. Each sample is
     L2-normalised once for all episodes (a row's unit vector does not depend on which
@@ -143,6 +158,9 @@ def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *
         raise ConfigError(f"unknown prototype sources {sources!r}")
     if raw_weight > 0.0 and (raw_image is None or raw_audio is None):
         raise ConfigError("raw_weight > 0 needs raw_image and raw_audio features")
+    if int(transductive) < 0 or not transductive_temperature > 0:
+        raise ConfigError(f"transductive must be >= 0 and its temperature > 0, got "
+                          f"{transductive} and {transductive_temperature}")
     episodes = list(episodes)
     image_labels, audio_labels = np.asarray(image_labels), np.asarray(audio_labels)
     rows = {m: np.unique(np.concatenate([ep[f"{k}_{m}"] for ep in episodes
@@ -173,16 +191,30 @@ def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *
         support = {"image": ep["support_image"], "audio": ep["support_audio"]}
         for name, own in (("audio_to_image", "audio"), ("image_to_audio", "image")):
             q_idx = ep[f"query_{own}"]
-            score = np.zeros((len(q_idx), len(classes)))
+            # (weight, query units, unit prototypes) of each space the score reads
+            spaces = []
             if raw_weight < 1.0:
                 use = own if sources == "own" else sources
                 parts = [protos(emb[m], support[m], labels[m], classes)
                          for m in ("image", "audio") if use in (m, "both")]
-                p = _unit(sum(parts))
-                score += (1.0 - raw_weight) * (emb[own][q_idx] @ p.T)
+                spaces.append((1.0 - raw_weight, emb[own][q_idx], _unit(sum(parts))))
             if raw_weight > 0.0:
-                p = _unit(protos(raw[own], support[own], labels[own], classes))
-                score += raw_weight * (raw[own][q_idx] @ p.T)
+                spaces.append((raw_weight, raw[own][q_idx],
+                               _unit(protos(raw[own], support[own], labels[own], classes))))
+
+            def scores(sp):
+                return sum(w * (q @ p.T) for w, q, p in sp)
+
+            score = scores(spaces)
+            if transductive:
+                shots = len(support[own]) / len(classes)
+                start = [(w, q, shots * p) for w, q, p in spaces]
+                for _ in range(int(transductive)):
+                    z = score / transductive_temperature
+                    post = np.exp(z - z.max(1, keepdims=True))
+                    post /= post.sum(1, keepdims=True)
+                    spaces = [(w, q, _unit(p0 + post.T @ q)) for w, q, p0 in start]
+                    score = scores(spaces)
             pred = classes[np.argmax(score, axis=1)]
             out[name]["top1"][e] = float((pred == labels[own][q_idx]).mean())
             out[name]["n_queries"][e] = len(q_idx)
@@ -218,3 +250,41 @@ def summarize(values, groups=None, bounds=None) -> dict:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     return {"mean": mean, "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
             "ci95": [lo, hi], "n": int(v.size)}
+
+
+def paired_difference(a_per_split, b_per_split, key: str, unseen_sets=None) -> dict:
+    """Paired difference ``a - b`` of metric ``key`` between two protocol records.
+
+    ``*_per_split`` are :meth:`~projections.protocol.ZeroShotResult.per_split` lists (the
+    JSON's ``per_split``) of two recipes on the same splits and seeds; ``key`` is one of
+    their metric names (e.g. ``"unseen.audio_to_image.top1"``). Runs pair by (split,
+    seed); each split's mean difference is the unit of the 95 % t-interval, as in
+    :func:`summarize`. ``unseen_sets``: only the splits whose unseen classes are listed
+    (e.g. the 10 seeded splits of one split seed); default every split of ``a``.
+    Returns ``{mean, ci95, n_splits, n_runs, per_split: {"u1,u2": mean difference}}``.
+    """
+    def index(rows):
+        out = {}
+        for r in rows:
+            if key not in r:
+                raise ConfigError(f"a per-split row lacks {key!r}; it has "
+                                  f"{sorted(k for k in r if '.' in k)}")
+            out[tuple(r["unseen"])] = dict(zip(r["seeds"], r[key]))
+        return out
+
+    a, b = index(a_per_split), index(b_per_split)
+    wanted = [tuple(u) for u in unseen_sets] if unseen_sets is not None else list(a)
+    diffs, groups, per_split = [], [], {}
+    for g, u in enumerate(wanted):
+        if u not in a or u not in b:
+            raise ConfigError(f"split with unseen {list(u)} is missing from a record")
+        seeds = sorted(set(a[u]) & set(b[u]))
+        if not seeds:
+            raise ConfigError(f"split with unseen {list(u)}: the records share no seed")
+        d = [a[u][s] - b[u][s] for s in seeds]
+        diffs += d
+        groups += [g] * len(d)
+        per_split[",".join(str(c) for c in u)] = float(np.mean(d))
+    summary = summarize(diffs, groups)
+    return {"mean": summary["mean"], "ci95": summary["ci95"], "n_splits": len(wanted),
+            "n_runs": summary["n"], "per_split": per_split}

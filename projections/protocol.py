@@ -327,7 +327,10 @@ def _score(plan: _Plan, members: list, shots, episodes: int,
                                         episodes, rng))
             r = fewshot_accuracies(eps, fs_i, fs_a, data.image_labels, data.audio_labels,
                                    sources=cfg.fewshot_sources, raw_image=fs_raw_i,
-                                   raw_audio=fs_raw_a, raw_weight=cfg.fewshot_raw_weight)
+                                   raw_audio=fs_raw_a, raw_weight=cfg.fewshot_raw_weight,
+                                   transductive=cfg.fewshot_transductive,
+                                   transductive_temperature=(
+                                       cfg.fewshot_transductive_temperature))
             out.fewshot[str(int(k))] = {"unseen": {
                 d: {"top1": float(np.mean(r[d]["top1"])),
                     "n_queries": int(r[d]["n_queries"][-1]), "n_episodes": int(episodes),
@@ -531,8 +534,9 @@ def run_protocol(data: PairedFeatures, method: MethodConfig | str = "default", *
     ``seeds`` is a count (seeds 0..n-1) or an explicit list; ``classes`` is the pool the
     random splits draw from. ``engine`` is one of :data:`ENGINES`. The batched engine
     trains stacks of at most ``stack_size`` runs (default: the runs divided evenly among
-    the workers) on ``workers`` threads; torch's own thread count is the caller's (the
-    CLI pins one, so two workers keep two cores busy). Neither changes a result.
+    the workers) in ``workers`` processes (one: in this process); torch's own thread
+    count is the caller's, in every worker (the CLI pins one, so two workers keep two
+    cores busy). Neither changes a result.
     ``keep_models`` keeps every run's model, parts and embeddings (:class:`SplitResult`).
     """
     from tqdm.auto import tqdm
@@ -570,34 +574,95 @@ def run_protocol(data: PairedFeatures, method: MethodConfig | str = "default", *
 
 def _run_batched(data, cfg, runs, shots, episodes, workers, stack_size, keep_models,
                  bar) -> list[SplitResult]:
-    """Every run (seen, unseen, seed) of the protocol with stacked training."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Every run (seen, unseen, seed) of the protocol with stacked training.
 
-    from .batched import train_heads_batched
-
+    With ``workers`` > 1 the stacks run in that many worker *processes* (spawned, each on
+    the caller's torch thread count): the heads' steps are small operations whose Python
+    dispatch holds the GIL, so threads share one core's worth of it, while processes keep
+    every core busy. A worker computes exactly what the caller would (same code, same
+    inputs, same threads), so results do not depend on ``workers``.
+    """
     data = _select(data, cfg)
     x = _transformed(data, cfg)
     plans = [_prepare(data, s, u, cfg, seed, 0.2, x) for s, u, seed in runs]
     size = stack_size or -(-len(plans) // workers)
     # consecutive runs share a split, hence batch sizes: fewer sub-stacks per step
     chunks = [plans[i:i + size] for i in range(0, len(plans), size)]
-
-    def work(chunk):
-        members = []
-        if cfg.trained:
-            jobs = [job for plan in chunk for job in plan.jobs()]
-            trained = train_heads_batched(cfg, x[0], x[1], jobs, data.image_labels,
-                                          data.audio_labels, val_loss=keep_models)
-            members = [trained[i:i + cfg.ensemble]
-                       for i in range(0, len(trained), cfg.ensemble)]
-        out = [_score(plan, members[i] if members else [], shots, episodes, keep_models)
-               for i, plan in enumerate(chunk)]
-        bar.update(len(chunk))
-        return out
-
     if workers == 1 or len(chunks) == 1:
-        done = [work(c) for c in chunks]
-    else:
-        with ThreadPoolExecutor(min(workers, len(chunks))) as pool:
-            done = list(pool.map(work, chunks))
+        done = []
+        for c in chunks:
+            done.append(_work(cfg, x, data.image_labels, data.audio_labels, c, shots,
+                              episodes, keep_models))
+            bar.update(len(c))
+        return [r for chunk in done for r in chunk]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    # the workers read the features once (initializer), the plans' splits per stack
+    light = [[(p.sp, p.seed) for p in c] for c in chunks]
+    done = [None] * len(chunks)
+    with ProcessPoolExecutor(min(workers, len(chunks)),
+                             mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init,
+                             initargs=(torch.get_num_threads(), data, cfg, x,
+                                       _blas_threads())) as pool:
+        futures = {pool.submit(_work_remote, c, shots, episodes, keep_models): i
+                   for i, c in enumerate(light)}
+        from concurrent.futures import as_completed
+
+        for f in as_completed(futures):
+            i = futures[f]
+            done[i] = f.result()
+            bar.update(len(chunks[i]))
     return [r for chunk in done for r in chunk]
+
+
+def _work(cfg, x, image_labels, audio_labels, chunk, shots, episodes, keep_models):
+    """Train one stack of runs (``chunk``: :class:`_Plan` s) and score each run."""
+    from .batched import train_heads_batched
+
+    members = []
+    if cfg.trained:
+        jobs = [job for plan in chunk for job in plan.jobs()]
+        trained = train_heads_batched(cfg, x[0], x[1], jobs, image_labels, audio_labels,
+                                      val_loss=keep_models)
+        members = [trained[i:i + cfg.ensemble] for i in range(0, len(trained), cfg.ensemble)]
+    return [_score(plan, members[i] if members else [], shots, episodes, keep_models)
+            for i, plan in enumerate(chunk)]
+
+
+_WORKER: dict = {}
+"""A worker process's features and recipe (set once by :func:`_worker_init`)."""
+
+
+def _blas_threads() -> int | None:
+    """The fewest threads any BLAS pool of this process uses (None: unknown)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scipy
+        return None
+    counts = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return min(counts) if counts else None
+
+
+def _worker_init(threads: int, data, cfg, x, blas_threads=None) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    if blas_threads is not None:
+        # numpy's BLAS as the caller has it (a pool per process would spin on a busy
+        # machine where the caller capped it)
+        from threadpoolctl import threadpool_limits
+
+        _WORKER["blas"] = threadpool_limits(blas_threads, user_api="blas")
+    _WORKER.update(data=data, cfg=cfg, x=x)
+
+
+def _work_remote(light, shots, episodes, keep_models):
+    """:func:`_work` in a worker process, from the runs' splits and seeds."""
+    data, cfg, x = _WORKER["data"], _WORKER["cfg"], _WORKER["x"]
+    chunk = [_Plan(data, cfg, sp, x[0], x[1], seed) for sp, seed in light]
+    return _work(cfg, x, data.image_labels, data.audio_labels, chunk, shots, episodes,
+                 keep_models)

@@ -59,23 +59,27 @@ def candidates() -> list[MethodConfig]:
         joint.replace(name="joint_mlp", head="mlp"),
         joint.replace(name="joint_structure", structure_weight=1.0),
         joint.replace(name="joint_audio", fewshot_sources="audio"),
-    ] + _round3() + _round4() + _round5()
+    ] + _round3() + _round4() + _round5() + _round6()
 
 
 def _default_before_round4() -> MethodConfig:
     """The default rounds 1-3 chose (rounds 3's variants are built on it)."""
-    from .train import METHODS
-
-    return METHODS["default"].replace(name="default_round3", features="counts",
-                                      fewshot_raw_weight=0.3, fewshot_whiten=None)
+    return _default_of_round5().replace(name="default_round3", features="counts",
+                                        fewshot_raw_weight=0.3, fewshot_whiten=None)
 
 
 def _default_of_round4() -> MethodConfig:
     """Round 4's centre: counts, whitened raw mix 0.7 (the default between rounds 4 and 5)."""
+    return _default_of_round5().replace(name="default_round4", features="counts",
+                                        fewshot_raw_weight=0.7)
+
+
+def _default_of_round5() -> MethodConfig:
+    """The default round 5 chose (whitening 0.5, inductive): the default before issue 17."""
     from .train import METHODS
 
-    return METHODS["default"].replace(name="default_round4", features="counts",
-                                      fewshot_raw_weight=0.7)
+    return METHODS["default"].replace(name="default_round5", fewshot_whiten=0.5,
+                                      fewshot_transductive=0)
 
 
 def _round3() -> list[MethodConfig]:
@@ -128,7 +132,26 @@ def _round5() -> list[MethodConfig]:
             d.replace(name="default_counts+input_raw0.5", features="counts+input",
                       fewshot_raw_weight=0.5),
             d.replace(name="default_raw1.0", fewshot_raw_weight=1.0),
-            METHODS["default"]]
+            _default_of_round5()]
+
+
+def _round6() -> list[MethodConfig]:
+    """Round 6 (issue 17): the few-shot metric of the default, scored through untrained
+    twins (with ``fewshot_raw_weight`` 1 a trained recipe's few-shot figures are its
+    twin's, bit for bit; its zero-shot figures are its heads'): shrinkage, and
+    transductive refinement with the episode's unlabelled queries (steps, temperature).
+    The time-resolved reservoir features were compared in an exploration on the same
+    validation view (docs/zeroshot.md) and lost there."""
+    from .train import METHODS
+
+    r = METHODS["raw"].replace(features="counts+input", fewshot_sources="own")
+    out = [r.replace(name="raw_whiten0.7_counts+input", fewshot_whiten=0.7)]
+    for s, steps, t in ((0.5, 3, 0.05), (0.7, 1, 0.05), (0.7, 3, 0.05), (0.7, 10, 0.05),
+                        (0.7, 3, 0.1)):
+        out.append(r.replace(name=f"raw_whiten{s}_counts+input_trans{steps}_t{t}",
+                             fewshot_whiten=s, fewshot_transductive=steps,
+                             fewshot_transductive_temperature=t))
+    return out + [METHODS["default"]]
 
 
 def validation_view(data: PairedFeatures, seen=PAPER_SPLIT[0], test_fraction: float = 0.2,

@@ -85,6 +85,10 @@ class SimMacro:
         self._tiles: dict[Region, np.ndarray] = {}
         self._runners: dict[tuple[Region, ReservoirSpec], ReservoirRunner] = {}
         self._reservoir_rngs: dict[Region, np.random.Generator] = {}
+        self._tiled_runners: dict = {}
+        self._generation = 0
+        """Counts the chip's state changes (tiled runners made over several macros check
+        it on each of them)."""
         self._closed = False
 
     # -- interface -------------------------------------------------------------------------
@@ -238,6 +242,58 @@ class SimMacro:
             self._runners[(r, spec)] = runner
         return runner
 
+    def tiled_reservoir_runner(self, macros, tilemap, spec: ReservoirSpec
+                               ) -> ReservoirRunner | None:
+        """One fused runner for a reservoir split over tiles (``rram_lsm.mapping.TileMap``)
+        of ``macros`` (index -> macro; this macro among them), bit-identical to
+        ``rram_lsm.reservoir.run_tiled_reference``; or None where the kernel cannot be
+        exact: a macro of the map that is not an open SimMacro, macros that differ in read
+        voltage, ADC or read noise, per-cell read noise, or (with read noise) a tile off the
+        conductance grid. With column read noise each run draws its keys from the macros'
+        ``read`` streams as the tiled loop's ``mvm`` calls would, so the two give the same
+        spikes and leave the streams in the same state. Cached until any of the macros
+        changes state."""
+        self._check_open()
+        if not isinstance(spec, ReservoirSpec):
+            raise ConfigError(f"spec must be a ReservoirSpec, got {type(spec).__name__}")
+        if (tilemap.n_rows, tilemap.n_neurons) != (spec.n_inputs + spec.n_neurons,
+                                                   spec.n_neurons):
+            raise ShapeError(f"the tile map covers {tilemap.n_rows} rows x "
+                             f"{tilemap.n_neurons} neurons; the spec needs "
+                             f"{spec.n_inputs + spec.n_neurons} x {spec.n_neurons}")
+        chips = [macros[k] for k in tilemap.macros]
+        if not all(isinstance(m, SimMacro) and not m._closed for m in chips):
+            return None
+        setup = {(float(m.profile.read.noise_rel), bool(m.profile.read.per_cell),
+                  float(m.profile.array.read_voltage_v), m.profile.adc.bits,
+                  float(m.profile.adc.lsb_ua)) for m in chips}
+        if len(setup) != 1:
+            return None
+        rel, per_cell, v_read, bits, lsb = setup.pop()
+        if rel != 0 and per_cell:
+            return None
+        key = (tilemap, spec)
+        state = tuple((id(m), m._generation) for m in chips)
+        cached = self._tiled_runners.get(key)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        g = tilemap.matrix(lambda p: macros[p.placement.macro]._tile(
+            macros[p.placement.macro]._region(p.placement.region)))
+        starts = sorted({p.row0 for p in tilemap.parts})
+        tile_noise = None
+        if rel != 0:
+            parts = [(p.row_block, p.pair0, p.n_pairs) for p in tilemap.parts]
+            rngs = [macros[p.placement.macro]._read_rng for p in tilemap.parts]
+            tile_noise = (rel, np.asarray(parts, np.int64).reshape(-1, 3), rngs)
+        try:
+            runner = ReservoirRunner(g, None, spec, v_read, bits, lsb,
+                                     np.random.default_rng(0), row_blocks=starts,
+                                     tile_noise=tile_noise)
+        except ValueError:  # noise on a tile off the grid: no exact fused run
+            return None
+        self._tiled_runners[key] = (state, runner)
+        return runner
+
     def advance_time(self, seconds: float) -> float:
         """Move the drift clock forward by ``seconds`` (>= 0); return the new clock (s)."""
         self._check_open()
@@ -303,6 +359,8 @@ class SimMacro:
         self._effective = None
         self._tiles.clear()
         self._runners.clear()
+        self._tiled_runners.clear()
+        self._generation += 1
 
     def _tile(self, r: Region) -> np.ndarray:
         """Contiguous noise-free conductance of the region, cached until the state changes."""

@@ -3,6 +3,12 @@
 :class:`ReservoirRunner` is a snapshot of one tile (noise-free effective conductances, ADC,
 the spec) for ``sim.kernels.lif``; ``SimMacro.run_reservoir`` builds and caches one per tile
 and draws its read noise from the chip's ``reservoir_read`` stream of that tile.
+
+A reservoir split over several tiles (``rram_lsm.mapping.TileMap``) runs on one runner too
+(``SimMacro.tiled_reservoir_runner``): the parts' conductances are assembled into the whole
+matrix and ``row_blocks`` tells the kernel where each tile's rows start, so that every row
+block is summed and digitised on its own and the blocks' results are added in the order
+of ``rram_lsm.mapping.tiled_mvm`` (bit-identical to the tiled reference loop).
 """
 from __future__ import annotations
 
@@ -35,17 +41,47 @@ class ReservoirRunner:
     (:func:`_tile_layout`), columns split into a G+ block and a G- block
     (``sim.kernels.lif.split_columns``), and for integer codes one pair row per two
     inputs after the neuron rows (:func:`_with_pair_rows`, allowed by ``pairs``).
+
+    ``row_blocks``: first network row of every row block of a multi-tile layout, ascending
+    from 0 (e.g. ``(0, 512)`` for two tiles of 512 and 256 rows); each block is read as its
+    own tile (own ADC), partial results added in ascending block order. ``blocks`` is then
+    the block of every kernel row (pair rows never straddle a block boundary).
+
+    ``tile_noise``: ``(noise_rel, parts, rngs)`` for a multi-tile layout whose tiles read
+    with column noise (``g_var_us2`` None): ``parts`` int64 (tiles, 3) gives each tile of
+    the map, in its order, its row block, first neuron and neurons; ``rngs`` each tile's
+    macro's read generator. Every ``run`` then draws one key per tile and step from those
+    generators in the order the tiled reference loop does and the kernel adds the noise
+    as each tile's ``mvm`` would (``sim.kernels.lif._tiles_noisy_drive``): bit-identical
+    to ``run_tiled_reference`` over the same macros, for batches that loop is given.
     """
 
     def __init__(self, g_us: np.ndarray, g_var_us2: np.ndarray | None, spec: ReservoirSpec,
                  read_voltage_v: float, adc_bits: int | None, adc_lsb_ua: float,
-                 rng: np.random.Generator):
+                 rng: np.random.Generator, row_blocks=None, tile_noise=None):
         g, step_us = _tile_layout(np.asarray(g_us, dtype=np.float64), float(read_voltage_v))
         self.noise = g_var_us2 is not None
+        starts = _check_row_blocks(row_blocks, spec)
+        if len(starts) > 1 and self.noise:
+            raise ValueError("a multi-tile runner has no read noise model: run the tiled "
+                             "reference loop instead")
+        if tile_noise is not None and (self.noise or step_us == 1.0):
+            raise ValueError("tiled read noise needs grid codes and no g_var_us2")
         self.g, self.pairs = _with_pair_rows(split_columns(g), spec.n_inputs,
-                                             enabled=not self.noise)
-        self.g_var = (split_columns(np.asarray(g_var_us2, dtype=np.float64)) if self.noise
-                      else np.zeros((1, 1)))
+                                             enabled=not self.noise and tile_noise is None)
+        self.row_blocks = starts
+        self.pairs, self.blocks = _block_map(self.g.shape[0], spec, starts, self.pairs,
+                                             always=tile_noise is not None)
+        if self.noise:
+            self.g_var = split_columns(np.asarray(g_var_us2, dtype=np.float64))
+        elif tile_noise is not None:  # G^2: exact on the grid, summed in any order
+            self.g_var = split_columns(np.asarray(g_us, dtype=np.float64) ** 2)
+        else:
+            self.g_var = np.zeros((1, 1))
+        self._tile_noise = tile_noise
+        self._parts = (np.zeros((0, 3), np.int64) if tile_noise is None
+                       else np.ascontiguousarray(tile_noise[1], np.int64))
+        self._no_keys = np.zeros((0, 0), np.uint64)
         self.spec = spec
         self.rng = rng
         self.params = FusedParams(
@@ -54,7 +90,8 @@ class ReservoirRunner:
             adc_lsb_ua=float(adc_lsb_ua), factor=drive_factor(spec, read_voltage_v),
             decay=spec.decay, threshold=spec.threshold,
             reset_mode=RESET_ZERO if spec.reset == "zero" else RESET_SUBTRACT,
-            refractory_steps=spec.refractory_steps, noise=self.noise)
+            refractory_steps=spec.refractory_steps, noise=self.noise, n_blocks=len(starts),
+            tile_noise_rel=0.0 if tile_noise is None else float(tile_noise[0]))
         self._fp, self._ip = self.params.packed()
         self._serial, self._parallel = fused_kernel(False), fused_kernel(True)
         self.last_events = np.zeros(0, np.int64)
@@ -71,8 +108,16 @@ class ReservoirRunner:
         spikes = np.empty((batch, n_steps, self.spec.n_neurons), np.uint8)
         v_final = np.empty((batch, self.spec.n_neurons))
         events = np.empty(batch, np.int64)
+        keys = self._no_keys
         if self.noise:
             seeds = self.rng.integers(0, 2 ** 63, size=batch, dtype=np.uint64)
+        elif self._tile_noise is not None:  # sample indices; each tile's keys, step by step
+            seeds = np.arange(batch, dtype=np.uint64)
+            rngs = self._tile_noise[2]
+            keys = np.empty((n_steps, len(rngs)), np.uint64)
+            for t in range(n_steps):
+                for i, r in enumerate(rngs):
+                    keys[t, i] = r.integers(0, 2**64, dtype=np.uint64)
         else:
             seeds = self._no_seeds if batch == 1 else np.zeros(batch, np.uint64)
         if parallel is None:
@@ -80,8 +125,8 @@ class ReservoirRunner:
         # straight to the compiled kernel with the arguments fixed at set-up (parameters
         # packed in two arrays): at batch 1 the per-call Python work is three allocations
         (self._parallel if parallel else self._serial)(
-            self.g, self.g_var, self.pairs, rasters, spikes, v_final, events, self._fp,
-            self._ip, seeds)
+            self.g, self.g_var, self.pairs, self.blocks, self._parts, keys, rasters, spikes,
+            v_final, events, self._fp, self._ip, seeds)
         self.last_events = events
         return spikes, v_final
 
@@ -136,3 +181,36 @@ def _with_pair_rows(g: np.ndarray, n_inputs: int, enabled: bool = True
     for q in np.flatnonzero(ok):
         mask[(2 * q) // 64] |= np.uint64(1) << np.uint64((2 * q) % 64)
     return np.ascontiguousarray(np.concatenate([g, p.astype(g.dtype)])), mask
+
+
+def _check_row_blocks(row_blocks, spec: ReservoirSpec) -> tuple[int, ...]:
+    """``row_blocks`` as a tuple of block starts: ``(0,)`` for one tile, else strictly
+    ascending network rows from 0, all inside the ``n_inputs + n_neurons`` rows."""
+    if row_blocks is None:
+        return (0,)
+    starts = tuple(int(r) for r in row_blocks)
+    n_rows = spec.n_inputs + spec.n_neurons
+    if (not starts or starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:]))
+            or starts[-1] >= n_rows):
+        raise ValueError(f"row_blocks must ascend strictly from 0 and stay below {n_rows} "
+                         f"rows, got {row_blocks!r}")
+    return starts
+
+
+def _block_map(kernel_rows: int, spec: ReservoirSpec, starts: tuple[int, ...],
+               pairs: np.ndarray, always: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The pair mask without the pairs that straddle a block boundary, and the block of
+    every kernel row (network rows by ``starts``; pair row ``q`` in the block of input
+    ``2q``); for one block, the mask as given and no map (unless ``always``)."""
+    if len(starts) == 1 and not always:
+        return pairs, np.zeros(0, np.int64)
+    n_rows = spec.n_inputs + spec.n_neurons
+    blocks = np.empty(kernel_rows, np.int64)
+    blocks[:n_rows] = np.searchsorted(np.asarray(starts), np.arange(n_rows), side="right") - 1
+    if pairs.size:
+        q = np.arange(kernel_rows - n_rows)
+        blocks[n_rows:] = blocks[2 * q]
+        pairs = pairs.copy()
+        for qq in np.flatnonzero(blocks[2 * q] != blocks[2 * q + 1]):
+            pairs[(2 * qq) // 64] &= ~(np.uint64(1) << np.uint64((2 * qq) % 64))
+    return pairs, blocks

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from lsm.events.cochlea import CochleaConfig, cochlea_events, read_wav
-from lsm.events.formats import (AUDIO_EVENT_DTYPE, NTIDIGITS_CLASSES, VISION_EVENT_DTYPE,
-                                NTidigitsFile, check_record_bytes, decode_nmnist,
+from lsm.events.formats import (AUDIO_EVENT_DTYPE, NMNIST_SENSOR, NTIDIGITS_CLASSES,
+                                VISION_EVENT_DTYPE, NTidigitsFile, check_record_bytes, decode_nmnist,
                                 ntidigits_class)
 from lsm.events.frames import (AudioRasterConfig, VisionRasterConfig, audio_raster,
                                vision_raster)
@@ -29,12 +29,41 @@ from rram_lsm.errors import ConfigError, DataError, DataNotFoundError
 from .synthetic import synthetic_audio_sample, synthetic_vision_sample
 
 __all__ = ["EventDataset", "open_dataset", "DATASETS", "SPLITS", "FRONTEND_VERSION",
-           "DOWNLOAD_HELP"]
+           "DOWNLOAD_HELP", "INPUTS", "raster_preset"]
 
 DATASETS = ("nmnist", "fsdd", "ntidigits")
 SPLITS = ("train", "test", "all")
 FRONTEND_VERSION = 1
 """Bumped whenever a reader or the preprocessing changes its output (enters fingerprints)."""
+
+INPUTS: dict[str, dict] = {
+    "nmnist": {
+        # the paper's input: a 16 x 16 centre crop of the ON polarity, 256 inputs
+        "crop": VisionRasterConfig(),
+        # the whole 34 x 34 sensor, OFF inputs then ON: 2 x 34 x 34 = 2,312 inputs
+        "full": VisionRasterConfig(crop_px=NMNIST_SENSOR, polarity="both"),
+    },
+    # the cochlea's (or N-TIDIGITS') 64 channels, binned as in the paper
+    "fsdd": {"cochlea": AudioRasterConfig()},
+    "ntidigits": {"cochlea": AudioRasterConfig()},
+}
+"""Input front ends of each dataset by name: the raster each preset of
+``lsm.reservoir.PRESETS`` expects (``nmnist``: ``crop``, ``nmnist-full``: ``full``). The
+first entry of each dataset is its default."""
+
+
+def raster_preset(dataset: str, input: str | None = None):
+    """The raster config of ``dataset`` for front end ``input`` (None: the dataset's
+    default, the first of :data:`INPUTS`); ConfigError names the choices otherwise."""
+    if dataset not in INPUTS:
+        raise ConfigError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+    choices = INPUTS[dataset]
+    if input is None:
+        return next(iter(choices.values()))
+    if input not in choices:
+        raise ConfigError(f"{dataset} has no input {input!r}; choose one of {sorted(choices)}")
+    return choices[input]
+
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)\.wav$")
@@ -447,8 +476,8 @@ def _open_synthetic(name: str, split: str, per_class: tuple[int, int], seed: int
 def open_dataset(name: str, data_dir: str | os.PathLike | None, split: str = "all", *,
                  progress: bool = True, cochlea: CochleaConfig | None = None,
                  synthetic_per_class: tuple[int, int] = (40, 10),
-                 synthetic_seed: int = 0, cache_dir: str | os.PathLike | None = None
-                 ) -> EventDataset:
+                 synthetic_seed: int = 0, cache_dir: str | os.PathLike | None = None,
+                 input: str | None = None) -> EventDataset:
     """Open dataset ``name`` ("nmnist", "fsdd", "ntidigits") from ``data_dir``.
 
     ``data_dir=None`` gives the seeded synthetic stand-in (``synthetic_per_class`` train and
@@ -458,11 +487,15 @@ def open_dataset(name: str, data_dir: str | os.PathLike | None, split: str = "al
     Opening only lists files (events load lazily), so ``progress`` shows no bar here; it is
     kept for the shared signature, and ``rasters``/``event_counts`` take their own.
     ``cache_dir``: where FSDD's cochlea events are kept between runs (None: not kept).
+    ``input``: the front end of :data:`INPUTS` (N-MNIST: ``"crop"``, the paper's 16 x 16 ON
+    crop, default; ``"full"``, 34 x 34 x 2 polarities); it sets ``raster_config``.
     """
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; expected one of {DATASETS}")
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if input is not None:
+        raster_preset(name, input)  # an unknown front end fails before any file is listed
     if cochlea is not None and (name != "fsdd" or data_dir is None):
         raise ConfigError("cochlea= configures the FSDD front end only (real FSDD data)")
     if len(synthetic_per_class) != 2 or min(synthetic_per_class) < 0:
@@ -486,5 +519,9 @@ def open_dataset(name: str, data_dir: str | os.PathLike | None, split: str = "al
             parts = _open_ntidigits(root, split)
         synthetic = False
     modality, labels, is_test, meta, class_names, config, source = parts
+    if input is not None:
+        chosen = raster_preset(name, input)
+        # FSDD's channel count follows its cochlea
+        config = chosen if modality == "vision" else config
     return EventDataset(name, split, modality, labels, is_test, meta, class_names, config,
                         source, synthetic)

@@ -6,6 +6,8 @@ ChipSession`, and ``lsm.encode_dataset`` does the work.
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,8 @@ from .session import ChipSession
 from .settings import cache_dir, resolve_data_dir
 
 __all__ = ["AUDIO_CHOICES", "resolve_audio", "feature_cache", "open_data", "encode",
-           "encode_pair"]
+           "encode_pair", "encode_distributed", "EncodePart", "encode_part", "split_parts",
+           "max_macros_for"]
 
 AUDIO_CHOICES = ("auto", "fsdd", "ntidigits")
 """``auto`` uses N-TIDIGITS when its hdf5 is in the data directory, else FSDD."""
@@ -42,13 +45,14 @@ def feature_cache() -> FeatureCache:
     return FeatureCache(cache_dir() / "lsm-features")
 
 
-def open_data(name: str, data_dir=None, *, progress: bool = True):
+def open_data(name: str, data_dir=None, *, progress: bool = True, input: str | None = None):
     """Dataset ``name`` from ``data_dir`` or $RRAM_LSM_DATA (synthetic when neither), with
-    the cochlea's event cache in the user cache directory."""
+    the cochlea's event cache in the user cache directory. ``input``: the front end
+    (N-MNIST ``crop`` or ``full``, see ``lsm.data.datasets.INPUTS``; None: the default)."""
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; choose one of {DATASETS}")
     return open_dataset(name, resolve_data_dir(data_dir), split="all", progress=progress,
-                        cache_dir=cache_dir())
+                        cache_dir=cache_dir(), input=input)
 
 
 def _profile_name(profile, macro):
@@ -71,7 +75,7 @@ def encode(session: ChipSession, name: str, ds=None, *, lsm_preset=None,
         raise ConfigError(f"dataset is {ds.name!r} but name is {name!r}")
     cfg = resolve_config(name, lsm_preset)
     if options.kind == "input":
-        return encode_inputs(ds, cfg, rasters, options.progress)
+        return encode_inputs(ds, cfg, rasters, options.progress, chunk_size=options.chunk)
     res = session.reservoir(name, cfg)
     if chip_age_s > 0:
         session.age(chip_age_s)
@@ -81,6 +85,187 @@ def encode(session: ChipSession, name: str, ds=None, *, lsm_preset=None,
                           else session.allocator.get(name).to_dict())}
     return encode_dataset(res, ds, options, rasters=rasters,
                           cache=feature_cache() if cache else None, meta=meta)
+
+
+@dataclass(frozen=True)
+class EncodePart:
+    """One contiguous range of samples of a distributed encode: the unit of work sent to a
+    Dask worker. It names everything the worker rebuilds (dataset, chip, reservoir), so a
+    part depends only on its own fields and every scheduler gives the same features."""
+
+    dataset: str
+    """Dataset name."""
+    data_dir: str | None
+    """Resolved data directory (None: synthetic data)."""
+    input: str | None
+    """Front end (``lsm.data.datasets.INPUTS``)."""
+    config: object
+    """The reservoir's LsmConfig."""
+    backend: str
+    """Backend URL of the chip (``sim``, ``emulator``; each worker opens its own copy)."""
+    chip_seed: int
+    """Seed of the virtual chip."""
+    profile: object
+    """Device profile (name, path or None)."""
+    noise: bool
+    """Read/programming noise of a virtual chip."""
+    chip_age_s: float
+    """Age of the chip when encoding (s after forming)."""
+    options: EncodeOptions
+    """Feature kind, path, batch and chunk sizes."""
+    lo: int
+    """First sample (a multiple of the batch size)."""
+    hi: int
+    """One past the last sample."""
+    cache_dir: str | None
+    """Where FSDD's cochlea events are cached (the client's setting, passed on)."""
+    synthetic_per_class: tuple = (40, 10)
+    """Synthetic dataset size (data_dir None)."""
+
+
+def max_macros_for(cfg, backend: str, array=(512, 512)):
+    """Virtual macros a session needs for ``cfg``'s tiles on ``array``-sized arrays: the
+    default (``session.VIRTUAL_MACROS``) or more for a very large reservoir; None (one per
+    port) on ``serial:``."""
+    from .session import VIRTUAL_MACROS
+
+    if backend.split(":")[0] == "serial":
+        return None
+    rows, cols = cfg.tile_shape
+    if rows <= array[0] and cols <= array[1]:
+        return VIRTUAL_MACROS
+    tiles = -(-rows // array[0]) * -(-cfg.n_neurons // (array[1] // 2))
+    return max(VIRTUAL_MACROS, tiles)
+
+
+def _session_reservoir(session: ChipSession, part: EncodePart):
+    res = session.reservoir(part.dataset, part.config)
+    if part.chip_age_s > 0:
+        session.age(part.chip_age_s)
+    return res
+
+
+def _open_part_data(part: EncodePart):
+    return open_dataset(part.dataset, part.data_dir, split="all", progress=False,
+                        cache_dir=part.cache_dir, input=part.input,
+                        synthetic_per_class=part.synthetic_per_class)
+
+
+def encode_part(part: EncodePart):
+    """Encode samples ``part.lo:part.hi`` on a fresh copy of the chip: form the reservoir
+    as a serial run does, replay the earlier samples' batches with empty rasters (so the
+    tile's read-noise streams stand where a serial run has them, ``lsm.encode.
+    replay_runs``), then stream the range. Returns ``(values, SpikeStats, path)``."""
+    from lsm.encode import encode_range, replay_runs
+
+    ds = _open_part_data(part)
+    with ChipSession(part.backend, chip_seed=part.chip_seed, profile=part.profile,
+                     noise=part.noise,
+                     max_macros=max_macros_for(part.config, part.backend)) as session:
+        res = _session_reservoir(session, part)
+        replay_runs(res, part.lo, part.options)
+        return encode_range(res, ds, part.options, part.lo, part.hi)
+
+
+def split_parts(n: int, parts: int, batch_size: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous ranges covering ``0:n``, each starting at a multiple of
+    ``batch_size`` (so that every part runs the batches of a serial run), near-equal in
+    whole batches; fewer when there are fewer batches than parts."""
+    if parts < 1:
+        raise ConfigError(f"parts must be >= 1, got {parts}")
+    n_batches = -(-n // batch_size)
+    parts = max(1, min(parts, n_batches))
+    base, extra = divmod(n_batches, parts)
+    out, b = [], 0
+    for k in range(parts):
+        nb = base + (1 if k < extra else 0)
+        out.append((b * batch_size, min((b + nb) * batch_size, n)))
+        b += nb
+    return out
+
+
+def encode_distributed(scheduler: str, name: str, data_dir=None, lsm_preset=None, *,
+                       input: str | None = None, backend: str = "sim", chip_seed: int = 0,
+                       profile=None, noise: bool = True, chip_age_s: float = 0.0,
+                       options: EncodeOptions = EncodeOptions(), parts: int | None = None,
+                       cache: bool = True, synthetic_per_class=(40, 10)):
+    """:func:`encode` spread over a Dask cluster: features identical to a serial run.
+
+    ``scheduler``: a scheduler address (``tcp://host:8786``, workers must have this
+    package), ``None`` (a local cluster of 2 processes) or ``"serial"`` (in this process).
+    The dataset is cut into ``parts`` contiguous ranges (default: one per worker) at
+    multiples of the batch size; each worker forms its own copy of the chip (same backend,
+    seed and floorplan) and runs :func:`encode_part`. The client forms one too, for the
+    cache key, the provenance and the placement record. Returns ``(Features, chip
+    record)``. Backends whose read noise cannot be replayed (a physical chip) cannot give
+    identical features: ``serial:`` is refused.
+    """
+    from lsm.encode import SpikeStats, encode_key, features_of
+
+    from .experiments.sweep import map_tasks
+
+    if backend.split(":")[0] == "serial":
+        raise ConfigError("a distributed encode needs a backend every worker can open as "
+                          "an identical copy (sim, emulator); a serial port is one chip")
+    if options.kind == "input":
+        raise ConfigError("the input kind has no reservoir to distribute: encode serially")
+    root = resolve_data_dir(data_dir)
+    ds = open_dataset(name, root, split="all", progress=False, cache_dir=cache_dir(),
+                      input=input, synthetic_per_class=synthetic_per_class)
+    cfg = resolve_config(name, lsm_preset)
+    with ChipSession(backend, chip_seed=chip_seed, profile=profile, noise=noise,
+                     max_macros=max_macros_for(cfg, backend)) as session:
+        template = EncodePart(name, None if root is None else str(root), input, cfg, backend,
+                              int(chip_seed), profile, bool(noise), float(chip_age_s),
+                              options, 0, 0, str(cache_dir()), tuple(synthetic_per_class))
+        res = _session_reservoir(session, template)
+        store = feature_cache() if cache else None
+        key = encode_key(res, ds, options, store) if store is not None else None
+        meta = {"chip_seed": session.chip_seed, "backend": session.backend,
+                "noise": session.noise, "profile": _profile_name(session.profile, res.macro),
+                "placement": (res.tilemap.to_dict() if hasattr(res, "tilemap")
+                              else session.allocator.get(name).to_dict())}
+        record = session.record()
+        if store is not None:
+            hit = store.load(key)
+            if hit is not None:
+                from lsm import Features
+
+                return Features(hit.values, hit.labels, hit.is_test,
+                                {**hit.meta, **meta, "cache": "hit", "cache_key": key}), record
+        if parts is None:
+            parts = _n_workers(scheduler)
+        ranges = split_parts(len(ds), parts, options.batch_size)
+        worker_opts = dataclasses.replace(options, progress=False)
+        tasks = [dataclasses.replace(template, options=worker_opts, lo=lo, hi=hi)
+                 for lo, hi in ranges]
+        results = map_tasks(encode_part, tasks, scheduler=scheduler, workers=2,
+                            progress=options.progress)
+        values = np.concatenate([r[0] for r in results])
+        stats = SpikeStats()
+        for r in results:
+            stats = stats.merge(r[1])
+        meta["distributed"] = {"scheduler": scheduler or "local", "parts": ranges}
+        feats = features_of(res, ds, options, values, stats, results[0][2], meta)
+    if key is not None:
+        store.store(key, feats)
+        from lsm import Features
+
+        feats = Features(feats.values, feats.labels, feats.is_test,
+                         {**feats.meta, "cache": "miss", "cache_key": key})
+    return feats, record
+
+
+def _n_workers(scheduler) -> int:
+    """Workers of the cluster at ``scheduler`` (2 for a local cluster, 1 in-process)."""
+    if scheduler == "serial":
+        return 1
+    if scheduler is None:
+        return 2
+    from dask.distributed import Client
+
+    with Client(scheduler, timeout=30) as client:
+        return max(1, len(client.scheduler_info().get("workers", {})))
 
 
 def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, profile=None,

@@ -12,6 +12,11 @@ per-neuron work of a step reads both sides contiguously and vectorises. Integer 
 (grid codes) may carry one *pair row* per two inputs after the neuron rows: the code sum of
 inputs ``2q`` and ``2q + 1``, added once where both are active (the same integer sum).
 
+Multi-tile layouts (a reservoir split over tiles by ``rram_lsm.mapping``) run as one tile
+with *row blocks*: each block's rows are summed and digitised on their own and the blocks'
+results added in ascending order, as ``rram_lsm.mapping.tiled_mvm`` says, with the tiles'
+column read noise drawn as their own ``mvm`` calls draw it (docs/kernels.md).
+
 Exactness in brief (docs/lsm.md, "Two paths, one answer"): integer code sums are exact in
 any grouping and equal the contract's ascending float64 sum divided by the grid step;
 ``(sum * step) * V_read`` equals ``sum * (step * V_read)`` because ``step`` is a power of
@@ -33,7 +38,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 # source only: after changing them there, edit this file too (or clear
 # sim/kernels/__pycache__) or the cached kernel keeps the old code.
 from .read import adc, adc_code
-from .rng import splitmix64
+from .rng import ZIG_RATIO, ZIG_X, splitmix64, ziggurat_pair
 
 # splitmix64's state increment: the stream's n-th number is splitmix64(seed + n * _GOLDEN)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -44,8 +49,8 @@ RESET_SUBTRACT = 1
 
 # Positions in the packed parameter arrays the compiled kernels take (few arguments: numba's
 # dispatch costs about 0.1 µs per argument, which is felt at batch 1).
-_F_STEP, _F_VREAD, _F_LSB, _F_FACTOR, _F_DECAY, _F_THRESHOLD, _F_SV = range(7)
-_I_ADC_BITS, _I_RESET, _I_REFRACTORY, _I_NOISE = range(4)
+_F_STEP, _F_VREAD, _F_LSB, _F_FACTOR, _F_DECAY, _F_THRESHOLD, _F_SV, _F_TILE_NOISE = range(8)
+_I_ADC_BITS, _I_RESET, _I_REFRACTORY, _I_NOISE, _I_BLOCKS = range(5)
 
 
 @njit(cache=True, inline="always")
@@ -385,10 +390,30 @@ def _byte_flags(word):
 
 
 @njit(cache=True, inline="always")
-def _flag_words(words, t, bits):
+def _flags(word, binary):
+    """:func:`_byte_flags` of ``word``; ``binary`` (a compile-time constant at every call
+    site): every byte is 0 or 1, so the multiply alone gathers them (their low bits are
+    the bytes themselves)."""
+    if binary:
+        return (word * _GATHER) >> np.uint64(56)
+    return _byte_flags(word)
+
+
+@njit(cache=True, inline="always")
+def _is_binary(x):
+    """Whether every byte of the uint8 matrix ``x`` is 0 or 1 (one vectorised OR pass)."""
+    acc = np.uint8(0)
+    for t in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            acc |= x[t, i]
+    return acc <= 1
+
+
+@njit(cache=True, inline="always")
+def _flag_words(words, t, bits, binary):
     """``bits[k]``: the non-zero flags of bytes ``64k .. 64k + 63`` of row ``t`` of
     ``words`` (bit ``i`` for byte ``64k + i``); ``bits`` has ``ceil(words.shape[1] / 8)``
-    words.
+    words. ``binary``: every byte is known to be 0 or 1 (:func:`_flags`).
 
     Each 64-bit mask is assembled in registers and stored whole, so that the bit loops
     that read it back are not stalled by a failed store-to-load forwarding, and all masks
@@ -398,17 +423,18 @@ def _flag_words(words, t, bits):
     full = nw // 8
     for k in range(full):
         w = 8 * k
-        bits[k] = (_byte_flags(words[t, w]) | (_byte_flags(words[t, w + 1]) << np.uint64(8))
-                   | (_byte_flags(words[t, w + 2]) << np.uint64(16))
-                   | (_byte_flags(words[t, w + 3]) << np.uint64(24))
-                   | (_byte_flags(words[t, w + 4]) << np.uint64(32))
-                   | (_byte_flags(words[t, w + 5]) << np.uint64(40))
-                   | (_byte_flags(words[t, w + 6]) << np.uint64(48))
-                   | (_byte_flags(words[t, w + 7]) << np.uint64(56)))
+        bits[k] = (_flags(words[t, w], binary)
+                   | (_flags(words[t, w + 1], binary) << np.uint64(8))
+                   | (_flags(words[t, w + 2], binary) << np.uint64(16))
+                   | (_flags(words[t, w + 3], binary) << np.uint64(24))
+                   | (_flags(words[t, w + 4], binary) << np.uint64(32))
+                   | (_flags(words[t, w + 5], binary) << np.uint64(40))
+                   | (_flags(words[t, w + 6], binary) << np.uint64(48))
+                   | (_flags(words[t, w + 7], binary) << np.uint64(56)))
     if 8 * full < nw:
         m = np.uint64(0)
         for j in range(nw - 8 * full):
-            m |= _byte_flags(words[t, 8 * full + j]) << np.uint64(8 * j)
+            m |= _flags(words[t, 8 * full + j], binary) << np.uint64(8 * j)
         bits[full] = m
 
 
@@ -423,11 +449,11 @@ def _append_bits(m, rows, n, base):
 
 
 @njit(cache=True, inline="always")
-def _append_active(x, words, t, bits, rows, n, offset):
+def _append_active(x, words, t, bits, rows, n, offset, binary):
     """Append ``offset + i`` for every non-zero ``x[t, i]`` (ascending) to ``rows[n:]``;
     return the new count. ``words``: ``x`` as uint64 (:func:`_words`; when it has no
     columns, every byte is visited); ``bits``: uint64 scratch of ``ceil(words.shape[1] /
-    8)`` words.
+    8)`` words; ``binary``: ``x`` holds only 0 and 1 (a compile-time constant).
 
     First the non-zero flags of every 64 bytes are gathered into one uint64
     (:func:`_flag_words`, no branches), then its set bits are visited lowest first: a branch
@@ -435,7 +461,7 @@ def _append_active(x, words, t, bits, rows, n, offset):
     """
     if words.shape[1] == 0:
         return _append_nonzero(x, t, rows, n, offset)
-    _flag_words(words, t, bits)
+    _flag_words(words, t, bits, binary)
     for k in range(bits.shape[0]):
         n = _append_bits(bits[k], rows, n, offset + 64 * k)
     return n
@@ -456,14 +482,27 @@ def _input_rows(raster, pairs, pair_base, in_rows, in_starts):
     words = _words(raster)
     bits = np.zeros((words.shape[1] + 7) // 8, np.uint64)
     use_pairs = pairs.shape[0] > 0 and words.shape[1] > 0
+    in_starts[0] = 0
+    # binary rasters (the contract's; check_rasters makes them so) gather their flags with
+    # one multiply per word; anything else non-zero still counts, the longer way
+    if words.shape[1] > 0 and _is_binary(raster):
+        return _scan_steps(raster, words, bits, pairs, pair_base, in_rows, in_starts,
+                           use_pairs, True)
+    return _scan_steps(raster, words, bits, pairs, pair_base, in_rows, in_starts, use_pairs,
+                       False)
+
+
+@njit(cache=True, inline="always")
+def _scan_steps(raster, words, bits, pairs, pair_base, in_rows, in_starts, use_pairs,
+                binary):
+    """The time loop of :func:`_input_rows` (``binary``: a compile-time constant)."""
     n = 0
     n_pairs = 0
-    in_starts[0] = 0
     for t in range(raster.shape[0]):
         if not use_pairs:
-            n = _append_active(raster, words, t, bits, in_rows, n, 0)
+            n = _append_active(raster, words, t, bits, in_rows, n, 0, binary)
         else:
-            _flag_words(words, t, bits)
+            _flag_words(words, t, bits, binary)
             for k in range(bits.shape[0]):
                 m = bits[k]
                 both = m & (m >> np.uint64(1)) & pairs[k]
@@ -481,29 +520,158 @@ def _input_rows(raster, pairs, pair_base, in_rows, in_starts):
 # -- one sample ----------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def _scratch(g, n_steps, n_inputs, noise):
+def _scratch(g, n_steps, n_inputs, noise, n_blocks, tiled):
     """Working arrays of one sample, allocated once per batch task and reused (fresh large
-    allocations per sample would page-fault), carved from three buffers (each allocation
-    costs about as much as a short step at batch 1)."""
+    allocations per sample would page-fault), carved from four buffers (each allocation
+    costs about as much as a short step at batch 1). With ``n_blocks`` row blocks
+    (a multi-tile layout) the accumulator holds one column-sum vector per block, and
+    ``blk_rows`` / ``blk_starts`` receive each step's active rows grouped by block
+    (``tiled``: the tiles' own read noise, one block or more)."""
     n2 = g.shape[1]
     n = n2 // 2
-    n_var = n2 if noise else 0
-    n_drive = n if noise else 0
-    f = np.zeros(2 * n + n_var + n_drive)
+    n_var = n2 if noise else (n_blocks * n2 if tiled else 0)
+    tiled = tiled or n_blocks > 1
+    n_drive = n if (noise or tiled) else 0
+    # np.empty, not zeros: every part is written before it is read (v, s_prev and the
+    # refractory counts are reset per sample), and zeroing the ~100 kB of row lists cost
+    # about 2.5 µs a call, felt at batch 1
+    f = np.empty(2 * n + n_var + n_drive)
     n_rows = n_inputs + n
     n_in_rows = n_steps * n_inputs
     n_bits = (n + 63) // 64
-    i = np.zeros(n + n_rows + n_in_rows + n_steps + 1 + n_bits, np.int64)
+    n_blk = n_rows + n_blocks + 1 if tiled else 0
+    i = np.empty(n + n_rows + n_in_rows + n_steps + 1 + n_bits + n_blk, np.int64)
     o = n + n_rows + n_in_rows + n_steps + 1
-    return (_new_accumulator(g, n2), f[:n], i[:n], f[n:2 * n], f[2 * n:2 * n + n_var],
-            f[2 * n + n_var:], i[n:n + n_rows], i[n + n_rows:n + n_rows + n_in_rows],
-            i[n + n_rows + n_in_rows:o], i[o:].view(np.uint64))
+    o2 = o + n_bits
+    return (_new_accumulator(g, n_blocks * n2), f[:n], i[:n], f[n:2 * n],
+            f[2 * n:2 * n + n_var], f[2 * n + n_var:], i[n:n + n_rows],
+            i[n + n_rows:n + n_rows + n_in_rows], i[n + n_rows + n_in_rows:o],
+            i[o:o2].view(np.uint64), i[o2:o2 + n_rows], i[o2 + n_rows:])
+
+
+@njit(cache=True, inline="always")
+def _group_rows(rows, n_active, blocks, n_blocks, out, starts):
+    """``rows[:n_active]`` grouped by row block (``blocks[row]``), each group keeping the
+    rows' order (a stable counting sort): block ``b``'s rows are ``out[starts[b]:
+    starts[b + 1]]``."""
+    for b in range(n_blocks + 1):
+        starts[b] = 0
+    for k in range(n_active):
+        starts[blocks[rows[k]] + 1] += 1
+    for b in range(n_blocks):
+        starts[b + 1] += starts[b]
+    for k in range(n_active):
+        b = blocks[rows[k]]
+        out[starts[b]] = rows[k]
+        starts[b] += 1
+    for b in range(n_blocks, 0, -1):  # starts[b] now ends block b: shift back by one
+        starts[b] = starts[b - 1]
+    starts[0] = 0
+
+
+@njit(cache=True, inline="always")
+def _block_drive(acc, n_blocks, drive, sv, adc_bits, lsb, factor):
+    """The drive of a multi-tile layout: per row block (one tile's rows) its column sums
+    read through that tile's ADC and subtracted (G+ - G-), the blocks' partial results
+    added in ascending block order starting from block 0's value, then x ``factor``:
+    ``rram_lsm.mapping.tiled_mvm`` followed by the reference's ``diff * factor``."""
+    n = drive.shape[0]
+    n2 = 2 * n
+    top = float((1 << max(adc_bits, 0)) - 1)
+    for b in range(n_blocks):
+        o = b * n2
+        for j in range(n):
+            i_pos = acc[o + j] * sv
+            i_neg = acc[o + n + j] * sv
+            if adc_bits <= 0:
+                d = i_pos - i_neg
+            else:
+                d = adc_code(i_pos, lsb, top) * lsb - adc_code(i_neg, lsb, top) * lsb
+            if b == 0:
+                drive[j] = d
+            else:
+                drive[j] += d
+    for j in range(n):
+        drive[j] *= factor
+
+
+@njit(cache=True, inline="always")
+def _tiles_noisy_drive(acc, var, blk_starts, parts, keys_t, sample, drive, step, v_read,
+                       adc_bits, lsb, factor, noise_rel):
+    """The drive of a multi-tile layout with each tile's own read noise, exactly as
+    ``sim.kernels.read.mvm_column_noise`` draws it in every part's ``mvm`` of
+    ``rram_lsm.mapping.tiled_mvm``: per part (``parts`` rows: row block, first neuron,
+    neurons; in the tile map's order) and column ``I = adc((sum G + noise_rel * sqrt(sum
+    G^2) * z) * V_read)`` with ``z`` from the ziggurat seeded by ``(keys_t[part],
+    sample)`` over the part's own interleaved columns; G+ - G- per part; parts of a
+    column block added in ascending row-block order; then x ``factor``. A part whose
+    rows are all silent reads exactly 0 (its normals are not drawn: ``0 + 0 * z`` is 0)."""
+    n = drive.shape[0]
+    n2 = 2 * n
+    for p in range(parts.shape[0]):
+        rb = parts[p, 0]
+        k0 = parts[p, 1]
+        o = rb * n2
+        silent = blk_starts[rb + 1] == blk_starts[rb]
+        state = splitmix64(keys_t[p] ^ splitmix64(np.uint64(sample)))
+        for c in range(parts[p, 2]):
+            k = k0 + c
+            if silent:
+                d = adc(0.0 * v_read, adc_bits, lsb) - adc(0.0 * v_read, adc_bits, lsb)
+            else:
+                z0, z1, state = ziggurat_pair(state, ZIG_X, ZIG_RATIO)
+                t_pos = acc[o + k] * step + noise_rel * math.sqrt(var[o + k]) * z0
+                t_neg = acc[o + n + k] * step + noise_rel * math.sqrt(var[o + n + k]) * z1
+                d = adc(t_pos * v_read, adc_bits, lsb) - adc(t_neg * v_read, adc_bits, lsb)
+            if rb == 0:
+                drive[k] = d
+            else:
+                drive[k] += d
+    for j in range(n):
+        drive[j] *= factor
+
+
+@njit(cache=True, inline="always")
+def _blocks_step(g, g_var, blocks, n_blocks, rows, n_active, acc, var, blk_rows, blk_starts,
+                 drive, v, s_prev, ref, out, t, sv, adc_bits, lsb, factor, decay, threshold,
+                 reset_mode, refractory_steps, parts, keys, sample, step, v_read, noise_rel):
+    """One step of a multi-tile layout: each row block's column sums over its own active
+    rows (zero where it has none), :func:`_block_drive` (or, with ``noise_rel`` > 0,
+    :func:`_tiles_noisy_drive` with the sums of squares ``g_var`` too), then every
+    neuron's update."""
+    n2 = g.shape[1]
+    _group_rows(rows, n_active, blocks, n_blocks, blk_rows, blk_starts)
+    for b in range(n_blocks):
+        start = blk_starts[b]
+        count = blk_starts[b + 1] - start
+        dst = acc[b * n2:(b + 1) * n2]
+        if count == 0:
+            dst[:] = 0
+        else:
+            _sum_rows(dst, g, blk_rows, start, count, True)
+            if noise_rel > 0:
+                _accumulate(var[b * n2:(b + 1) * n2], g_var, blk_rows, start, count, True)
+    if noise_rel > 0:
+        _tiles_noisy_drive(acc, var, blk_starts, parts, keys[t], sample, drive, step,
+                           v_read, adc_bits, lsb, factor, noise_rel)
+    else:
+        _block_drive(acc, n_blocks, drive, sv, adc_bits, lsb, factor)
+    if reset_mode == RESET_ZERO:
+        _update_all(v, s_prev, ref, drive, out, t, decay, threshold, RESET_ZERO,
+                    refractory_steps)
+    else:
+        _update_all(v, s_prev, ref, drive, out, t, decay, threshold, RESET_SUBTRACT,
+                    refractory_steps)
 
 
 @njit(cache=True)
-def _run_one(g, g_var, pairs, raster, spikes_out, v_out, fp, ip, seed, scratch):
+def _run_one(g, g_var, pairs, blocks, parts, keys, raster, spikes_out, v_out, fp, ip, seed,
+             scratch):
     """The whole reservoir for one sample; returns its synaptic events (active input and
-    recurrent rows summed over the steps, a pair row counting as its two)."""
+    recurrent rows summed over the steps, a pair row counting as its two). ``blocks``:
+    the row block of every tile row (multi-tile layouts; unread for one tile); ``parts``,
+    ``keys``: the tiles and their read keys per step (tiled read noise only; ``seed`` is
+    then the sample's index in the batch)."""
     n_steps, n_inputs = raster.shape
     n = g.shape[1] // 2
     step = fp[_F_STEP]
@@ -517,7 +685,10 @@ def _run_one(g, g_var, pairs, raster, spikes_out, v_out, fp, ip, seed, scratch):
     reset_mode = ip[_I_RESET]
     refractory_steps = ip[_I_REFRACTORY]
     noise = ip[_I_NOISE] != 0
-    acc, v, ref, s_prev, var, drive, rows, in_rows, in_starts, spike_bits = scratch
+    n_blocks = ip[_I_BLOCKS]
+    tile_noise = fp[_F_TILE_NOISE]
+    (acc, v, ref, s_prev, var, drive, rows, in_rows, in_starts, spike_bits, blk_rows,
+     blk_starts) = scratch
     v[:] = 0.0
     ref[:] = 0
     s_prev[:] = 0.0
@@ -533,8 +704,14 @@ def _run_one(g, g_var, pairs, raster, spikes_out, v_out, fp, ip, seed, scratch):
             rows[k] = in_rows[first + k]
         if t > 0:
             n_active = _append_active(spikes_out, spike_words, t - 1, spike_bits, rows,
-                                      n_active, n_inputs)
+                                      n_active, n_inputs, True)  # spikes are 0 / 1
         synaptic_events += n_active
+        if n_blocks > 1 or tile_noise > 0:  # several tiles, or the tiles' own noise
+            _blocks_step(g, g_var, blocks, n_blocks, rows, n_active, acc, var, blk_rows,
+                         blk_starts, drive, v, s_prev, ref, spikes_out, t, sv, adc_bits, lsb,
+                         factor, decay, threshold, reset_mode, refractory_steps, parts, keys,
+                         seed, step, v_read, tile_noise)
+            continue
         if n_active == 0:
             acc[:] = 0
             if noise:
@@ -561,7 +738,8 @@ def _run_one(g, g_var, pairs, raster, spikes_out, v_out, fp, ip, seed, scratch):
 # -- batches -------------------------------------------------------------------------------
 
 @njit(cache=True, parallel=True)
-def _run_parallel(g, g_var, pairs, rasters, spikes, v_final, events, fp, ip, seeds):
+def _run_parallel(g, g_var, pairs, blocks, parts, keys, rasters, spikes, v_final, events, fp,
+                  ip, seeds):
     batch, n_steps, n_inputs = rasters.shape
     noise = ip[_I_NOISE] != 0
     # a few samples per task: scratch is allocated once per task; run with a parallel chunk
@@ -569,19 +747,21 @@ def _run_parallel(g, g_var, pairs, rasters, spikes, v_final, events, fp, ip, see
     # that other processes slow down takes fewer of them instead of holding up the end
     n_tasks = min(batch, 32)
     for c in prange(n_tasks):
-        scratch = _scratch(g, n_steps, n_inputs, noise)
+        scratch = _scratch(g, n_steps, n_inputs, noise, ip[_I_BLOCKS], fp[_F_TILE_NOISE] > 0)
         for b in range(c * batch // n_tasks, (c + 1) * batch // n_tasks):
-            events[b] = _run_one(g, g_var, pairs, rasters[b], spikes[b], v_final[b], fp, ip,
-                                 seeds[b], scratch)
+            events[b] = _run_one(g, g_var, pairs, blocks, parts, keys, rasters[b], spikes[b],
+                                 v_final[b], fp, ip, seeds[b], scratch)
 
 
 @njit(cache=True)
-def _run_serial(g, g_var, pairs, rasters, spikes, v_final, events, fp, ip, seeds):
+def _run_serial(g, g_var, pairs, blocks, parts, keys, rasters, spikes, v_final, events, fp,
+                ip, seeds):
     batch, n_steps, n_inputs = rasters.shape
-    scratch = _scratch(g, n_steps, n_inputs, ip[_I_NOISE] != 0)
+    scratch = _scratch(g, n_steps, n_inputs, ip[_I_NOISE] != 0, ip[_I_BLOCKS],
+                       fp[_F_TILE_NOISE] > 0)
     for b in range(batch):
-        events[b] = _run_one(g, g_var, pairs, rasters[b], spikes[b], v_final[b], fp, ip,
-                             seeds[b], scratch)
+        events[b] = _run_one(g, g_var, pairs, blocks, parts, keys, rasters[b], spikes[b],
+                             v_final[b], fp, ip, seeds[b], scratch)
 
 
 def accumulator_zero(g):
@@ -633,19 +813,32 @@ class FusedParams(NamedTuple):
     """Silent steps after a spike."""
     noise: bool
     """Whether to add read noise from ``g_var``."""
+    n_blocks: int = 1
+    """Row blocks of a multi-tile layout (each its own tile and ADC; 1: one tile). More
+    than one only without ``noise``."""
+    tile_noise_rel: float = 0.0
+    """Relative read noise of the tiles of a multi-tile layout drawn as each tile's own
+    ``mvm`` draws it (> 0: ``g_var`` holds G^2, the kernel takes per-step keys; not with
+    ``noise``)."""
 
     def packed(self) -> tuple[np.ndarray, np.ndarray]:
         """``(fp, ip)``: the float64 and int64 parameter arrays the compiled kernel takes."""
         if not sv_is_exact(self.step_us, self.v_read):
             raise ValueError(f"step {self.step_us!r} x V_read {self.v_read!r} is not exact: "
                              "use a float64 tile (step 1.0)")
-        fp = np.empty(7)
-        fp[[_F_STEP, _F_VREAD, _F_LSB, _F_FACTOR, _F_DECAY, _F_THRESHOLD, _F_SV]] = (
+        fp = np.empty(8)
+        fp[[_F_STEP, _F_VREAD, _F_LSB, _F_FACTOR, _F_DECAY, _F_THRESHOLD, _F_SV,
+            _F_TILE_NOISE]] = (
             self.step_us, self.v_read, self.adc_lsb_ua, self.factor, self.decay,
-            self.threshold, self.step_us * self.v_read)
-        ip = np.empty(4, np.int64)
-        ip[[_I_ADC_BITS, _I_RESET, _I_REFRACTORY, _I_NOISE]] = (
-            self.adc_bits, self.reset_mode, self.refractory_steps, int(self.noise))
+            self.threshold, self.step_us * self.v_read, self.tile_noise_rel)
+        if self.n_blocks < 1 or (self.n_blocks > 1 and self.noise):
+            raise ValueError(f"{self.n_blocks} row blocks: need >= 1, and 1 with read noise")
+        if self.tile_noise_rel and (self.noise or not self.tile_noise_rel > 0):
+            raise ValueError("tile_noise_rel must be > 0, and not with noise")
+        ip = np.empty(5, np.int64)
+        ip[[_I_ADC_BITS, _I_RESET, _I_REFRACTORY, _I_NOISE, _I_BLOCKS]] = (
+            self.adc_bits, self.reset_mode, self.refractory_steps, int(self.noise),
+            self.n_blocks)
         return fp, ip
 
 
@@ -674,7 +867,7 @@ def split_columns(tile: np.ndarray) -> np.ndarray:
 
 
 def run_fused(g, g_var, rasters, out: FusedOutputs, params: FusedParams, seeds,
-              parallel: bool = True, pairs=None) -> None:
+              parallel: bool = True, pairs=None, blocks=None) -> None:
     """Run the whole reservoir for a batch into ``out``.
 
     ``g`` (n_inputs + n [+ n_inputs / 2 pair rows], 2n) noise-free tile conductances in the
@@ -686,10 +879,22 @@ def run_fused(g, g_var, rasters, out: FusedOutputs, params: FusedParams, seeds,
     shape and order: per-cell read-noise variance (µS², only read when ``params.noise``);
     ``rasters`` uint8 (batch, T, n_inputs); ``seeds`` uint64 (batch,) seed each sample's
     noise stream; ``pairs`` uint64 words (bit ``2q``: pair row ``q`` may be used; None or
-    empty: no pair rows).
+    empty: no pair rows); ``blocks`` int64 (rows of ``g``,): the row block of every row
+    for a multi-tile layout with ``params.n_blocks`` blocks (None: one block).
     """
     pairs = np.zeros(0, np.uint64) if pairs is None else np.ascontiguousarray(pairs, np.uint64)
-    fused_kernel(parallel)(g, g_var, pairs, rasters, *out, *params.packed(), seeds)
+    blocks = (np.zeros(0, np.int64) if blocks is None
+              else np.ascontiguousarray(blocks, np.int64))
+    if params.n_blocks > 1 and (blocks.shape != (g.shape[0],) or blocks.min() < 0
+                                or blocks.max() >= params.n_blocks):
+        raise ValueError(f"blocks must give each of the {g.shape[0]} rows a block in "
+                         f"[0, {params.n_blocks})")
+    fused_kernel(parallel)(g, g_var, pairs, blocks, _NO_PARTS, _NO_KEYS, rasters, *out,
+                           *params.packed(), seeds)
+
+
+_NO_PARTS = np.zeros((0, 3), np.int64)
+_NO_KEYS = np.zeros((0, 0), np.uint64)
 
 
 def run_parallel(*args) -> None:
@@ -703,6 +908,8 @@ def run_parallel(*args) -> None:
 
 def fused_kernel(parallel: bool):
     """The compiled kernel behind :func:`run_fused`, for callers that stream one sample at a
-    time and want no Python layer in between: arguments ``(g, g_var, pairs, rasters,
-    spikes, v_final, events, fp, ip, seeds)`` with ``(fp, ip) = params.packed()``."""
+    time and want no Python layer in between: arguments ``(g, g_var, pairs, blocks, parts,
+    keys, rasters, spikes, v_final, events, fp, ip, seeds)`` with ``(fp, ip) =
+    params.packed()`` (``parts`` int64 (tiles, 3) and ``keys`` uint64 (T, tiles): tiled
+    read noise only, else empty)."""
     return run_parallel if parallel else _run_serial

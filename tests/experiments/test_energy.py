@@ -100,3 +100,76 @@ def test_bad_input_gets_typed_errors(tmp_path):
     bad.write_text("[adc]\nbits = 6\n")
     with pytest.raises(ConfigError, match="bits_source"):
         load_energy_params(bad)
+
+
+def test_tiled_reservoir_counts_conversions_per_tile_and_partial_sums():
+    x, s = _hand_example()
+    # rows: inputs 0..3, then the two fed-back neurons 4..5; two row tiles, one column block
+    tiles = [(0, 2, 0, 2), (2, 4, 0, 2)]
+    c = count_operations(x, s, projection_dim=3, tiles=tiles)
+    # sample 0: tile A (inputs 0,1) active at t0 (input 0) and t2 (input 0): 2 steps;
+    # tile B (inputs 2,3 + neurons) active at t0 (input 3) and t1 (fed-back spike): 2 steps.
+    # Conversions: (2 + 2) steps x 4 columns, over 2 samples; adds: both tiles read at t0
+    # only, so 1 step x 2 pairs.
+    assert c.adc_conversions == pytest.approx((2 + 2) * 4 / 2)
+    assert c.partial_sum_adds == pytest.approx(1 * 2 / 2)
+    assert count_operations(x, s, tiles=[(0, 6, 0, 2)]).adc_conversions == \
+        count_operations(x, s).adc_conversions
+    with pytest.raises(ShapeError, match="past"):
+        count_operations(x, s, tiles=[(0, 2, 0, 2), (2, 9, 0, 2)])
+    e = estimate_energy(c, load_energy_params())
+    p = load_energy_params()
+    assert e.rram_energy_j["partial_sums"] == pytest.approx(
+        c.partial_sum_adds * p.add_int_j * p.scale_45_to_40nm)
+
+
+def test_analogue_heads_are_priced_as_planes_tiles_and_conversions():
+    x, s = _hand_example()
+    c = count_operations(x, s, projection_dim=8, projection_in=300, head="analogue",
+                         head_input_bits=6, head_tile_rows=128)
+    assert c.head_planes == 12 and c.head_row_tiles == 3
+    assert c.head_conversions == 12 * 3 * 2 * 8
+    assert c.head_row_activations == pytest.approx(6 * 300 * 0.5)
+    p = load_energy_params()
+    e = estimate_energy(c, p)
+    assert "projection" not in e.rram_energy_j
+    assert e.rram_energy_j["projection_adc"] == pytest.approx(
+        c.head_conversions * p.adc_conversion_j)
+    digital = estimate_energy(count_operations(x, s, projection_dim=8, projection_in=300), p)
+    # the digital baseline does not depend on where the co-design keeps its heads
+    assert e.digital_total_j == pytest.approx(digital.digital_total_j)
+    assert e.rram_energy_j["adc"] == digital.rram_energy_j["adc"]
+    with pytest.raises(ConfigError):
+        count_operations(x, s, head="optical")
+
+
+def test_a_tiled_reservoir_is_priced_tile_by_tile():
+    from lsm import preset
+    from lsm.reservoir import TiledReservoir
+    from rram_lsm.app.experiments.energy import measure_energy
+    from rram_lsm.mapping import plan_tiles
+    from rram_lsm.placement import TileAllocator
+    from sim import SimMacro
+
+    cfg = preset("nmnist", n_inputs=24, n_neurons=10, n_steps=12)
+    alloc = TileAllocator((512, 512), 2)
+    tilemap = plan_tiles("r", cfg.tile_shape[0], cfg.n_neurons, alloc, tile_rows=12,
+                         tile_pairs=5)
+    rng = np.random.default_rng(0)
+    x = (rng.random((6, 12, 24)) < 0.2).astype(np.uint8)
+    macros = {k: SimMacro(seed=1, macro_index=k) for k in tilemap.macros}
+    try:
+        res = TiledReservoir.setup_tiled(macros, cfg, tilemap)
+        spikes = res.run(x)
+        report = measure_energy(res, x, projection_dim=4, spikes=spikes)
+    finally:
+        for m in macros.values():
+            m.close()
+    tiles = [(p.row0, p.n_rows, p.pair0, p.n_pairs) for p in tilemap.parts]
+    expected = count_operations(x, spikes, projection_dim=4, projection_in=10, tiles=tiles)
+    assert len(tiles) == 3 * 2
+    assert report.counts.adc_conversions == expected.adc_conversions
+    assert report.counts.partial_sum_adds == expected.partial_sum_adds > 0
+    # a row tile converts only on its own active steps: never more than one big tile x 3
+    single = count_operations(x, spikes, projection_dim=4, projection_in=10)
+    assert single.adc_conversions < report.counts.adc_conversions <= 3 * single.adc_conversions

@@ -44,6 +44,8 @@ QUICK = {
                   "16", "--event-scales", "1"],
     "bench serial": ["--batch", "4", "--samples", "1", "--fault-commands", "10"],
     "bench loading": ["--data-dir", "{data}", "--repeats", "1", "--skip-fsdd"],
+    "bench encode": ["--data-dir", "{data}", "--n-files", "14", "--neurons", "16",
+                     "--input", "crop", "--chunk-size", "4"],
     "bench zeroshot": ["--protocols", "1", "--seeds", "1", "--shots", "1", "--episodes", "1",
                        "--epochs", "1", "--per-run-runs", "1", "--workers", "1"],
     "nir export": ["--dataset", "nmnist", "--out", "{tmp}/graph.nir"],

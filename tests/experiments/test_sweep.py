@@ -94,3 +94,16 @@ def test_setting_labels_are_human_readable():
                                                                     "10 y"]
     assert nice_value("adc_bits", 0.0) == "ideal" and nice_value("adc_bits", 6.0) == "6"
     assert nice_value("read_noise_rel", 0.05) == "0.05"
+
+
+def test_head_age_axis_reads_the_readout_from_the_chip_as_it_ages():
+    spec = SweepSpec(grid=(("head_age_s", (1.0, 3.15e8)),), chip_seeds=(0,),
+                     train_per_class=6, test_per_class=4)
+    rows = run_sweep(spec, scheduler="serial", progress=False).rows
+    fresh, old = rows
+    assert fresh["axis"] == "head_age_s" and old["value"] == 3.15e8
+    # the same chip, readout and features: only the readout's age differs
+    assert fresh["digital_accuracy"] == old["digital_accuracy"]
+    assert fresh["readout"]["tiles"] >= 1 and fresh["readout"]["weight_rms_error"] > 0
+    assert abs(fresh["accuracy"] - fresh["digital_accuracy"]) <= 0.15
+    assert 0.0 <= old["accuracy"] <= 1.0

@@ -95,3 +95,24 @@ def test_bench_sim_reports_the_noise_ratio(tmp_path):
     assert get_path(rec, "tile") == {"rows": 16, "cols": 8, "batch": 8,
                                      "forming_voltage_v": rec["tile"]["forming_voltage_v"]}
     assert 3.0 <= rec["tile"]["forming_voltage_v"] <= 4.0
+
+
+def test_chip_inspect_shows_a_large_reservoirs_placement(tmp_path, capsys):
+    out = tmp_path / "inspect.json"
+    assert main(["chip", "inspect", "--region", "0,0,16,8", "--map", "nmnist-full",
+                 "--neurons", "1000", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "28 tile(s)" in text and "nmnist-full-tuned[6,3]" in text
+    parts = json.loads(out.read_text())["placement"]["parts"]
+    assert len(parts) == 28
+    # every tile inside its array, no two tiles of one macro overlapping
+    seen = {}
+    for p in parts:
+        r0, c0, rows, cols = p["region"]
+        assert r0 >= 0 and c0 >= 0 and r0 + rows <= 512 and c0 + cols <= 512
+        seen.setdefault(p["macro"], []).append((r0, c0, rows, cols))
+    for tiles in seen.values():
+        for i, a in enumerate(tiles):
+            for b in tiles[i + 1:]:
+                assert not (a[0] < b[0] + b[2] and b[0] < a[0] + a[2]
+                            and a[1] < b[1] + b[3] and b[1] < a[1] + a[3])

@@ -172,14 +172,18 @@ def test_noise_runs_use_no_pair_rows():
     assert runner.noise and runner.pairs.size == 0 and runner.g.shape == (456, 400)
 
 
+@pytest.mark.parametrize("binary", [False, True])
 @pytest.mark.parametrize("width", [256, 200, 64, 24, 13])
-def test_input_rows_are_the_nonzero_bytes_in_order(width):
-    """Row scans read 64 flags per uint64 (any non-zero byte counts, not just 1)."""
+def test_input_rows_are_the_nonzero_bytes_in_order(width, binary):
+    """Row scans read 64 flags per uint64 (any non-zero byte counts, not just 1; binary
+    rasters take the one-multiply gather)."""
     rng = np.random.default_rng(width)
-    raster = (rng.random((40, width)) < 0.15) * rng.integers(1, 256, (40, width))
+    values = 1 if binary else rng.integers(1, 256, (40, width))
+    raster = (rng.random((40, width)) < 0.15) * values
     raster = raster.astype(np.uint8)
     raster[3] = 0
-    raster[4] = 255
+    raster[4] = 1 if binary else 255
+    assert lif._is_binary(raster) == binary
     rows = np.empty(40 * width, np.int64)
     starts = np.empty(41, np.int64)
     assert lif._input_rows(raster, np.zeros(0, np.uint64), 10_000, rows, starts) == 0

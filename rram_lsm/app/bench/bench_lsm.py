@@ -24,6 +24,14 @@ third of the real events, which flatters every figure) and recorded in the JSON
   T x N^2. These are single-thread CPU times (process time, best of rounds) of the fast
   path and of dense torch, which other processes' load does not distort the way it does
   wall time.
+* Sizes (``--sizes``, default 200 500 1000 2000 neurons, at ``--size-inputs`` 256 and
+  2,312 inputs: the crop and the whole sensor of N-MNIST, both polarities): every size
+  mapped by ``rram_lsm.mapping.plan_tiles`` onto 512 x 512 tiles of several simulated
+  macros and run by the fused multi-tile kernel (``TiledReservoir``'s fast path), checked
+  against the tiled reference loop on a few samples (``equal_generic``). Per size the
+  events (row additions), the conductance additions they cost (rows x 2 n columns), the
+  single-thread CPU time per sample and the additions per second: the cost follows events
+  x fan-out. ``scaling_sizes`` in the JSON.
 """
 from __future__ import annotations
 
@@ -45,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reservoir sizes of the scaling sweep")
     parser.add_argument("--event-scales", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0],
                         help="input-event multipliers of the event sweep")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[200, 500, 1000, 2000],
+                        help="reservoir sizes of the multi-tile sweep (none: skip it)")
+    parser.add_argument("--size-inputs", type=int, nargs="+", default=[256, 2312],
+                        choices=[256, 2312],
+                        help="input sizes of the multi-tile sweep (crop, full sensor)")
+    parser.add_argument("--size-samples", type=int, default=32,
+                        help="samples per size of the multi-tile sweep")
     parser.add_argument("--seed", type=int, default=0, help="chip seed")
 
 
@@ -251,6 +266,7 @@ def run(args) -> dict:
     results["scaling_neurons"] = _scaling_neurons(args, rasters)
     results["scaling_events"] = _scaling_events(args, rasters, runner)
     results["fast_with_adc_samples_per_s"] = _with_adc(args, cfg, rasters)
+    results["scaling_sizes"] = _scaling_sizes(args)
     return results
 
 
@@ -328,6 +344,69 @@ def _with_adc(args, cfg, rasters) -> float:
     _, runner, _, _ = _reservoir(chip, cfg)
     runner.run(rasters[:2])
     return len(rasters) / min(_timed(lambda: runner.run(rasters)) for _ in range(args.rounds))
+
+
+def _scaling_sizes(args) -> list[dict]:
+    """The multi-tile sweep (module docstring): every (inputs, neurons) on 512 x 512 tiles."""
+    import dataclasses
+
+    import numpy as np
+
+    from lsm import preset
+    from lsm.data import open_dataset
+    from lsm.reservoir import TiledReservoir
+    from rram_lsm.app.settings import resolve_data_dir
+    from rram_lsm.mapping import plan_tiles
+    from rram_lsm.placement import TileAllocator
+    from sim import SimMacro, load_profile
+    from sim.profile import AdcConfig
+
+    if not args.sizes:
+        return []
+    prof = load_profile(None).noise_free()
+    prof = dataclasses.replace(prof, adc=AdcConfig(bits=None))
+    root = resolve_data_dir(args.data_dir)
+    out = []
+    for n_inputs in args.size_inputs:
+        name = "nmnist" if n_inputs == 256 else "nmnist-full"
+        ds = open_dataset("nmnist", root, split="train", progress=False,
+                          input="crop" if n_inputs == 256 else "full")
+        n = min(args.size_samples, len(ds))
+        rasters = np.ascontiguousarray(ds.rasters(None, progress=False, indices=np.arange(n)),
+                                     np.uint8)
+        for n_neurons in args.sizes:
+            cfg = preset(name, n_neurons=n_neurons)
+            alloc = TileAllocator((prof.array.rows, prof.array.cols), max_macros=256)
+            tm = plan_tiles(cfg.name, cfg.tile_shape[0], n_neurons, alloc)
+            macros = {k: SimMacro(seed=args.seed, profile=prof, macro_index=k)
+                      for k in range(alloc.macros_used)}
+            res = TiledReservoir.setup_tiled(macros, cfg, tm)
+            runner = res._tiled_runner()
+            check = rasters[:2]
+            equal = bool(np.array_equal(runner.run(check)[0], res.run(check, "generic")))
+            runner.run(rasters[:2], parallel=False)
+            t = _best_cpu(lambda: runner.run(rasters, parallel=False), max(3, args.rounds))
+            spikes, _ = runner.run(rasters, parallel=False)
+            rows = float(runner.last_events.mean())
+            adds = rows * 2 * n_neurons
+            out.append({"n_inputs": n_inputs, "n_neurons": n_neurons,
+                        "input": "synthetic" if ds.synthetic else "real",
+                        "tiles": len(tm.parts), "macros": len(tm.macros),
+                        "row_blocks": tm.n_row_blocks, "col_blocks": tm.n_col_blocks,
+                        "equal_generic": equal,
+                        "input_events_per_sample": float(rasters.sum() / n),
+                        "spikes_per_sample": float(spikes.sum() / n),
+                        "row_additions_per_sample": rows,
+                        "conductance_adds_per_sample": adds,
+                        "dense_macs_per_sample": float(cfg.n_steps * cfg.tile_shape[0]
+                                                       * n_neurons),
+                        "fast_cpu_us_per_sample": t / n * 1e6,
+                        "conductance_adds_per_s_1thread": adds * n / t,
+                        "cpu_ns_per_row_addition": t / runner.last_events.sum() * 1e9})
+            print(f"  sizes: {n_inputs} -> {n_neurons}: {len(tm.parts)} tiles, "
+                  f"{rows:,.0f} rows, {t / n * 1e6:,.1f} µs/sample, "
+                  f"{adds * n / t / 1e9:.1f} G adds/s (1 thread), equal {equal}", flush=True)
+    return out
 
 
 if __name__ == "__main__":

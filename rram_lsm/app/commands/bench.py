@@ -9,14 +9,16 @@ import json
 
 from .common import add_json
 
-BENCHMARKS = ("sim", "lsm", "serial", "loading", "zeroshot")
+BENCHMARKS = ("sim", "lsm", "serial", "loading", "zeroshot", "encode")
 
 
 def _module(name: str):
-    from ..bench import bench_loading, bench_lsm, bench_serial, bench_sim, bench_zeroshot
+    from ..bench import (bench_encode, bench_loading, bench_lsm, bench_serial, bench_sim,
+                         bench_zeroshot)
 
     return {"sim": bench_sim, "lsm": bench_lsm, "serial": bench_serial,
-            "loading": bench_loading, "zeroshot": bench_zeroshot}[name]
+            "loading": bench_loading, "zeroshot": bench_zeroshot,
+            "encode": bench_encode}[name]
 
 
 def _handler(name):

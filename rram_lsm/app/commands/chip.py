@@ -47,6 +47,8 @@ def _inspect(args) -> int:
     print(f"formed at {voltage:.2f} V: sparsity {results['sparsity']:.4f}, "
           f"G = {results['conductance_us']['mean']:.3f} ± {results['conductance_us']['std']:.3f}"
           f" µS over {g.size} formed cells, stuck {results['stuck_fraction']:.4%}")
+    if args.map:
+        results["placement"] = _placement(args.map, args.neurons, prof)
     if args.plot:
         _inspect_figure(conductance, prof, args.plot)
         print(f"figure written to {args.plot}")
@@ -56,6 +58,34 @@ def _inspect(args) -> int:
         write_record(args.json_path, results, command="chip inspect", config=_config(args),
                      seeds=args.seed)
     return 0
+
+
+def _placement(name: str, neurons: int | None, prof) -> dict:
+    """Where the reservoir preset ``name`` goes on a chip of ``prof``'s arrays (as a run's
+    ChipSession plans it), printed as a table; JSON-ready."""
+    from lsm import preset
+
+    from ...mapping import plan_tiles
+    from ...placement import TileAllocator
+    from ..session import VIRTUAL_MACROS
+
+    cfg = preset(name) if neurons is None else preset(name, n_neurons=int(neurons))
+    rows, cols = cfg.tile_shape
+    alloc = TileAllocator((prof.array.rows, prof.array.cols), VIRTUAL_MACROS)
+    tm = plan_tiles(cfg.name, rows, cfg.n_neurons, alloc)
+    print(f"{cfg.name}: {cfg.n_inputs} inputs + {cfg.n_neurons} neurons = {rows} rows x "
+          f"{cols} columns on {len(tm.parts)} tile(s) of {len(tm.macros)} macro(s) "
+          f"({tm.n_row_blocks} row x {tm.n_col_blocks} column blocks; partial sums added "
+          "digitally, row blocks ascending)")
+    print(f"  {'tile':24s} {'macro':>5s} {'region (row0,col0,rows,cols)':>30s} "
+          f"{'matrix rows':>12s} {'neurons':>10s}")
+    for p in tm.parts:
+        r = p.placement.region
+        print(f"  {p.placement.name:24s} {p.placement.macro:5d} "
+              f"{f'{r.row0},{r.col0},{r.rows},{r.cols}':>30s} "
+              f"{f'{p.row0}-{p.row0 + p.n_rows - 1}':>12s} "
+              f"{f'{p.pair0}-{p.pair0 + p.n_pairs - 1}':>10s}")
+    return tm.to_dict()
 
 
 def _inspect_figure(conductance, prof, path) -> None:
@@ -130,6 +160,11 @@ def register(sub) -> None:
                      help=f"tile row0,col0,rows,cols (default {DEFAULT_REGION})")
     ins.add_argument("--sparsity", type=float, default=0.5,
                      help="forming sweep stops when the unformed fraction is at most this")
+    ins.add_argument("--map", default=None, metavar="PRESET",
+                     help="also show where a reservoir preset (nmnist, nmnist-full, "
+                          "fsdd-large, ...) is placed: tiles, macros, regions")
+    ins.add_argument("--neurons", type=int, default=None,
+                     help="with --map: reservoir neurons instead of the preset's")
     ins.add_argument("--plot", default=None, metavar="PNG",
                      help="write histogram + heat map + drift figure")
     add_json(ins)

@@ -159,7 +159,8 @@ def _energy(args) -> int:
         datasets, data_dir=args.data_dir, backend=args.backend, chip_seed=args.chip_seed,
         profile=args.profile, noise=not args.no_noise, samples=args.samples,
         projection_dim=args.projection_dim, params=params, seed=args.seed,
-        progress=args.progress)
+        heads=args.heads, head_input_bits=args.head_input_bits,
+        head_tile_rows=args.head_tile_rows, progress=args.progress)
     print(energy_text(reports))
     if args.plot:
         from ..experiments.plots import plot_energy
@@ -223,7 +224,7 @@ def register(sub) -> None:
     add_data_dir(p)
     p.add_argument("--profile", default=None, help="base device profile (preset or JSON)")
     p.add_argument("--no-noise", action="store_true", help="read/programming noise off")
-    p.add_argument("--axes", default=None, help="comma-separated axes (default: all five)")
+    p.add_argument("--axes", default=None, help="comma-separated axes (default: all of them)")
     p.add_argument("--values", action="append", metavar="AXIS=V1,V2",
                    help="values of one axis (repeatable); adds the axis if --axes is not given")
     p.add_argument("--chip-seeds", type=int, default=3, help="virtual chips per setting (default 3)")
@@ -256,6 +257,14 @@ def register(sub) -> None:
     p.add_argument("--samples", type=int, default=64, help="samples counted per dataset")
     p.add_argument("--seed", type=int, default=0, help="seed choosing the samples")
     p.add_argument("--projection-dim", type=int, default=64, help="embedding dimension")
+    p.add_argument("--heads", choices=("digital", "analogue", "both"), default="both",
+                   help="projection heads digital (the paper's split), on macro tiles "
+                        "(the whole inference in memory) or both rows (default)")
+    p.add_argument("--head-input-bits", type=int, default=6,
+                   help="bits per sign of the analogue heads' bit-serial inputs")
+    p.add_argument("--head-tile-rows", type=int, default=512,
+                   help="rows per tile of the analogue heads (each tile converts every "
+                        "plane: fewer, taller tiles mean fewer conversions)")
     p.add_argument("--params", default=None, help="energy parameter TOML (default: packaged)")
     p.add_argument("--plot", default=None, metavar="PNG", help="write the energy figure")
     _progress(p)

@@ -78,6 +78,32 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="threads training stacks of runs in parallel (batched engine); "
                         "results do not depend on it")
+    p.add_argument("--heads", default="digital", choices=("digital", "analogue"),
+                   help="analogue: also program the trained heads onto macro tiles (sim) "
+                        "and evaluate them fresh and aged against the digital heads "
+                        "(docs/analog-heads.md; runs the per-run engine)")
+    p.add_argument("--hw-aware", action="store_true",
+                   help="with --heads analogue: also train heads hardware-aware (device "
+                        "noise, ADC, input quantisation and drift in the forward pass)")
+    p.add_argument("--no-plain", action="store_true",
+                   help="with --heads analogue --hw-aware: skip the plainly trained heads")
+    p.add_argument("--chip-seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="with --heads analogue: chip seeds the heads are programmed on")
+    p.add_argument("--ages", type=float, nargs="+", default=None,
+                   help="with --heads analogue: read-out ages after programming (s); "
+                        "default 1 s, 1 h, 1 d, 1 month, 1 y, 10 y")
+    p.add_argument("--input-bits", type=int, default=6,
+                   help="with --heads analogue: bits per sign of the bit-serial inputs")
+    p.add_argument("--tile-rows", type=int, default=512,
+                   help="with --heads analogue: rows per head tile")
+    p.add_argument("--hwa-age", type=float, default=86400.0,
+                   help="with --hw-aware: drift age (s) in the training forward pass")
+    p.add_argument("--hwa-epochs", type=int, default=20,
+                   help="with --hw-aware: epochs of hardware-aware fine-tuning from the "
+                        "digital heads (0: train from scratch for the method's epochs)")
+    p.add_argument("--drift-compensation", action="store_true",
+                   help="with --heads analogue: rescale outputs by a global drift factor "
+                        "read from a reference column")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=_run_pinned)
 
@@ -85,7 +111,11 @@ def register(sub) -> None:
 def _run_pinned(args) -> int:
     from ..threads import torch_threads
 
-    with torch_threads(1):  # the heads are tiny: one thread beats a pool on 2 cores
+    from threadpoolctl import threadpool_limits
+
+    # the heads are tiny: one thread (torch and numpy's BLAS) beats a pool on 2 cores, and
+    # process workers inherit the limits
+    with torch_threads(1), threadpool_limits(1, user_api="blas"):
         return _run(args)
 
 
@@ -124,8 +154,15 @@ def _run(args) -> int:
     if args.select:
         return _select(args, load_npz(args.features) if args.features else encode, seeds,
                        progress)
+    if args.hw_aware and args.heads != "analogue":
+        raise ConfigError("--hw-aware trains analogue heads: add --heads analogue")
+    if args.heads == "analogue" and args.splits is not None:
+        raise ConfigError("--heads analogue evaluates one split (--seen/--unseen, default "
+                          "the paper's): drop --splits")
     # saved features are taken as the method's feature kind: the file does not record it
     data = load_npz(args.features) if args.features else encode(method.features)
+    if args.heads == "analogue":
+        return _analogue(args, data, method, seeds, progress)
     result = run_protocol(data, method, splits=args.splits, split_seed=args.split_seed,
                           seen=args.seen, unseen=args.unseen, seeds=seeds,
                           shots=tuple(args.shots or ()), episodes=args.episodes,
@@ -139,6 +176,53 @@ def _run(args) -> int:
         from projections.plots import save_figures
 
         paths = save_figures(result, data, Path(args.plots))
+        record["figures"] = [str(p) for p in paths]
+        print(f"figures in {args.plots}: {', '.join(p.name for p in paths)}")
+    if args.json_path:
+        config = {k: v for k, v in vars(args).items() if k != "handler"}
+        config["method_config"] = method
+        write_record(args.json_path, record, command="zeroshot", config=config, seeds=seeds)
+        print(f"wrote {args.json_path}")
+    return 0
+
+
+def _analogue(args, data, method, seeds, progress) -> int:
+    """``--heads analogue``: digital vs plain vs hardware-aware heads on the macro."""
+    from pathlib import Path
+
+    from projections import PAPER_SPLIT
+    from rram_lsm.errors import ConfigError
+    from rram_lsm.records import write_record
+
+    from ..experiments.analog_heads import AGES_S, AGE_LABELS, plot_accuracy_vs_age, \
+        run_analog_study
+
+    if args.input_bits < 1 or args.tile_rows < 1:
+        raise ConfigError("--input-bits and --tile-rows must be >= 1")
+    seen = tuple(args.seen or PAPER_SPLIT[0])
+    unseen = tuple(args.unseen or [c for c in range(1, 10) if c not in seen])
+    record = run_analog_study(
+        data, method, seen=seen, unseen=unseen, seeds=seeds, chip_seeds=args.chip_seeds,
+        ages_s=tuple(args.ages or AGES_S), shots=tuple(args.shots or (5,)),
+        episodes=args.episodes, profile=args.profile, hw_aware=args.hw_aware,
+        plain=not args.no_plain, input_bits=args.input_bits, tile_rows=args.tile_rows,
+        drift_compensation=args.drift_compensation, hwa_age_s=args.hwa_age,
+        hwa_epochs=args.hwa_epochs or None,
+        backend=args.backend, progress=progress)
+    record["data"] = _provenance(data)
+    s = record["summary"]
+    metrics = [k for k in s["digital"]]
+    print(f"{'heads':10s} {'age':>6s} " + " ".join(f"{m:>20s}" for m in metrics))
+    print(f"{'digital':10s} {'-':>6s} " + " ".join(
+        f"{s['digital'][m]['mean']:13.3f}±{s['digital'][m]['std']:.3f}" for m in metrics))
+    for kind in ("plain", "hw_aware"):
+        for a in record["ages_s"]:
+            key = f"{kind}@{a:g}"
+            if key in s:
+                print(f"{kind:10s} {AGE_LABELS.get(a, f'{a:g}s'):>6s} " + " ".join(
+                    f"{s[key][m]['mean']:13.3f}±{s[key][m]['std']:.3f}" for m in metrics))
+    if args.plots:
+        paths = plot_accuracy_vs_age(record, Path(args.plots) / "accuracy_vs_age.png")
         record["figures"] = [str(p) for p in paths]
         print(f"figures in {args.plots}: {', '.join(p.name for p in paths)}")
     if args.json_path:

@@ -81,6 +81,8 @@ class EnergyParams:
     """Parallel MAC units (digital baseline, and the co-design's projection engine)."""
     neuron_lanes: int
     """Neuron updates per clock cycle (both designs)."""
+    add_int_j: float = 0.1e-12
+    """One integer addition of digitised partial sums (J): tiles' columns, bit planes."""
     sources: tuple = ()
     """``(name, status, source)`` per parameter, as written in the parameter file."""
 
@@ -147,7 +149,8 @@ def load_energy_params(path: str | Path | None = None) -> EnergyParams:
                     raise ConfigError(f"{where}: [{section}] {key} needs {key}{suffix}")
             values[name] = value
             sources.append((name, table[key + "_status"], table[key + "_source"]))
-    missing = set(fields) - set(values)
+    missing = {n for n, f in fields.items()
+               if f.default is dataclasses.MISSING} - set(values)
     if missing:
         raise ConfigError(f"{where}: missing parameters {sorted(missing)}")
     for name, value in values.items():
@@ -182,6 +185,28 @@ class OpCounts:
     """Steps with at least one active row."""
     samples: int
     """Samples the means are taken over."""
+    tile_conversions: float | None = None
+    """Column conversions summed over the tiles of a multi-tile reservoir (each tile's ADCs
+    convert its own columns on the steps it has an active row); None: one tile."""
+    partial_sum_adds: float = 0.0
+    """Digital additions of tiles' partial column sums (multi-tile reservoirs)."""
+    head: str = "digital"
+    """Where the projection head runs: "digital" (the paper's split) or "analogue" (on
+    macro tiles, bit-serial inputs, see docs/analog-heads.md)."""
+    head_input_bits: int = 6
+    """Bits per sign of an analogue head's bit-serial inputs."""
+    head_tile_rows: int = 512
+    """Rows per tile of an analogue head."""
+    head_bit_density: float = 0.5
+    """Fraction of an input's bits that are 1 (an assumption: uniform quantised values)."""
+
+    def __post_init__(self):
+        if self.head not in ("digital", "analogue"):
+            raise ConfigError(f"head must be 'digital' or 'analogue', got {self.head!r}")
+        if self.head_input_bits < 1 or self.head_tile_rows < 1 \
+                or not 0 <= self.head_bit_density <= 1:
+            raise ConfigError("head_input_bits and head_tile_rows must be >= 1 and "
+                              "head_bit_density in [0, 1]")
 
     @property
     def columns(self) -> int:
@@ -200,8 +225,41 @@ class OpCounts:
 
     @property
     def adc_conversions(self) -> float:
-        """Column conversions on steps with an active row."""
+        """Column conversions on steps with an active row (per tile when tiled)."""
+        if self.tile_conversions is not None:
+            return self.tile_conversions
         return self.active_steps * self.columns
+
+    @property
+    def head_planes(self) -> int:
+        """Binary read planes of an analogue head: bits x two signs."""
+        return 2 * self.head_input_bits
+
+    @property
+    def head_row_tiles(self) -> int:
+        """Row tiles an analogue head's inputs span."""
+        return -(-self.projection_in // self.head_tile_rows)
+
+    @property
+    def head_row_activations(self) -> float:
+        """Active rows over all planes: per bit, an input is in one sign's plane only."""
+        return self.head_input_bits * self.projection_in * self.head_bit_density
+
+    @property
+    def head_cell_reads(self) -> float:
+        """Cells an analogue head reads: active rows x two columns per output."""
+        return self.head_row_activations * 2 * self.projection_dim
+
+    @property
+    def head_conversions(self) -> float:
+        """An analogue head's conversions: every plane, every row tile, both columns."""
+        return self.head_planes * self.head_row_tiles * 2 * self.projection_dim
+
+    @property
+    def head_digital_adds(self) -> float:
+        """Shift-and-add of planes and row tiles per output, plus bias, GELU and
+        normalisation (three operations per output), all digital."""
+        return (self.head_planes * self.head_row_tiles + 3) * self.projection_dim
 
     @property
     def neuron_updates(self) -> int:
@@ -222,18 +280,26 @@ class OpCounts:
         """The counts, base and derived, as plain numbers."""
         out = dataclasses.asdict(self)
         for name in ("row_activations", "rram_cell_reads", "adc_conversions", "neuron_updates",
-                     "projection_macs", "digital_macs"):
+                     "projection_macs", "digital_macs") + (
+                         ("head_planes", "head_row_tiles", "head_row_activations",
+                          "head_cell_reads", "head_conversions", "head_digital_adds")
+                         if self.head == "analogue" else ()):
             out[name] = getattr(self, name)
         return out
 
 
 def count_operations(rasters, spikes, *, projection_dim: int = 64,
-                     projection_in: int | None = None) -> OpCounts:
+                     projection_in: int | None = None, tiles=None, head: str = "digital",
+                     head_input_bits: int = 6, head_tile_rows: int = 512) -> OpCounts:
     """Count the operations of running ``rasters`` through a reservoir that gave ``spikes``.
 
     ``rasters``: 0/1 ``(batch, T, n_inputs)``; ``spikes``: 0/1 ``(batch, T, n_neurons)``.
     ``projection_in`` defaults to ``n_neurons`` (spike-count features); ``projection_dim=0``
-    leaves the head out.
+    leaves the head out. ``tiles``: the reservoir's parts as ``(row0, n_rows, pair0,
+    n_pairs)`` over its rows (inputs, then fed-back neurons) when it spans several tiles
+    (a ``rram_lsm.mapping.TileMap``'s parts): conversions are counted per tile and the
+    digital additions of partial sums per column block. ``head``: "analogue" counts the
+    projection head on macro tiles instead of digital MACs.
     """
     x = np.asarray(rasters)
     s = np.asarray(spikes)
@@ -253,6 +319,7 @@ def count_operations(rasters, spikes, *, projection_dim: int = 64,
     fed_back[:, 1:] = s_rows[:, :-1]                        # spikes of step t-1 drive step t
     active = (x_rows + fed_back) > 0
     n_neurons = s.shape[2]
+    tiled = _tile_counts(x, s, tiles) if tiles is not None and len(tiles) > 1 else {}
     return OpCounts(
         n_inputs=int(x.shape[2]), n_neurons=int(n_neurons), steps=int(x.shape[1]),
         projection_in=int(n_neurons if projection_in is None else projection_in),
@@ -262,7 +329,30 @@ def count_operations(rasters, spikes, *, projection_dim: int = 64,
         spikes=float(s_rows.sum(axis=1).mean()),
         active_steps=float(active.sum(axis=1).mean()),
         samples=int(x.shape[0]),
+        head=head, head_input_bits=int(head_input_bits), head_tile_rows=int(head_tile_rows),
+        **tiled,
     )
+
+
+def _tile_counts(x, s, tiles) -> dict:
+    """Per-tile conversions and partial-sum additions (means per sample)."""
+    n_in = x.shape[2]
+    fed = np.zeros_like(s)
+    fed[:, 1:] = s[:, :-1]
+    rows = np.concatenate([x, fed], axis=2).astype(bool)      # (batch, T, n_in + n)
+    if max(r0 + nr for r0, nr, _, _ in tiles) > rows.shape[2]:
+        raise ShapeError(f"tiles reach past the reservoir's {rows.shape[2]} rows "
+                         f"({n_in} inputs + {s.shape[2]} neurons)")
+    conversions, blocks = 0.0, {}
+    for r0, nr, p0, npairs in tiles:
+        on = rows[:, :, r0:r0 + nr].any(axis=2)                 # (batch, T)
+        conversions += float(on.sum(axis=1).mean()) * 2 * npairs
+        blocks.setdefault((p0, npairs), []).append(on)
+    adds = 0.0
+    for (_, npairs), ons in blocks.items():
+        active_parts = np.sum(ons, axis=0)                      # tiles read per step
+        adds += float(np.maximum(active_parts - 1, 0).sum(axis=1).mean()) * npairs
+    return {"tile_conversions": conversions, "partial_sum_adds": adds}
 
 
 @dataclass(frozen=True)
@@ -345,8 +435,18 @@ def estimate_energy(counts: OpCounts, params: EnergyParams | None = None) -> Ene
         "row_drivers": counts.row_activations * p.row_driver_energy_j,
         "adc": counts.adc_conversions * p.adc_conversion_j,
         "neurons": neurons_j,
-        "projection": projection_j,
     }
+    if counts.partial_sum_adds:
+        rram_energy["partial_sums"] = counts.partial_sum_adds * p.add_int_j * digital_scale
+    if counts.head == "analogue":
+        rram_energy["projection_cells"] = (counts.head_cell_reads * p.cell_read_j
+                                           + counts.head_row_activations
+                                           * p.row_driver_energy_j)
+        rram_energy["projection_adc"] = counts.head_conversions * p.adc_conversion_j
+        rram_energy["projection_digital"] = (counts.head_digital_adds * p.add_int_j
+                                             * digital_scale)
+    else:
+        rram_energy["projection"] = projection_j
     digital_energy = {
         "macs": counts.digital_macs * p.mac_int8_j * digital_scale,
         "weight_reads": counts.digital_macs * p.weight_read_int8_j * digital_scale,
@@ -361,6 +461,11 @@ def estimate_energy(counts: OpCounts, params: EnergyParams | None = None) -> Ene
         "neurons": neuron_s,
         "projection": projection_s,
     }
+    if counts.head == "analogue":
+        # planes and row tiles one after another (tiles could overlap on separate ADCs)
+        reads = counts.head_planes * counts.head_row_tiles
+        rram_latency["projection"] = reads * (
+            p.read_pulse_s + math.ceil(2 * counts.projection_dim / p.n_adcs) * p.conversion_s)
     per_step_macs = (counts.n_inputs + counts.n_neurons) * counts.n_neurons
     digital_latency = {
         "macs": counts.steps * math.ceil(per_step_macs / p.mac_units) * p.clock_s,
@@ -374,19 +479,29 @@ def estimate_energy(counts: OpCounts, params: EnergyParams | None = None) -> Ene
 
 def measure_energy(reservoir, rasters, *, projection_dim: int = 64,
                    params: EnergyParams | None = None, spikes=None,
-                   head_features: str = "counts") -> EnergyReport:
-    """Energy report of running ``rasters`` through an ``lsm.Reservoir`` on its macro.
+                   head_features: str = "counts", head: str = "digital",
+                   head_input_bits: int = 6, head_tile_rows: int = 512) -> EnergyReport:
+    """Energy report of running ``rasters`` through an ``lsm.Reservoir`` (or a
+    ``TiledReservoir``: conversions and partial sums per tile) on its macro(s).
 
     The chip's own read voltage, ADC resolution and mean tile conductance (read back
     through the interface) replace the parameter file's values, so the report describes
     the chip that ran. ``spikes`` skips the run when they are already at hand.
     ``head_features`` is the feature kind the projection head reads (its input width:
-    :func:`head_inputs`).
+    :func:`head_inputs`); ``head="analogue"`` prices the head on macro tiles.
     """
     p = load_energy_params() if params is None else params
-    macro = reservoir.macro
+    tilemap = getattr(reservoir, "tilemap", None)
+    if tilemap is not None:
+        parts = [(reservoir.macros[t.placement.macro], t.placement.region)
+                 for t in tilemap.parts]
+        tiles = [(t.row0, t.n_rows, t.pair0, t.n_pairs) for t in tilemap.parts]
+    else:
+        parts, tiles = [(reservoir.macro, reservoir.region)], None
+    macro = parts[0][0]
     info = macro.info()
-    g = np.asarray(macro.read_conductance(reservoir.region), dtype=np.float64)
+    g = np.concatenate([np.asarray(m.read_conductance(r), dtype=np.float64).ravel()
+                        for m, r in parts])
     chip = {"read_voltage_v": float(info.read_voltage_v),
             "mean_cell_conductance_us": float(g.mean())}
     if info.adc_bits is not None:
@@ -400,7 +515,9 @@ def measure_energy(reservoir, rasters, *, projection_dim: int = 64,
     spec = reservoir.spec
     counts = count_operations(rasters, spikes, projection_dim=projection_dim,
                               projection_in=head_inputs(head_features, spec.n_inputs,
-                                                        spec.n_neurons))
+                                                        spec.n_neurons),
+                              tiles=tiles, head=head, head_input_bits=head_input_bits,
+                              head_tile_rows=head_tile_rows)
     return estimate_energy(counts, p)
 
 

@@ -59,8 +59,14 @@ def reservoir_on_chip(dataset: str, *, backend: str = "sim", chip_seed: int = 0,
 def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: int = 0,
                    profile=None, noise: bool = True, samples: int = 64,
                    projection_dim: int = 64, params=None, seed: int = 0,
-                   head_features: str | None = None, progress: bool = True):
-    """Energy reports ``{dataset: EnergyReport}`` and data provenance for ``datasets``.
+                   head_features: str | None = None, heads: str = "digital",
+                   head_input_bits: int = 6, head_tile_rows: int = 512,
+                   progress: bool = True):
+    """Energy reports ``{label: EnergyReport}`` and data provenance for ``datasets``.
+
+    ``heads``: "digital" (the paper's split: reservoir in memory, heads digital; label
+    the dataset), "analogue" (heads on macro tiles too; label ``"<dataset>, heads in
+    RRAM"``) or "both" (both rows, from the same spikes).
 
     ``samples`` samples per dataset (spread over classes, seeded) run through the LSM on the
     chip; their operation counts are priced with ``params`` (default parameter file).
@@ -76,6 +82,9 @@ def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: 
 
     if samples < 1:
         raise ConfigError(f"samples must be >= 1, got {samples}")
+    if heads not in ("digital", "analogue", "both"):
+        raise ConfigError(f"heads must be digital, analogue or both, got {heads!r}")
+    kinds = ("digital", "analogue") if heads == "both" else (heads,)
     if head_features is None:
         from projections import METHODS
 
@@ -88,8 +97,13 @@ def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: 
         rasters = subset_rasters(ds, idx)
         with reservoir_on_chip(name, backend=backend, chip_seed=chip_seed, profile=profile,
                                noise=noise) as res:
-            reports[name] = measure_energy(res, rasters, projection_dim=projection_dim,
-                                           params=params, head_features=head_features)
+            spikes = res.run(rasters)
+            for kind in kinds:
+                label = name if kind == "digital" else f"{name}, heads in RRAM"
+                reports[label] = measure_energy(
+                    res, rasters, projection_dim=projection_dim, params=params,
+                    spikes=spikes, head_features=head_features, head=kind,
+                    head_input_bits=head_input_bits, head_tile_rows=head_tile_rows)
         meta[name] = {"synthetic": bool(ds.synthetic), "samples": int(len(idx)),
                       "data_dir": None if root is None else str(root)}
     return reports, meta

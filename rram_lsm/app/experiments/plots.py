@@ -11,7 +11,9 @@ import numpy as np
 __all__ = ["plot_energy", "plot_sweep", "plot_table"]
 
 _RRAM_COLOURS = {"cell_reads": "#1b9e77", "row_drivers": "#66a61e", "adc": "#d95f02",
-                 "neurons": "#7570b3", "projection": "#e7298a"}
+                 "neurons": "#7570b3", "projection": "#e7298a", "partial_sums": "#999999",
+                 "projection_cells": "#f4a6cf", "projection_adc": "#c51b7d",
+                 "projection_digital": "#8e0152"}
 _DIGITAL_COLOURS = {"macs": "#a6761d", "weight_reads": "#e6ab02", "neurons": "#7570b3",
                     "projection": "#e7298a"}
 

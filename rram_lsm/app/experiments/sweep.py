@@ -37,6 +37,8 @@ AXES: dict[str, str] = {
     "stuck_fraction": "fraction of stuck cells, split open:high as in the profile (2:1 default)",
     "adc_bits": "column ADC resolution in bits; 0 = ideal ADC",
     "forming_sparsity": "fraction of cells left unformed by the forming sweep",
+    "head_age_s": "seconds since the readout itself was programmed into RRAM (an analogue "
+                  "layer, 6-bit bit-serial inputs; the reservoir is read fresh)",
 }
 """Named sweep axes. Any ``section.field`` of ``sim.DeviceProfile`` is an axis too."""
 
@@ -48,6 +50,7 @@ DEFAULT_GRID: dict[str, tuple] = {
     "stuck_fraction": (0.0, 0.01, 0.05, 0.1, 0.2),
     "adc_bits": (0, 8, 6, 4, 3),
     "forming_sparsity": (0.3, 0.4, 0.5, 0.6, 0.7),
+    "head_age_s": (1.0, 3600.0, 86400.0, _YEAR_S, 10 * _YEAR_S),
 }
 """Default values per named axis (a few minutes on 2 cores with 3 chip seeds)."""
 
@@ -145,7 +148,7 @@ def _profile_for(task: SweepTask):
     if axis == "adc_bits":
         bits = None if v == 0 else int(v)
         return dataclasses.replace(prof, adc=dataclasses.replace(prof.adc, bits=bits))
-    if axis in ("chip_age_s", "forming_sparsity"):
+    if axis in ("chip_age_s", "forming_sparsity", "head_age_s"):
         return prof
     section, _, name = axis.partition(".")
     old = getattr(prof, section)
@@ -177,6 +180,16 @@ def _data_subset(dataset: str, data_dir: str | None, train_per_class: int,
             labels[test_idx], bool(ds.synthetic))
 
 
+def _fit_readout(f_train, y_train):
+    """Logistic regression on standardised counts: (mu, sd, classifier)."""
+    from sklearn.linear_model import LogisticRegression
+
+    mu, sd = f_train.mean(0), f_train.std(0) + 1e-6
+    clf = LogisticRegression(max_iter=500, C=1.0)
+    clf.fit((f_train - mu) / sd, y_train)
+    return mu, sd, clf
+
+
 def _score(metric: str, f_train, y_train, f_test, y_test) -> float:
     if metric == "prototype":
         def unit(a):
@@ -185,12 +198,37 @@ def _score(metric: str, f_train, y_train, f_test, y_test) -> float:
         protos = unit(np.stack([unit(f_train[y_train == c]).mean(0) for c in classes]))
         pred = classes[np.argmax(unit(f_test) @ protos.T, axis=1)]
         return float(np.mean(pred == y_test))
-    from sklearn.linear_model import LogisticRegression
-
-    mu, sd = f_train.mean(0), f_train.std(0) + 1e-6
-    clf = LogisticRegression(max_iter=500, C=1.0)
-    clf.fit((f_train - mu) / sd, y_train)
+    mu, sd, clf = _fit_readout(f_train, y_train)
     return float(np.mean(clf.predict((f_test - mu) / sd) == y_test))
+
+
+def _analogue_readout_task(task: SweepTask, x_tr, y_tr, x_te, y_te) -> dict:
+    """``head_age_s``: the logistic readout written onto the chip beside the reservoir
+    (``analog_heads.program_linear``) and read ``task.value`` seconds later. Features are
+    encoded on the fresh chip first, so only the readout ages."""
+    from lsm import preset
+    from projections.analog import input_range
+
+    from ..session import ChipSession
+    from .analog_heads import device_config, program_linear
+
+    spec = task.spec
+    profile = _profile_for(task)
+    with ChipSession("sim", chip_seed=task.chip_seed, profile=profile,
+                     noise=spec.noise) as session:
+        res = session.reservoir(spec.dataset, preset(spec.dataset))
+        f_tr = res.features(x_tr, kind="counts", progress=False).values.astype(np.float64)
+        f_te = res.features(x_te, kind="counts", progress=False).values.astype(np.float64)
+        mu, sd, clf = _fit_readout(f_tr, y_tr)
+        z_tr, z_te = (f_tr - mu) / sd, (f_te - mu) / sd
+        device = device_config(profile, noise=spec.noise, input_bits=6)
+        mapped = program_linear(session.macro, session.allocator, "readout", clf.coef_.T,
+                                clf.intercept_, device, input_range(z_tr, 0.999))
+        session.age(task.value)
+        pred = clf.classes_[np.argmax(mapped.apply(z_te), axis=1)]
+    return {"accuracy": float(np.mean(pred == y_te)),
+            "digital_accuracy": float(np.mean(clf.predict(z_te) == y_te)),
+            "mean_rate": float(f_te.mean()), "readout": mapped.programming}
 
 
 def evaluate_task(task: SweepTask) -> dict:
@@ -201,6 +239,11 @@ def evaluate_task(task: SweepTask) -> dict:
     spec = task.spec
     x_tr, y_tr, x_te, y_te, synthetic = _data_subset(
         spec.dataset, spec.data_dir, spec.train_per_class, spec.test_per_class, spec.data_seed)
+    if task.axis == "head_age_s":
+        return {"axis": task.axis, "value": task.value, "chip_seed": task.chip_seed,
+                **_analogue_readout_task(task, x_tr, y_tr, x_te, y_te),
+                "n_train": int(len(y_tr)), "n_test": int(len(y_te)),
+                "n_classes": int(len(np.unique(y_te))), "synthetic": synthetic}
     sparsity = task.value if task.axis == "forming_sparsity" else 0.5
     with SimMacro(seed=task.chip_seed, profile=_profile_for(task)) as chip:
         res = Reservoir.setup(chip, preset(spec.dataset), sparsity=sparsity)
@@ -313,7 +356,7 @@ def run_sweep(spec: SweepSpec, *, scheduler: str | None = None, workers: int = 2
 
 def nice_value(axis: str, value: float) -> str:
     """Human label of a setting (ages in s/h/d/y, 0 ADC bits as "ideal")."""
-    if axis == "chip_age_s":
+    if axis in ("chip_age_s", "head_age_s"):
         for unit, secs in (("y", _YEAR_S), ("d", 86400.0), ("h", 3600.0)):
             if value >= secs:
                 return f"{value / secs:.3g} {unit}"
