@@ -21,9 +21,7 @@ programs the trained weights onto real macro tiles; this module opens no chip.
 """
 from __future__ import annotations
 
-import copy
 import math
-import time
 import zlib
 from dataclasses import dataclass, replace
 
@@ -34,7 +32,7 @@ import torch.nn.functional as F
 from rram_lsm.errors import ConfigError
 
 from .heads import DualEncoder, ProjectionHead
-from .train import FeatureSimilarity, MethodConfig, TrainResult, method_loss, needs_similarity
+from .train import MethodConfig, TrainResult, train_heads
 
 __all__ = ["AnalogDeviceConfig", "noise_generator", "input_range", "input_planes",
            "analog_linear", "analog_head_forward", "train_heads_analog"]
@@ -237,105 +235,26 @@ def train_heads_analog(cfg: MethodConfig, device: AnalogDeviceConfig,
     """Hardware-aware training: :func:`projections.train.train_heads`'s recipe (same
     loss, initialisation and batch order from ``seed``, validation checkpoint selection)
     with each head's forward :func:`analog_head_forward` under ``device``, fresh noise per
-    batch drawn from ``noise`` (a :func:`noise_generator` stream). The returned model's
-    ``input_ranges`` attribute holds each head's input clips (fixed on the training data
-    at the start).
+    batch drawn from ``noise`` (default: the ``hwa_train`` stream of chip ``seed``). The
+    returned model's ``input_ranges`` attribute holds each head's input clips (fixed on
+    the training rows before the first epoch).
 
     ``init``: start from these (digitally trained) heads instead of a fresh initialisation
     and fine-tune them with the device in the loop, as hardware-aware training usually
     does; ``epochs`` overrides ``cfg.epochs`` (e.g. a short fine-tune)."""
-    from tqdm.auto import tqdm
-
-    if not cfg.trained:
-        raise ConfigError(f"method {cfg.name!r} has no training step")
     gen_noise = noise if noise is not None else noise_generator(seed, "hwa_train")
-    ti, ta = (np.asarray(a, np.int64) for a in train_pairs)
-    vi, va = (np.asarray(a, np.int64) for a in val_pairs)
-    if len(ti) < 2 or len(vi) < 1:
-        raise ConfigError("need at least 2 training pairs and 1 validation pair")
-    image_labels, audio_labels = np.asarray(image_labels), np.asarray(audio_labels)
-    if np.any(image_labels[ti] != audio_labels[ta]):
-        raise ConfigError("training pairs must join samples of the same class")
-    f32 = lambda a, idx: torch.as_tensor(np.asarray(a, np.float32)[idx])  # noqa: E731
-    xi_tr, xa_tr, y_tr = f32(image_values, ti), f32(audio_values, ta), torch.as_tensor(
-        image_labels[ti])
-    ui, ua = np.unique(vi), np.unique(va)
-    xi_val, xa_val = f32(image_values, ui), f32(audio_values, ua)
-    yi_val, ya_val = torch.as_tensor(image_labels[ui]), torch.as_tensor(audio_labels[ua])
-    xi_vp, xa_vp, y_vp = f32(image_values, vi), f32(audio_values, va), torch.as_tensor(
-        image_labels[vi])
-    if needs_similarity(cfg):
-        sim = (FeatureSimilarity(image_values, np.concatenate([ti, vi])),
-               FeatureSimilarity(audio_values, np.concatenate([ta, va])))
+    ranges = {}
 
-        def sims(ri, ra):
-            return sim[0].batch(ri), sim[1].batch(ra)
-    else:
-        def sims(ri, ra):
-            return None, None
-    sim_vp = sims(vi, va)
+    def prepare(model, xi_train, xa_train):
+        ranges["image"] = _ranges(model.image, xi_train, device)
+        ranges["audio"] = _ranges(model.audio, xa_train, device)
 
-    gen = torch.Generator().manual_seed(int(seed))
-    model = DualEncoder(xi_tr.shape[1], xa_tr.shape[1], cfg.dim, cfg.head, cfg.hidden,
-                        True, cfg.temperature, cfg.learn_temperature, gen)
-    if init is not None:
-        model.load_state_dict(init.state_dict())
-    elif cfg.standardize:
-        model.image.set_standardisation(f32(image_values, np.unique(ti)))
-        model.audio.set_standardisation(f32(audio_values, np.unique(ta)))
-    n_epochs = cfg.epochs if epochs is None else int(epochs)
-    if n_epochs < 1:
-        raise ConfigError(f"epochs must be >= 1, got {epochs}")
-    ranges = {"image": _ranges(model.image, xi_tr, device),
-              "audio": _ranges(model.audio, xa_tr, device)}
-
-    def embed(xi, xa):
+    def forward(model, xi, xa):
         return (analog_head_forward(model.image, xi, device, ranges["image"], gen_noise),
                 analog_head_forward(model.audio, xa, device, ranges["audio"], gen_noise))
 
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    curves = {"train_loss": [], "val_loss": [], "val_top1": []}
-    best = (-1.0, 0, copy.deepcopy(model.state_dict()))
-    n, bs, steps = len(ti), min(cfg.batch_size, len(ti)), 0
-    start = time.perf_counter()
-    for epoch in tqdm(range(1, n_epochs + 1), desc=f"hw-aware {cfg.name}",
-                      disable=not progress, leave=False):
-        model.train()
-        order = torch.randperm(n, generator=gen)
-        total, batches = 0.0, 0
-        for s in range(0, n - 1, bs):
-            idx = order[s:s + bs]
-            if len(idx) < 2:
-                continue
-            zi, za = embed(xi_tr[idx], xa_tr[idx])
-            loss = method_loss(cfg, zi, za, y_tr[idx], model.temperature,
-                               *sims(ti[idx.numpy()], ta[idx.numpy()]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item()
-            batches += 1
-            steps += len(idx)
-        model.eval()
-        with torch.no_grad():
-            zi, za = embed(xi_vp, xa_vp)
-            val_loss = float(method_loss(cfg, zi, za, y_vp, model.temperature, *sim_vp))
-            zi, za = embed(xi_val, xa_val)
-            s_ = za @ zi.T
-            score = float(0.5 * ((yi_val[s_.argmax(1)] == ya_val).float().mean()
-                                 + (ya_val[s_.argmax(0)] == yi_val).float().mean()))
-        curves["train_loss"].append(total / max(batches, 1))
-        curves["val_loss"].append(val_loss)
-        curves["val_top1"].append(score)
-        if score > best[0]:
-            best = (score, epoch, copy.deepcopy(model.state_dict()))
-        elif cfg.patience is not None and epoch - best[1] >= cfg.patience:
-            break
-    wall = time.perf_counter() - start
-    model.load_state_dict(best[2])
-    model.eval()
-    model.input_ranges = ranges
-    per_sample = model.image.flops_per_sample() + model.audio.flops_per_sample()
-    flops = 3 * steps * (per_sample + 2 * bs * cfg.dim)
-    return TrainResult(model=model, best_epoch=best[1], curves=curves,
-                       train_flops=int(flops), wall_s=wall)
+    result = train_heads(cfg, image_values, audio_values, train_pairs, val_pairs,
+                         image_labels, audio_labels, seed=seed, progress=progress,
+                         forward=forward, init=init, epochs=epochs, prepare=prepare)
+    result.model.input_ranges = ranges
+    return result

@@ -219,8 +219,13 @@ class TrainResult:
             return head(torch.as_tensor(np.asarray(values, np.float32))).numpy()
 
 
-def _loss(cfg: MethodConfig, model: DualEncoder, xi, xa, y, sim_i, sim_a):
-    zi, za = model(xi, xa)
+def _plain_forward(model: DualEncoder, xi, xa):
+    return model(xi, xa)
+
+
+def _loss(cfg: MethodConfig, model: DualEncoder, xi, xa, y, sim_i, sim_a,
+          forward=_plain_forward):
+    zi, za = forward(model, xi, xa)
     return method_loss(cfg, zi, za, y, model.temperature, sim_i, sim_a)
 
 
@@ -295,10 +300,10 @@ class FeatureSimilarity:
         return self.gram[p[:, None], p[None, :]]
 
 
-def _val_top1(model: DualEncoder, xi, yi, xa, ya) -> float:
+def _val_top1(model: DualEncoder, xi, yi, xa, ya, forward=_plain_forward) -> float:
     """Mean of a->i and i->a nearest-neighbour class-match rate on the validation samples."""
     with torch.no_grad():
-        zi, za = model(xi, xa)
+        zi, za = forward(model, xi, xa)
         sim = za @ zi.T
         a2i = (yi[sim.argmax(1)] == ya).float().mean()
         i2a = (ya[sim.argmax(0)] == yi).float().mean()
@@ -307,23 +312,32 @@ def _val_top1(model: DualEncoder, xi, yi, xa, ya) -> float:
 
 def train_heads(cfg: MethodConfig, image_values: np.ndarray, audio_values: np.ndarray,
                 train_pairs, val_pairs, image_labels, audio_labels, *, seed: int = 0,
-                progress: bool = False) -> TrainResult:
+                progress: bool = False, forward=None, init: DualEncoder | None = None,
+                epochs: int | None = None, prepare=None) -> TrainResult:
     """Train both heads on ``train_pairs`` and select the epoch on ``val_pairs``.
 
     ``*_values`` are full feature arrays; ``*_pairs`` are ``(image_idx, audio_idx)`` index
     arrays into them (as :meth:`projections.splits.CrossModalSplit.pairs` returns). Only the samples
     those pairs name are ever read.
+
+    Hooks (hardware-aware training, :mod:`projections.analog`): ``forward(model, xi, xa)``
+    replaces ``model(xi, xa)`` in the loss and the validation score; ``init`` starts from
+    these heads (fine-tuning) instead of a fresh initialisation; ``epochs`` overrides
+    ``cfg.epochs``; ``prepare(model, xi_train, xa_train)`` runs once before the first
+    epoch (e.g. to fix input ranges on the training rows).
     """
     if not cfg.trained:
         raise ConfigError(f"method {cfg.name!r} has no training step")
     # Threads are the caller's to set (the CLI runs the heads on one: they are tiny, and a
     # thread pool costs more than it saves when other processes share the cores).
     return _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels,
-                  audio_labels, seed, progress)
+                  audio_labels, seed, progress, forward or _plain_forward, init, epochs,
+                  prepare)
 
 
 def _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels,
-           audio_labels, seed, progress) -> TrainResult:
+           audio_labels, seed, progress, forward=_plain_forward, init=None, epochs=None,
+           prepare=None) -> TrainResult:
     import time
 
     from tqdm.auto import tqdm
@@ -363,12 +377,19 @@ def _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels
     gen = torch.Generator().manual_seed(int(seed))
     model = DualEncoder(xi_tr.shape[1], xa_tr.shape[1], cfg.dim, cfg.head, cfg.hidden,
                         True, cfg.temperature, cfg.learn_temperature, gen)
-    if cfg.standardize:
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+    elif cfg.standardize:
         # unique training samples only, so reused (cycled) samples do not weigh more
         model.image.set_standardisation(
             torch.as_tensor(np.asarray(image_values, np.float32)[np.unique(ti)]))
         model.audio.set_standardisation(
             torch.as_tensor(np.asarray(audio_values, np.float32)[np.unique(ta)]))
+    n_epochs = cfg.epochs if epochs is None else int(epochs)
+    if n_epochs < 1:
+        raise ConfigError(f"epochs must be >= 1, got {epochs}")
+    if prepare is not None:
+        prepare(model, xi_tr, xa_tr)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     curves = {"train_loss": [], "val_loss": [], "val_top1": []}
@@ -377,7 +398,7 @@ def _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels
     bs = min(cfg.batch_size, n)
     steps = 0
     start = time.perf_counter()
-    for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"train {cfg.name}", disable=not progress,
+    for epoch in tqdm(range(1, n_epochs + 1), desc=f"train {cfg.name}", disable=not progress,
                       leave=False):
         model.train()
         order = torch.randperm(n, generator=gen)
@@ -388,7 +409,7 @@ def _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels
             if len(idx) < 2:
                 continue
             loss = _loss(cfg, model, xi_tr[idx], xa_tr[idx], y_tr[idx],
-                         *sims(ti[idx.numpy()], ta[idx.numpy()]))
+                         *sims(ti[idx.numpy()], ta[idx.numpy()]), forward)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -397,8 +418,8 @@ def _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels
             steps += len(idx)
         model.eval()
         with torch.no_grad():
-            val_loss = float(_loss(cfg, model, xi_vp, xa_vp, y_vp, *sim_vp))
-        score = _val_top1(model, xi_val, yi_val, xa_val, ya_val)
+            val_loss = float(_loss(cfg, model, xi_vp, xa_vp, y_vp, *sim_vp, forward))
+        score = _val_top1(model, xi_val, yi_val, xa_val, ya_val, forward)
         curves["train_loss"].append(total / max(batches, 1))
         curves["val_loss"].append(val_loss)
         curves["val_top1"].append(score)
