@@ -7,43 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from rram_lsm.macro import MacroInfo
 from rram_lsm.reservoir import ReservoirSpec, run_reference
 from sim import SimMacro, load_profile
 from sim.kernels import lif
 from sim.kernels.read import CONDUCTANCE_STEP_US
 from sim.reservoir import ReservoirRunner
 
-V_READ = 0.2
+from .conftest import ARRAY_V_READ, ArrayMacro
 
-
-class _ArrayMacro:
-    """A macro over a fixed conductance array, reading as the contract says: per column the
-    active rows summed ascending from 0.0 in float64, x V_read, ADC per side."""
-
-    def __init__(self, g_us, adc_bits=None, lsb_ua=0.5):
-        self.g = np.asarray(g_us, np.float64)
-        self.adc_bits, self.lsb = adc_bits, lsb_ua
-
-    def info(self):
-        rows, cols = self.g.shape
-        return MacroInfo(rows=rows, cols=cols, model="array", firmware_version="test",
-                         protocol_version=1, read_voltage_v=V_READ, adc_bits=self.adc_bits,
-                         adc_lsb_ua=self.lsb if self.adc_bits else 0.0)
-
-    def mvm(self, region, x, differential=False):
-        g = self.g[region.slices]
-        out = np.empty((x.shape[0], g.shape[1]))
-        for b in range(x.shape[0]):
-            acc = np.zeros(g.shape[1])
-            for r in np.flatnonzero(x[b]):
-                acc = acc + g[r]
-            i = acc * V_READ
-            if self.adc_bits:
-                top = 2 ** self.adc_bits - 1
-                i = np.clip(np.floor(i / self.lsb + 0.5), 0, top) * self.lsb
-            out[b] = i
-        return out[:, 0::2] - out[:, 1::2] if differential else out
+V_READ = ARRAY_V_READ
 
 
 def _grid_tile(rng, rows, cols, g_max=40.0):
@@ -93,7 +65,7 @@ def test_pair_rows_are_used_and_exact(adc_bits, kw):
     g = _grid_tile(rng, 64 + 24, 48)
     spec = _spec(64, 24, g, threshold=3.0, **kw)
     r = _rasters(rng, 6, 30, 64, 0.12, paired=True)
-    runner = _check(_ArrayMacro(g, adc_bits), spec, r)
+    runner = _check(ArrayMacro(g, adc_bits), spec, r)
     assert runner.g.dtype == np.uint16 and runner.g.shape == (64 + 24 + 32, 48)
     assert int(sum(bin(int(w)).count("1") for w in runner.pairs)) == 32  # every pair allowed
     both = (r[:, :, 0::2] & r[:, :, 1::2]).sum()
@@ -110,7 +82,7 @@ def test_pairs_that_would_overflow_uint16_are_not_used():
     spec = _spec(32, 16, g, threshold=3.0)
     r = _rasters(rng, 4, 40, 32, 0.3, paired=True)
     r[:, :, 4:6] = 1
-    runner = _check(_ArrayMacro(g, None), spec, r)
+    runner = _check(ArrayMacro(g, None), spec, r)
     assert runner.g.dtype == np.uint16
     allowed = np.unpackbits(runner.pairs.view(np.uint8), bitorder="little")[0:32:2]
     assert allowed[2] == 0 and allowed.sum() == 15
@@ -129,7 +101,7 @@ def test_any_sizes_and_layouts_equal_the_reference(n_in, n, layout, adc_bits):
         g = g + rng.uniform(0, 1e-4, g.shape)  # off the grid
     spec = _spec(n_in, n, g, threshold=2.0)
     r = _rasters(rng, 5, 25, n_in, 0.2, paired=True)
-    runner = _check(_ArrayMacro(g, adc_bits, lsb_ua=0.05), spec, r)
+    runner = _check(ArrayMacro(g, adc_bits, lsb_ua=0.05), spec, r)
     assert runner.g.dtype == np.dtype(layout)
     if layout == "float64":
         assert runner.pairs.size == 0
@@ -140,7 +112,7 @@ def test_int32_layout_with_pairs():
     g = _grid_tile(rng, 16 + 8, 16)
     g[2, 1] = 80.0  # past uint16 codes: int32 codes
     spec = _spec(16, 8, g, threshold=3.0, reset="subtract")
-    runner = _check(_ArrayMacro(g, 8), spec, _rasters(rng, 4, 30, 16, 0.3, paired=True))
+    runner = _check(ArrayMacro(g, 8), spec, _rasters(rng, 4, 30, 16, 0.3, paired=True))
     assert runner.g.dtype == np.int32 and runner.pairs.size == 1
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rram_lsm.errors import ConfigError
-from rram_lsm.macro import MacroInfo, Region, form_to_sparsity
+from rram_lsm.macro import form_to_sparsity
 from rram_lsm.mapping import plan_tiles
 from rram_lsm.placement import TileAllocator
 from rram_lsm.reservoir import ReservoirSpec, run_tiled_reference
@@ -20,36 +20,9 @@ from sim.kernels.read import CONDUCTANCE_STEP_US
 from sim.profile import AdcConfig
 from sim.reservoir import ReservoirRunner
 
-V_READ = 0.2
+from .conftest import ARRAY_V_READ, ArrayMacro
 
-
-class _ArrayMacro:
-    """A macro over a fixed conductance array, reading as the contract says: per column the
-    active rows summed ascending from 0.0 in float64, x V_read, ADC per column."""
-
-    def __init__(self, g_us, adc_bits=None, lsb_ua=0.5):
-        self.g = np.asarray(g_us, np.float64)
-        self.adc_bits, self.lsb = adc_bits, lsb_ua
-
-    def info(self):
-        rows, cols = self.g.shape
-        return MacroInfo(rows=rows, cols=cols, model="array", firmware_version="test",
-                         protocol_version=1, read_voltage_v=V_READ, adc_bits=self.adc_bits,
-                         adc_lsb_ua=self.lsb if self.adc_bits else 0.0)
-
-    def mvm(self, region, x, differential=False):
-        g = self.g[Region.of(region).slices]
-        out = np.empty((x.shape[0], g.shape[1]))
-        for b in range(x.shape[0]):
-            acc = np.zeros(g.shape[1])
-            for r in np.flatnonzero(x[b]):
-                acc = acc + g[r]
-            i = acc * V_READ
-            if self.adc_bits:
-                top = 2 ** self.adc_bits - 1
-                i = np.clip(np.floor(i / self.lsb + 0.5), 0, top) * self.lsb
-            out[b] = i
-        return out[:, 0::2] - out[:, 1::2] if differential else out
+V_READ = ARRAY_V_READ
 
 
 def _grid(rng, rows, cols, g_max=40.0):
@@ -73,12 +46,12 @@ def _rasters(rng, batch, t, n_in, p):
 
 
 def _split(g, tilemap, n_macros, array, **kw):
-    """One _ArrayMacro per macro of the map, holding its parts of ``g`` at their regions."""
+    """One ArrayMacro per macro of the map, holding its parts of ``g`` at their regions."""
     arrays = [np.zeros(array) for _ in range(n_macros)]
     for p in tilemap.parts:
         block = g[p.row0:p.row0 + p.n_rows, 2 * p.pair0:2 * (p.pair0 + p.n_pairs)]
         arrays[p.placement.macro][p.placement.region.slices] = block
-    return {k: _ArrayMacro(a, **kw) for k, a in enumerate(arrays)}
+    return {k: ArrayMacro(a, **kw) for k, a in enumerate(arrays)}
 
 
 def _check(g, spec, tilemap, macros, rasters, adc_bits, lsb):
@@ -229,7 +202,7 @@ def test_no_fused_runner_where_it_could_not_be_exact():
     mixed[1] = _chips(2, adc_bits=8)[1]  # another ADC on one macro
     assert mixed[0].tiled_reservoir_runner(mixed, tm, spec) is None
     foreign = _chips(alloc.macros_used)
-    foreign[1] = _ArrayMacro(np.zeros((512, 512)))
+    foreign[1] = ArrayMacro(np.zeros((512, 512)))
     assert foreign[0].tiled_reservoir_runner(foreign, tm, spec) is None
 
 

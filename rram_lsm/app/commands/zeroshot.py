@@ -126,7 +126,6 @@ def _run(args) -> int:
 
     from ..features import encode_pair
     from rram_lsm.errors import ConfigError
-    from rram_lsm.records import write_record
 
     method = get_method(args.method)
     if args.epochs is not None:
@@ -178,12 +177,19 @@ def _run(args) -> int:
         paths = save_figures(result, data, Path(args.plots))
         record["figures"] = [str(p) for p in paths]
         print(f"figures in {args.plots}: {', '.join(p.name for p in paths)}")
+    _write(args, record, method, seeds)
+    return 0
+
+
+def _write(args, record, method, seeds) -> None:
+    """The run's record with every option and the resolved recipe, where ``--json`` says."""
     if args.json_path:
+        from rram_lsm.records import write_record
+
         config = {k: v for k, v in vars(args).items() if k != "handler"}
         config["method_config"] = method
         write_record(args.json_path, record, command="zeroshot", config=config, seeds=seeds)
         print(f"wrote {args.json_path}")
-    return 0
 
 
 def _analogue(args, data, method, seeds, progress) -> int:
@@ -192,7 +198,6 @@ def _analogue(args, data, method, seeds, progress) -> int:
 
     from projections import PAPER_SPLIT
     from rram_lsm.errors import ConfigError
-    from rram_lsm.records import write_record
 
     from ..experiments.analog_heads import AGES_S, AGE_LABELS, plot_accuracy_vs_age, \
         run_analog_study
@@ -225,11 +230,7 @@ def _analogue(args, data, method, seeds, progress) -> int:
         paths = plot_accuracy_vs_age(record, Path(args.plots) / "accuracy_vs_age.png")
         record["figures"] = [str(p) for p in paths]
         print(f"figures in {args.plots}: {', '.join(p.name for p in paths)}")
-    if args.json_path:
-        config = {k: v for k, v in vars(args).items() if k != "handler"}
-        config["method_config"] = method
-        write_record(args.json_path, record, command="zeroshot", config=config, seeds=seeds)
-        print(f"wrote {args.json_path}")
+    _write(args, record, method, seeds)
     return 0
 
 
