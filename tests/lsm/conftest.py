@@ -120,3 +120,21 @@ def dense_macro():
 def backend_loop_macro():
     """Factory of macros advertising run_reservoir."""
     return BackendLoopMacro
+
+
+def write_nmnist_tree(root, events_of, per_split=(("Train", 3), ("Test", 1))):
+    """A tiny N-MNIST in the original layout and binary format under ``root`` (``Train|Test
+    / class / 00000.bin``): ``events_of(split, c, k)`` gives file ``k`` of class ``c``'s
+    events as ``(x, y, p, t)`` arrays; returns ``root``."""
+    from lsm.events import VISION_EVENT_DTYPE, write_nmnist
+
+    for split, n in per_split:
+        for c in range(10):
+            folder = root / split / str(c)
+            folder.mkdir(parents=True)
+            for k in range(n):
+                xs, ys, ps, ts = events_of(split, c, k)
+                ev = np.zeros(len(xs), VISION_EVENT_DTYPE)
+                ev["x"], ev["y"], ev["p"], ev["t"] = xs, ys, ps, ts
+                write_nmnist(folder / f"{k:05d}.bin", ev)
+    return root

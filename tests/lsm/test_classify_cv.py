@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from lsm.events import VISION_EVENT_DTYPE, write_nmnist
 from lsm.features import spike_features
 from rram_lsm.app.cli import main
 from rram_lsm.app.experiments.classify import (_ridge_predict, _standardised_gram,
                                                accuracy_interval, counts_from_windowed,
                                                cv_scores, paired_difference, stratified_folds)
 from rram_lsm.errors import ConfigError
+
+from .conftest import write_nmnist_tree
 
 
 def test_folds_are_stratified_seeded_and_even():
@@ -111,19 +112,14 @@ def tiny_nmnist(tmp_path):
     """40 files in the real N-MNIST format: class c lights a 4 x 4 block of the centre
     crop at a class-specific place, with seeded random background events."""
     rng = np.random.default_rng(0)
-    root = tmp_path / "data" / "nmnist"
-    for split, n in (("Train", 3), ("Test", 1)):
-        for c in range(10):
-            folder = root / split / str(c)
-            folder.mkdir(parents=True)
-            for k in range(n):
-                bx, by = 9 + (c % 5) * 3, 9 + (c // 5) * 8
-                xs = np.concatenate([bx + rng.integers(0, 4, 80), rng.integers(0, 34, 40)])
-                ys = np.concatenate([by + rng.integers(0, 4, 80), rng.integers(0, 34, 40)])
-                ev = np.zeros(len(xs), VISION_EVENT_DTYPE)
-                ev["x"], ev["y"], ev["p"] = xs, ys, True
-                ev["t"] = np.sort(rng.integers(0, 100_000, len(xs)))
-                write_nmnist(folder / f"{k:05d}.bin", ev)
+
+    def events(split, c, k):
+        bx, by = 9 + (c % 5) * 3, 9 + (c // 5) * 8
+        xs = np.concatenate([bx + rng.integers(0, 4, 80), rng.integers(0, 34, 40)])
+        ys = np.concatenate([by + rng.integers(0, 4, 80), rng.integers(0, 34, 40)])
+        return xs, ys, True, np.sort(rng.integers(0, 100_000, len(xs)))
+
+    write_nmnist_tree(tmp_path / "data" / "nmnist", events)
     return tmp_path / "data"
 
 

@@ -10,16 +10,11 @@ import pytest
 from lsm import preset
 from lsm.data import open_dataset
 from lsm.data.datasets import INPUTS, raster_preset
-from lsm.events import VISION_EVENT_DTYPE, write_nmnist
 from lsm.reservoir import PRESETS, preset_for, preset_input
 from rram_lsm.app.cli import main
 from rram_lsm.errors import ConfigError
 
-
-def _events(xs, ys, ps, ts):
-    ev = np.zeros(len(xs), VISION_EVENT_DTYPE)
-    ev["x"], ev["y"], ev["p"], ev["t"] = xs, ys, ps, ts
-    return ev
+from .conftest import write_nmnist_tree
 
 
 @pytest.fixture
@@ -27,15 +22,8 @@ def nmnist_dir(tmp_path):
     """A tiny N-MNIST in the original layout and binary format: per class 3 train and 1
     test file; file k of class c has one ON event at (c, 0), one OFF event at (33, 33) and
     one ON event in the centre at (17, 17)."""
-    root = tmp_path / "data" / "nmnist"
-    for split, n in (("Train", 3), ("Test", 1)):
-        for c in range(10):
-            folder = root / split / str(c)
-            folder.mkdir(parents=True)
-            for k in range(n):
-                write_nmnist(folder / f"{k:05d}.bin",
-                             _events([c, 33, 17], [0, 33, 17], [True, False, True],
-                                     [1000, 2000, 49_000 + k]))
+    write_nmnist_tree(tmp_path / "data" / "nmnist", lambda split, c, k: (
+        [c, 33, 17], [0, 33, 17], [True, False, True], [1000, 2000, 49_000 + k]))
     return tmp_path / "data"
 
 
