@@ -1,0 +1,60 @@
+"""Join per-dataset ``rram-lsm classify --cv`` records into docs/results/classify_cv.json and
+draw the accuracy-vs-size figures with the command's own plot function (issue 12).
+
+    rram-lsm classify --cv 5 --dataset nmnist --inputs crop full --sizes 200 500 1000 2000 \\
+        --no-noise --json nmnist.json
+    rram-lsm classify --cv 5 --dataset fsdd --sizes 200 500 1000 2000 --no-noise --json fsdd.json
+    python docs/results/classify_cv_combine.py nmnist.json fsdd.json --levers levers*.json
+
+Runs are concatenated unchanged; each source command's config is kept under
+``config.records``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rram_lsm.app.experiments.classify import plot_cv
+from rram_lsm.records import read_record, write_record
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("grid", nargs="+", help="records of the size grid")
+    ap.add_argument("--levers", nargs="*", default=[], help="records of the lever runs")
+    args = ap.parse_args()
+    runs, levers, sources = [], [], []
+    for role, paths, into in (("grid", args.grid, runs), ("levers", args.levers, levers)):
+        for p in paths:
+            rec = read_record(p)
+            into += rec["runs"]
+            sources.append({"role": role, "config": rec["config"],
+                            "environment": rec["environment"]})
+    summary = {}
+    for r, tag in [(r, "") for r in runs] + [(r, "-levers") for r in levers]:
+        fam = r["families"]
+        summary[f"{r['dataset']}-{r['input']}{tag}"] = {
+            "best_reservoir": fam["reservoir"]["accuracy"],
+            "best_reservoir_ci95": fam["reservoir"]["ci95"],
+            "picks": fam["reservoir"]["picks"],
+            "raw_input": fam["raw_input"]["accuracy"],
+            "raw_input_ci95": fam["raw_input"]["ci95"],
+            "raw_picks": fam["raw_input"]["picks"],
+            "reservoir_minus_raw": r["reservoir_minus_raw"]}
+    write_record(HERE / "classify_cv.json",
+                 {"summary": summary, "runs": runs, "lever_runs": levers,
+                  "combined_from": "one record per `rram-lsm classify --cv` command below "
+                                   "(config), runs concatenated unchanged"},
+                 command="classify --cv", config={"records": sources},
+                 seeds={"fold_seed": 0, "chip_seed": 0})
+    plot_cv(runs).savefig(HERE / "classify_cv.png", dpi=120)
+    if levers:
+        plot_cv(levers).savefig(HERE / "classify_cv_levers.png", dpi=120)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
