@@ -6,6 +6,15 @@ draw the accuracy-vs-size figures with the command's own plot function (issue 12
     rram-lsm classify --cv 5 --dataset fsdd --sizes 200 500 1000 2000 --no-noise --json fsdd.json
     python docs/results/classify_cv_combine.py nmnist.json fsdd.json --levers levers*.json
 
+The read-noise grid (the default chip: read noise on) goes to its own file:
+
+    rram-lsm classify --cv 5 --dataset nmnist --inputs full --sizes 500 1000 2000 \
+        --scales 0.15 0.2 0.3 --json nmnist_noise.json
+    rram-lsm classify --cv 5 --dataset fsdd --sizes 500 1000 2000 --scales 0.15 0.2 0.3 \
+        --json fsdd_noise.json
+    python docs/results/classify_cv_combine.py nmnist_noise.json fsdd_noise.json \
+        --name classify_cv_noise
+
 Runs are concatenated unchanged; each source command's config is kept under
 ``config.records``.
 """
@@ -25,6 +34,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("grid", nargs="+", help="records of the size grid")
     ap.add_argument("--levers", nargs="*", default=[], help="records of the lever runs")
+    ap.add_argument("--name", default="classify_cv",
+                    help="output stem: NAME.json, NAME.png (and NAME_levers.png)")
     args = ap.parse_args()
     runs, levers, sources = [], [], []
     for role, paths, into in (("grid", args.grid, runs), ("levers", args.levers, levers)):
@@ -36,7 +47,8 @@ def main() -> None:
     summary = {}
     for r, tag in [(r, "") for r in runs] + [(r, "-levers") for r in levers]:
         fam = r["families"]
-        summary[f"{r['dataset']}-{r['input']}{tag}"] = {
+        chip = f"-chip{r['chip_seed']}" if r["chip_seed"] else ""
+        summary[f"{r['dataset']}-{r['input']}{chip}{tag}"] = {
             "best_reservoir": fam["reservoir"]["accuracy"],
             "best_reservoir_ci95": fam["reservoir"]["ci95"],
             "picks": fam["reservoir"]["picks"],
@@ -44,15 +56,16 @@ def main() -> None:
             "raw_input_ci95": fam["raw_input"]["ci95"],
             "raw_picks": fam["raw_input"]["picks"],
             "reservoir_minus_raw": r["reservoir_minus_raw"]}
-    write_record(HERE / "classify_cv.json",
+    chips = sorted({r["chip_seed"] for r in runs + levers})
+    write_record(HERE / f"{args.name}.json",
                  {"summary": summary, "runs": runs, "lever_runs": levers,
                   "combined_from": "one record per `rram-lsm classify --cv` command below "
                                    "(config), runs concatenated unchanged"},
                  command="classify --cv", config={"records": sources},
-                 seeds={"fold_seed": 0, "chip_seed": 0})
-    plot_cv(runs).savefig(HERE / "classify_cv.png", dpi=120)
+                 seeds={"fold_seed": 0, "chip_seed": chips[0] if len(chips) == 1 else chips})
+    plot_cv(runs).savefig(HERE / f"{args.name}.png", dpi=120)
     if levers:
-        plot_cv(levers).savefig(HERE / "classify_cv_levers.png", dpi=120)
+        plot_cv(levers).savefig(HERE / f"{args.name}_levers.png", dpi=120)
     print(json.dumps(summary, indent=1))
 
 

@@ -474,8 +474,13 @@ def plot_cv(runs: list):
     baseline picked by inner validation as a band."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.6), squeeze=False)
-    for ax, r in zip(axes[0], runs):
+    cols = min(len(runs), 3)
+    rows = -(-len(runs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(runs):]:
+        ax.set_visible(False)
+    several_chips = len({r["chip_seed"] for r in runs}) > 1
+    for ax, r in zip(axes.flat, runs):
         sizes = sorted({v["n_neurons"] for v in r["reservoirs"].values()})
         scales = sorted({v["weight_scale"] for v in r["reservoirs"].values()})
         for scale in scales:
@@ -498,7 +503,8 @@ def plot_cv(runs: list):
         ax.set_xlabel("reservoir neurons")
         ax.set_ylabel(f"{r['folds']}-fold CV accuracy")
         tag = " SYNTHETIC" if r["synthetic"] else ""
-        ax.set_title(f"{r['dataset']} {r['input']} ({r['n_inputs']} inputs){tag}",
+        chip = f", chip {r['chip_seed']}" if several_chips else ""
+        ax.set_title(f"{r['dataset']} {r['input']} ({r['n_inputs']} inputs{chip}){tag}",
                      fontsize=10)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
