@@ -106,6 +106,7 @@ class _Tables:
 
     def __init__(self, runs: list[_Run], values: dict, similarity: bool):
         self.x, self.flat = {}, {}
+        self.val_inputs: dict = {}  # see _val_top1
         self.train, self.val, self.uval, self.sim_at = {}, {}, {}, {}
         for m in ("image", "audio"):
             blocks, parts, table, at, row0 = {}, [], [], 0, 0
@@ -257,9 +258,9 @@ def _rows(group: list[int], n_runs: int) -> torch.Tensor | None:
         torch.as_tensor(group, dtype=torch.int64)
 
 
-def _val_top1(stack: _Stack, tables: _Tables, group: list[int], runs) -> list[float]:
-    """:func:`projections.train._val_top1` of the runs ``group``, stacked (distinct
-    validation samples padded to the longest run; padding never wins an argmax)."""
+def _val_inputs(tables: _Tables, group: list[int], runs) -> tuple:
+    """Per modality, the runs ``group``'s distinct validation rows (standardised) padded
+    to the longest run, which of them are real, and their labels."""
     def padded(m):
         idx = [tables.uval[m][r] for r in group]
         n = max(len(i) for i in idx)
@@ -269,8 +270,17 @@ def _val_top1(stack: _Stack, tables: _Tables, group: list[int], runs) -> list[fl
             n - len(i))]) for r, i in zip(group, idx)])
         return tables.x[m][rows], ok, y
 
-    xi, ok_i, yi = padded("image")
-    xa, ok_a, ya = padded("audio")
+    return padded("image"), padded("audio")
+
+
+def _val_top1(stack: _Stack, tables: _Tables, group: list[int], runs) -> list[float]:
+    """:func:`projections.train._val_top1` of the runs ``group``, stacked (distinct
+    validation samples padded to the longest run; padding never wins an argmax)."""
+    # the live runs change only at an early stop: their padded inputs are built once
+    key = tuple(group)
+    if key not in tables.val_inputs:
+        tables.val_inputs = {key: _val_inputs(tables, group, runs)}
+    (xi, ok_i, yi), (xa, ok_a, ya) = tables.val_inputs[key]
     with torch.no_grad():
         img, aud, _ = stack.select(_rows(group, len(runs)))
         zi = stacked_head_apply(img, xi, stack.kind)
