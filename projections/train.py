@@ -20,7 +20,8 @@ from rram_lsm.errors import ConfigError
 from . import functional as Fn
 from .heads import HEAD_KINDS, DualEncoder
 
-FEATURE_KINDS = ("counts", "windowed", "counts+windowed", "input", "counts+input")
+FEATURE_KINDS = ("counts", "windowed", "counts+windowed", "input", "counts+input",
+                 "windowed+input", "counts+windowed+input")
 """LSM feature kinds a recipe can run on (``MethodConfig.features``); ``input`` is the
 reservoir's input rasters' rates (reservoir bypassed, an ablation)."""
 FEATURE_TRANSFORMS = ("none", "sqrt")

@@ -20,7 +20,7 @@ from .settings import cache_dir, resolve_data_dir
 
 __all__ = ["AUDIO_CHOICES", "resolve_audio", "feature_cache", "open_data", "encode",
            "encode_pair", "encode_distributed", "EncodePart", "encode_part", "split_parts",
-           "max_macros_for"]
+           "max_macros_for", "lsm_config_for", "pair_configs"]
 
 AUDIO_CHOICES = ("auto", "fsdd", "ntidigits")
 """``auto`` uses N-TIDIGITS when its hdf5 is in the data directory, else FSDD."""
@@ -61,12 +61,14 @@ def _profile_name(profile, macro):
 
 def encode(session: ChipSession, name: str, ds=None, *, lsm_preset=None,
            chip_age_s: float = 0.0, options: EncodeOptions = EncodeOptions(),
-           rasters=None, cache: bool = True) -> "object":
+           rasters=None, cache: bool = True, reservoir: str | None = None) -> "object":
     """Features of dataset ``name`` through its reservoir on ``session`` (formed on first
     use, placed by the session's floorplan), after ageing the chip to ``chip_age_s``.
 
     ``ds``: the dataset if already open (else :func:`open_data` with the default data
-    directory); ``rasters``: its rasters if already made.
+    directory); ``rasters``: its rasters if already made. ``reservoir``: the name of the
+    reservoir on the session (default ``name``); another name forms another reservoir of
+    the same config on tiles of its own (a member of an ensemble).
     """
     if chip_age_s < 0:
         raise ConfigError(f"chip_age_s must be >= 0, got {chip_age_s}")
@@ -76,13 +78,14 @@ def encode(session: ChipSession, name: str, ds=None, *, lsm_preset=None,
     cfg = resolve_config(name, lsm_preset)
     if options.kind == "input":
         return encode_inputs(ds, cfg, rasters, options.progress, chunk_size=options.chunk)
-    res = session.reservoir(name, cfg)
+    reservoir = name if reservoir is None else reservoir
+    res = session.reservoir(reservoir, cfg)
     if chip_age_s > 0:
         session.age(chip_age_s)
     meta = {"chip_seed": session.chip_seed, "backend": session.backend,
             "noise": session.noise, "profile": _profile_name(session.profile, res.macro),
             "placement": (res.tilemap.to_dict() if hasattr(res, "tilemap")
-                          else session.allocator.get(name).to_dict())}
+                          else session.allocator.get(reservoir).to_dict())}
     return encode_dataset(res, ds, options, rasters=rasters,
                           cache=feature_cache() if cache else None, meta=meta)
 
@@ -136,6 +139,47 @@ def max_macros_for(cfg, backend: str, array=(512, 512)):
         return VIRTUAL_MACROS
     tiles = -(-rows // array[0]) * -(-cfg.n_neurons // (array[1] // 2))
     return max(VIRTUAL_MACROS, tiles)
+
+
+def lsm_config_for(dataset: str, input: str | None = None, neurons: int | None = None,
+                   regime: str | None = None):
+    """The LsmConfig of ``dataset`` read through front end ``input`` (``lsm.reservoir.
+    preset_for``: N-MNIST ``crop`` or ``full``; None: the dataset's own preset), in
+    ``regime`` (None: the preset's default), with ``neurons`` reservoir neurons (None: the
+    preset's). What ``rram-lsm encode --input/--neurons/--regime`` describes."""
+    from lsm import preset
+    from lsm.reservoir import preset_for
+
+    cfg = preset(preset_for(dataset, input)) if regime is None else \
+        preset(preset_for(dataset, input), regime)
+    if neurons is not None:
+        if int(neurons) < 1:
+            raise ConfigError(f"reservoir neurons must be >= 1, got {neurons}")
+        cfg = cfg.replace(n_neurons=int(neurons))
+    return cfg
+
+
+def pair_configs(audio_name: str, *, image_input: str | None = None,
+                 image_neurons: int | None = None, audio_neurons: int | None = None):
+    """``{"nmnist": cfg, audio_name: cfg}`` for :func:`encode_pair`: each the preset, or
+    None where none of its options is given (so the default pair keeps its cache keys)."""
+    image = (None if image_input is None and image_neurons is None
+             else lsm_config_for("nmnist", image_input, image_neurons))
+    audio = None if audio_neurons is None else lsm_config_for(audio_name, None, audio_neurons)
+    return {"nmnist": image, audio_name: audio}
+
+
+def _pair_macros(configs: dict, backend: str) -> int | None:
+    """Macros for the pair's reservoirs side by side: the default, or the tiles of both
+    when one of them spans many arrays."""
+    from .session import VIRTUAL_MACROS
+
+    per = [max_macros_for(c, backend) for c in configs.values()]
+    if any(m is None for m in per):
+        return None
+    # tiled reservoirs take whole macros each (rram_lsm.mapping), so their counts add up
+    big = sum(m for m in per if m > VIRTUAL_MACROS)
+    return max(VIRTUAL_MACROS, big + len(per))
 
 
 def _session_reservoir(session: ChipSession, part: EncodePart):
@@ -270,7 +314,9 @@ def _n_workers(scheduler) -> int:
 
 def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, profile=None,
                 noise: bool = True, audio: str = "auto", kind: str = "counts+input",
-                progress: bool = True, session: ChipSession | None = None):
+                progress: bool = True, session: ChipSession | None = None,
+                image_input: str | None = None, image_neurons: int | None = None,
+                audio_neurons: int | None = None):
     """Encode N-MNIST and the audio dataset on one chip (feature cache on).
 
     Both modalities use the same chip: ``session`` if given (its backend and seed win),
@@ -280,6 +326,12 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
     in ``meta["feature_kind"]``, and each part's columns in ``meta["feature_blocks"]``, so
     the default ``counts+input`` serves recipes on ``counts``, ``input`` or both
     (:meth:`PairedFeatures.select_kind`). ``meta["chip"]`` is the session's record.
+
+    ``image_input`` (N-MNIST ``crop`` or ``full``), ``image_neurons`` and ``audio_neurons``
+    pick other reservoirs, as ``rram-lsm encode --input/--neurons`` does
+    (:func:`lsm_config_for`; a reservoir larger than one array is split over tiles);
+    ``meta["reservoirs"]`` records each modality's preset, inputs and neurons. None keeps
+    the paper's reservoirs (and their cache entries).
     Returns :class:`projections.PairedFeatures`.
     """
     # projections loads torch: only a pair needs it, not every encode or data check
@@ -288,20 +340,30 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
 
     if kind not in FEATURE_KINDS:
         raise ConfigError(f"unknown feature kind {kind!r}; choose one of {FEATURE_KINDS}")
-    if session is None:
-        with ChipSession(backend, chip_seed=chip_seed, profile=profile, noise=noise) as s:
-            return encode_pair(data_dir, audio=audio, kind=kind, progress=progress, session=s)
     root = resolve_data_dir(data_dir)
     audio_name = resolve_audio(audio, root)
+    configs = pair_configs(audio_name, image_input=image_input,
+                           image_neurons=image_neurons, audio_neurons=audio_neurons)
+    if session is None:
+        resolved = {n: resolve_config(n, c) for n, c in configs.items()}
+        with ChipSession(backend, chip_seed=chip_seed, profile=profile, noise=noise,
+                         max_macros=_pair_macros(resolved, backend)) as s:
+            return encode_pair(data_dir, audio=audio, kind=kind, progress=progress, session=s,
+                               image_input=image_input, image_neurons=image_neurons,
+                               audio_neurons=audio_neurons)
     kinds = kind.split("+")
-    by_role = {}
+    by_role, reservoirs = {}, {}
     for role, name in (("image", "nmnist"), ("audio", audio_name)):
-        ds = open_data(name, root, progress=progress)
+        cfg = resolve_config(name, configs[name])
+        ds = open_data(name, root, progress=progress,
+                       input=image_input if role == "image" else None)
         # one raster pass serves the input rates and, on a cache miss, the reservoir
         rasters = ds.rasters(None, progress=progress) if "input" in kinds else None
-        by_role[role] = [encode(session, name, ds, rasters=rasters,
+        by_role[role] = [encode(session, name, ds, rasters=rasters, lsm_preset=configs[name],
                                 options=EncodeOptions(kind=k, progress=progress))
                          for k in kinds]
+        reservoirs[role] = {"preset": cfg.name, "n_inputs": int(cfg.n_inputs),
+                            "n_neurons": int(cfg.n_neurons), "n_steps": int(cfg.n_steps)}
     parts = [PairedFeatures.from_features(i, a)
              for i, a in zip(by_role["image"], by_role["audio"])]
     first = parts[0]
@@ -314,4 +376,4 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
         first.image_is_test, np.concatenate([p.audio_values for p in parts], axis=1),
         first.audio_labels, first.audio_is_test,
         {**first.meta, "feature_kind": kind, "feature_blocks": blocks,
-         "chip": session.record()})
+         "reservoirs": reservoirs, "chip": session.record()})

@@ -7,7 +7,8 @@ from .common import add_backend, add_data_dir, add_json, add_seeds
 
 # the CLI's choices, kept in step with projections.train.FEATURE_KINDS by a test (importing
 # projections here would load torch for every rram-lsm command)
-FEATURE_KINDS = ("counts", "windowed", "counts+windowed", "input", "counts+input")
+FEATURE_KINDS = ("counts", "windowed", "counts+windowed", "input", "counts+input",
+                 "windowed+input", "counts+windowed+input")
 
 
 def _splits(value: str):
@@ -57,6 +58,16 @@ def register(sub) -> None:
     p.add_argument("--feature-kind", default=None, choices=FEATURE_KINDS,
                    help="override the recipe's LSM features; input = the reservoir's input "
                         "rates with the reservoir bypassed (an ablation)")
+    p.add_argument("--image-input", default=None, choices=("crop", "full"),
+                   help="N-MNIST front end of the image reservoir: crop (the paper's 16 x 16 "
+                        "ON crop, 256 inputs; default) or full (34 x 34, both polarities, "
+                        "2,312 inputs, preset nmnist-full), as rram-lsm encode --input")
+    p.add_argument("--image-neurons", type=int, default=None, metavar="N",
+                   help="image reservoir neurons (default: the preset's); a reservoir "
+                        "larger than one array is split over tiles of several macros")
+    p.add_argument("--audio-neurons", type=int, default=None, metavar="N",
+                   help="audio reservoir neurons on the same 64 cochlea channels (default: "
+                        "the preset's 200; 1,000 is preset fsdd-large)")
     p.add_argument("--features", default=None, metavar="NPZ",
                    help="use saved features (projections.data.save_npz layout) instead of "
                         "encoding with the LSM")
@@ -144,10 +155,20 @@ def _run(args) -> int:
         make_splits(args.splits, args.split_seed, args.seen, args.unseen)
     progress = not args.no_progress
 
+    for flag in ("image_neurons", "audio_neurons"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got "
+                              f"{getattr(args, flag)}")
+    reservoirs = {k: getattr(args, k) for k in ("image_input", "image_neurons",
+                                                "audio_neurons")}
+    if args.features and any(v is not None for v in reservoirs.values()):
+        raise ConfigError("--features are already encoded: drop --image-input, "
+                          "--image-neurons and --audio-neurons")
+
     def encode(kind):
         return encode_pair(args.data_dir, backend=args.backend, chip_seed=args.chip_seed,
                            profile=args.profile, noise=not args.no_noise, audio=args.audio,
-                           kind=kind, progress=progress)
+                           kind=kind, progress=progress, **reservoirs)
 
     seeds = list(range(args.seed, args.seed + args.seeds))
     if args.select:
@@ -310,7 +331,7 @@ def _provenance(data) -> dict:
         meta = data.meta.get(m, {})
         out[m] = {k: meta.get(k) for k in ("dataset", "synthetic", "fingerprint", "backend",
                                            "chip_seed", "profile", "cache_key") if k in meta}
-    for k in ("source", "feature_kind"):
+    for k in ("source", "feature_kind", "reservoirs"):
         if k in data.meta:
             out[k] = data.meta[k]
     return out
