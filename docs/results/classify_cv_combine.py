@@ -6,6 +6,16 @@ draw the accuracy-vs-size figures with the command's own plot function (issue 12
     rram-lsm classify --cv 5 --dataset fsdd --sizes 200 500 1000 2000 --no-noise --json fsdd.json
     python docs/results/classify_cv_combine.py nmnist.json fsdd.json --levers levers*.json
 
+The ensemble grid (read noise on, chips 0/1/2, each size also as an ensemble of 4
+reservoirs on their own tiles):
+
+    rram-lsm classify --cv 5 --dataset nmnist --inputs full --sizes 500 1000 \
+        --scales 0.15 0.2 0.3 --ensemble 4 --chip-seed C --json nmnist_ens_chipC.json
+    rram-lsm classify --cv 5 --dataset fsdd --sizes 500 1000 --scales 0.15 0.2 0.3 \
+        --ensemble 4 --chip-seed C --json fsdd_ens_chipC.json
+    python docs/results/classify_cv_combine.py nmnist_ens_chip*.json fsdd_ens_chip*.json \
+        --name classify_cv_ensemble --tables
+
 The read-noise grid (the default chip: read noise on) goes to its own file:
 
     rram-lsm classify --cv 5 --dataset nmnist --inputs full --sizes 500 1000 2000 \
@@ -51,7 +61,9 @@ def chip_tables(runs: list) -> str:
         for name, res in group[0]["reservoirs"].items():
             w = [r["candidates"][f"{name}-windowed"]["accuracy"] for r in group]
             c = [r["candidates"][f"{name}-counts"]["accuracy"] for r in group]
-            out.append(f"| {res['n_neurons']:,} neurons, scale {res['weight_scale']} | "
+            what = (f"ensemble {res['members']} x {res['member_neurons']:,} neurons"
+                    if res.get("members", 1) > 1 else f"{res['n_neurons']:,} neurons")
+            out.append(f"| {what}, scale {res['weight_scale']} | "
                        f"{res['tiles']} | " + " | ".join(f"{100 * x:.1f}%" for x in w)
                        + f" | {100 * np.mean(w):.1f}% | {100 * np.mean(c):.1f}% |")
         out += ["", "| chip | reservoir (picked on the training folds) | picks | raw input "

@@ -154,3 +154,53 @@ def test_classify_cv_cli_writes_table_intervals_and_plot(tiny_nmnist, tmp_path):
     assert record["command"] == "classify --cv" and record["seeds"]["fold_seed"] == 0
     assert png.stat().st_size > 10_000
     assert main(["classify", "--dataset", "nmnist", "fsdd", "--no-progress"]) != 0
+
+
+def test_classify_cv_ensemble_adds_members_on_their_own_tiles(tiny_nmnist, tmp_path):
+    """An ensemble's first member is the reservoir of a run without ensemble (same tiles,
+    same out-of-fold answers); the others are formed on tiles of their own."""
+    single, ens = tmp_path / "single.json", tmp_path / "ens.json"
+    common = ["classify", "--cv", "3", "--dataset", "nmnist", "--data-dir", str(tiny_nmnist),
+              "--sizes", "20", "--no-progress", "--no-cache"]
+    assert main(common + ["--json", str(single)]) == 0
+    assert main(common + ["--ensemble", "3", "--json", str(ens), "--plot",
+                          str(tmp_path / "ens.png")]) == 0
+    (one,) = json.loads(single.read_text())["runs"]
+    (run,) = json.loads(ens.read_text())["runs"]
+    assert run["ensemble"] == 3 and one["ensemble"] == 1
+    assert {"n20x3-s0.3-windowed", "n20x3-s0.3-counts"} <= set(run["candidates"])
+    for c in ("n20-s0.3-windowed", "n20-s0.3-counts"):
+        assert run["candidates"][c] == one["candidates"][c]
+    info = run["reservoirs"]["n20x3-s0.3"]
+    assert info["members"] == 3 and info["n_neurons"] == 60 and info["tiles"] == 3
+    assert [p["name"] for p in info["placements"]] == ["nmnist", "nmnist.member1",
+                                                       "nmnist.member2"]
+    cells = [{(p["macro"], r, c) for r in range(p["region"][0], p["region"][0] + p["region"][2])
+              for c in range(p["region"][1], p["region"][1] + p["region"][3])}
+             for p in info["placements"]]
+    assert all(not (cells[i] & cells[j]) for i in range(3) for j in range(i + 1, 3))
+    assert main(common + ["--ensemble", "0"]) != 0
+
+
+def test_ensemble_members_are_independent_reservoirs(tiny_nmnist):
+    """A member named apart is formed on new tiles: other weights, other features; the
+    reservoir under the dataset's own name is unchanged by members formed after it."""
+    from lsm import EncodeOptions, preset
+    from rram_lsm.app.features import encode, open_data
+    from rram_lsm.app.session import ChipSession
+
+    ds = open_data("nmnist", tiny_nmnist, progress=False, input="crop")
+    cfg = preset("nmnist").replace(n_neurons=20)
+    opts = EncodeOptions(kind="windowed", progress=False)
+    with ChipSession("sim", chip_seed=0) as chip:
+        alone = encode(chip, "nmnist", ds, lsm_preset=cfg, cache=False, options=opts)
+    with ChipSession("sim", chip_seed=0) as chip:
+        first = encode(chip, "nmnist", ds, lsm_preset=cfg, cache=False, options=opts)
+        other = encode(chip, "nmnist", ds, lsm_preset=cfg, cache=False, options=opts,
+                       reservoir="nmnist.member1")
+        w_first = chip.reservoir("nmnist", cfg).weights()[1]
+        w_other = chip.reservoir("nmnist.member1", cfg).weights()[1]
+    np.testing.assert_array_equal(first.values, alone.values)
+    assert first.meta["placement"]["region"] != other.meta["placement"]["region"]
+    assert not np.allclose(w_first, w_other)
+    assert not np.array_equal(first.values, other.values)

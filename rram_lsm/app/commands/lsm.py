@@ -193,7 +193,7 @@ def _classify_cv(args) -> int:
                             profile=args.profile, noise=not args.no_noise,
                             regime=args.regime, cache=not args.no_cache,
                             progress=not args.no_progress, n_windows=args.n_windows,
-                            with_input=args.with_input)
+                            with_input=args.with_input, ensemble=args.ensemble)
             runs.append(r)
             print(cv_text(r))
     if args.json_path:
@@ -283,6 +283,9 @@ def register(sub) -> None:
     p.add_argument("--with-input", action="store_true",
                    help="with --cv: also score each reservoir's windowed rates beside the "
                    "input's (what the reservoir adds to its input; not a reservoir result)")
+    p.add_argument("--ensemble", type=int, default=1, metavar="K",
+                   help="with --cv: also score an ensemble of K reservoirs of each size and "
+                   "scale, formed side by side on their own tiles, features concatenated")
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="with --cv: accuracy against reservoir size")
     p.set_defaults(handler=_classify)

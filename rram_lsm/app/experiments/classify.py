@@ -360,14 +360,19 @@ def classify_cv(dataset: str, data_dir=None, *, input: str | None = None,
                 folds: int = 5, seed: int = 0, backend: str = "sim", chip_seed: int = 0,
                 profile=None, noise: bool = True, regime: str | None = None,
                 cache: bool = True, progress: bool = True, batch_size: int = 256,
-                with_input: bool = False) -> dict:
+                with_input: bool = False, ensemble: int = 1) -> dict:
     """``folds``-fold stratified cross-validation (seeded) over every sample of ``dataset``
     (official train and test together) of reservoirs of ``sizes`` neurons at each scale
     constant of ``scales`` (None: the preset's), with ``counts`` and ``windowed``
     features, against the raw-input readout on the same folds (see :func:`cv_scores`).
 
     Each reservoir is one encode of the whole dataset (``windowed`` features; ``counts``
-    are the window rates weighted by length) on a fresh chip of ``chip_seed``. Returns per
+    are the window rates weighted by length) on a fresh chip of ``chip_seed``. With
+    ``ensemble`` K > 1, K reservoirs of the same config are formed side by side on tiles of
+    their own on that chip (an LSM ensemble: independent random networks sharing the
+    input, no connections between them) and their features concatenated, the candidates
+    ``n{size}x{K}-s{scale}-{kind}``; the first member alone stays a candidate, the very
+    reservoir a run without ensemble forms. Returns per
     candidate the pooled out-of-fold accuracy with a 95 % interval and the fold
     accuracies, the inner-validation picks of the families ``reservoir`` (every size,
     scale and kind) and ``raw_input`` (every binning), and their paired difference.
@@ -379,6 +384,9 @@ def classify_cv(dataset: str, data_dir=None, *, input: str | None = None,
     from ..session import VIRTUAL_MACROS, ChipSession
     if not sizes:
         raise ConfigError("need at least one reservoir size")
+    if int(ensemble) < 1:
+        raise ConfigError(f"ensemble must be >= 1 reservoir, got {ensemble}")
+    ensemble = int(ensemble)
     t0 = time.perf_counter()
     name = preset_for(dataset, input)
     ds = open_data(dataset, data_dir, progress=progress, input=input)
@@ -392,22 +400,43 @@ def classify_cv(dataset: str, data_dir=None, *, input: str | None = None,
                 over["weight_scale"] = float(scale)
             cfg = base.replace(**over)
             t1 = time.perf_counter()
+            options = EncodeOptions(kind="windowed", n_windows=n_windows, progress=progress,
+                                    batch_size=batch_size)
+            members = []
             with ChipSession(backend, chip_seed=chip_seed, profile=profile, noise=noise,
-                             max_macros=max(VIRTUAL_MACROS, tiles_needed(cfg))) as chip:
-                feats = encode(chip, dataset, ds, lsm_preset=cfg, cache=cache,
-                               options=EncodeOptions(kind="windowed", n_windows=n_windows,
-                                                     progress=progress,
-                                                     batch_size=batch_size))
+                             max_macros=max(VIRTUAL_MACROS,
+                                            ensemble * tiles_needed(cfg))) as chip:
+                # member 0 is formed and encoded before any other tile is touched, so it is
+                # exactly the reservoir of a run without ensemble
+                for k in range(ensemble):
+                    members.append(encode(chip, dataset, ds, lsm_preset=cfg, cache=cache,
+                                          options=options,
+                                          reservoir=dataset if k == 0
+                                          else f"{dataset}.member{k}"))
             tag = f"n{size}-s{cfg.weight_scale:g}"
-            candidates[f"{tag}-windowed"] = feats.values
-            candidates[f"{tag}-counts"] = counts_from_windowed(feats.values, cfg.n_steps,
-                                                               n_windows)
-            families["reservoir"] += [f"{tag}-windowed", f"{tag}-counts"]
-            info[tag] = {"n_neurons": int(size), "weight_scale": cfg.weight_scale,
-                         "firing_rate_per_step": feats.meta["firing_rate_per_step"],
-                         "silent_fraction": feats.meta["silent_fraction"],
-                         "tiles": tiles_needed(cfg), "path": feats.meta["path"],
-                         "cache": feats.meta.get("cache"), "g_ref_us": feats.meta["g_ref_us"]}
+            tags = [(tag, members[:1])]
+            if ensemble > 1:
+                tags.append((f"n{size}x{ensemble}-s{cfg.weight_scale:g}", members))
+            for name_, feats in tags:
+                values = (feats[0].values if len(feats) == 1
+                          else np.concatenate([f.values for f in feats], axis=1))
+                candidates[f"{name_}-windowed"] = values
+                candidates[f"{name_}-counts"] = counts_from_windowed(values, cfg.n_steps,
+                                                                     n_windows)
+                families["reservoir"] += [f"{name_}-windowed", f"{name_}-counts"]
+                info[name_] = {
+                    "n_neurons": int(size) * len(feats), "members": len(feats),
+                    "member_neurons": int(size), "weight_scale": cfg.weight_scale,
+                    "firing_rate_per_step": float(np.mean(
+                        [f.meta["firing_rate_per_step"] for f in feats])),
+                    "silent_fraction": float(np.mean([f.meta["silent_fraction"]
+                                                      for f in feats])),
+                    "tiles": tiles_needed(cfg) * len(feats), "path": feats[0].meta["path"],
+                    "cache": [f.meta.get("cache") for f in feats] if len(feats) > 1
+                    else feats[0].meta.get("cache"),
+                    "g_ref_us": feats[0].meta["g_ref_us"]}
+                if len(feats) > 1:
+                    info[name_]["placements"] = [f.meta["placement"] for f in feats]
             timing[tag] = time.perf_counter() - t1
     windows = tuple(sorted(set(RAW_WINDOWS) | ({n_windows} if with_input else set())))
     raw = raw_candidates(lambda lo, hi: ds.rasters(None, progress=False,
@@ -422,10 +451,10 @@ def classify_cv(dataset: str, data_dir=None, *, input: str | None = None,
         # not a reservoir result: the readout sees the reservoir's windowed rates and the
         # input's rates in the same windows side by side (what the reservoir adds to them)
         families["reservoir_plus_input"] = []
-        for name in [c for c in families["reservoir"] if c.endswith("-windowed")]:
-            both = f"{name}+input-w{n_windows}"
+        for cand in [c for c in families["reservoir"] if c.endswith("-windowed")]:
+            both = f"{cand}+input-w{n_windows}"
             candidates[both] = np.concatenate(
-                [candidates[name], raw_windows(n_windows)], axis=1)
+                [candidates[cand], raw_windows(n_windows)], axis=1)
             families["reservoir_plus_input"].append(both)
     t2 = time.perf_counter()
     scores = cv_scores(candidates, ds.labels, fold, families=families, seed=seed,
@@ -444,7 +473,8 @@ def classify_cv(dataset: str, data_dir=None, *, input: str | None = None,
     raw_c = scores["families"]["raw_input"]["correct"]
     best_size = {}
     for size in sizes:
-        names = [c for c in families["reservoir"] if c.startswith(f"n{size}-")]
+        names = [c for c in families["reservoir"] if c.startswith(f"n{size}-")
+                 or c.startswith(f"n{size}x")]
         best = max(names, key=lambda c: float(np.mean(table[c]["inner_val_accuracy"])))
         best_size[str(size)] = {"candidate": best, **{k: table[best][k]
                                                       for k in ("accuracy", "ci95")}}
@@ -453,6 +483,7 @@ def classify_cv(dataset: str, data_dir=None, *, input: str | None = None,
         "synthetic": bool(ds.synthetic), "backend": backend, "chip_seed": chip_seed,
         "n_samples": len(ds), "folds": folds, "fold_sizes": np.bincount(fold).tolist(),
         "n_inputs": base.n_inputs, "n_steps": base.n_steps, "n_windows": n_windows,
+        "ensemble": ensemble,
         "readout": {"model": "ridge (one-hot targets, intercept, features standardised on "
                              "the training folds)",
                     "lambdas_rel": list(CV_LAMBDAS),
@@ -481,21 +512,35 @@ def plot_cv(runs: list):
         ax.set_visible(False)
     several_chips = len({r["chip_seed"] for r in runs}) > 1
     for ax, r in zip(axes.flat, runs):
-        sizes = sorted({v["n_neurons"] for v in r["reservoirs"].values()})
-        scales = sorted({v["weight_scale"] for v in r["reservoirs"].values()})
-        for scale in scales:
-            for kind, marker in (("counts", "o"), ("windowed", "s")):
-                names = [f"n{n}-s{scale:g}-{kind}" for n in sizes]
+        single = {k: v for k, v in r["reservoirs"].items() if v.get("members", 1) == 1}
+        sizes = sorted({v["n_neurons"] for v in single.values()})
+        scales = sorted({v["weight_scale"] for v in single.values()})
+        k = r.get("ensemble", 1)
+        ticks = set(sizes)
+        for colour, scale in enumerate(scales):
+            series = [("counts", "o", ""), ("windowed", "s", "")]
+            if k > 1:  # an ensemble plotted at its total number of neurons
+                series += [("windowed", "^", f"x{k}")]
+            for kind, marker, ens in series:
+                names = [f"n{n}{ens}-s{scale:g}-{kind}" for n in sizes]
+                xs = [n * (k if ens else 1) for n in sizes]
+                ticks |= set(xs)
                 acc = [r["candidates"][c]["accuracy"] for c in names]
                 lo = [a - r["candidates"][c]["ci95"][0] for a, c in zip(acc, names)]
                 hi = [r["candidates"][c]["ci95"][1] - a for a, c in zip(acc, names)]
-                ax.errorbar(sizes, acc, yerr=[lo, hi], marker=marker, capsize=3,
-                            label=f"reservoir {kind}" + (f" s={scale:g}" if len(scales) > 1
-                                                        else ""))
+                what = f"ensemble of {k} {kind}" if ens else f"reservoir {kind}"
+                # one colour per scale; the marker and line say the feature kind
+                ax.errorbar(xs, acc, yerr=[lo, hi], marker=marker, capsize=3,
+                            color=f"C{colour}" if len(scales) > 1 else None,
+                            ls=":" if kind == "counts" else "-",
+                            label=what + (f" s={scale:g}" if len(scales) > 1 else ""))
+        sizes = sorted(ticks)
         raw = r["families"]["raw_input"]
         ax.axhspan(*raw["ci95"], color="0.85", zorder=0)
         ax.axhline(raw["accuracy"], color="0.4", ls="--",
-                   label=f"raw input ({', '.join(sorted(set(raw['picks'])))})")
+                   label="raw-input readout (picked), 95 % band")
+        ax.text(0.02, 0.02, f"raw input picks {', '.join(sorted(set(raw['picks'])))}",
+                transform=ax.transAxes, fontsize=7, color="0.3")
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks(sizes)
@@ -506,8 +551,12 @@ def plot_cv(runs: list):
         chip = f", chip {r['chip_seed']}" if several_chips else ""
         ax.set_title(f"{r['dataset']} {r['input']} ({r['n_inputs']} inputs{chip}){tag}",
                      fontsize=10)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    # the series are the same in every panel: one legend under the figure keeps the
+    # data visible
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    ncol = min(len(labels), 4)
+    fig.tight_layout(rect=(0, 0.045 * (-(-len(labels) // ncol)) / rows, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     return fig
 
 
