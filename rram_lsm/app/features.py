@@ -17,6 +17,7 @@ from lsm.encode import DATASETS, encode_inputs, resolve_config
 from ..errors import ConfigError
 from .session import ChipSession
 from .settings import cache_dir, resolve_data_dir
+from .threads import repin_torch_threads
 
 __all__ = ["AUDIO_CHOICES", "resolve_audio", "feature_cache", "open_data", "encode",
            "encode_pair", "encode_distributed", "EncodePart", "encode_part", "split_parts",
@@ -86,8 +87,12 @@ def encode(session: ChipSession, name: str, ds=None, *, lsm_preset=None,
             "noise": session.noise, "profile": _profile_name(session.profile, res.macro),
             "placement": (res.tilemap.to_dict() if hasattr(res, "tilemap")
                           else session.allocator.get(reservoir).to_dict())}
-    return encode_dataset(res, ds, options, rasters=rasters,
-                          cache=feature_cache() if cache else None, meta=meta)
+    try:
+        return encode_dataset(res, ds, options, rasters=rasters,
+                              cache=feature_cache() if cache else None, meta=meta)
+    finally:
+        # the simulator's parallel kernels reset torch's thread count (threads.py)
+        repin_torch_threads()
 
 
 @dataclass(frozen=True)

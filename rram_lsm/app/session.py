@@ -59,9 +59,13 @@ class ChipSession:
 
     def close(self) -> None:
         """Close every macro opened. Idempotent."""
+        from .threads import repin_torch_threads
+
         macros, self._macros = self._macros, {}
         for m in macros.values():
             m.close()
+        # the simulator's parallel kernels reset torch's thread count (threads.py)
+        repin_torch_threads()
 
     def macro(self, index: int = 0):
         """Macro ``index`` of the chip, opened on first use."""

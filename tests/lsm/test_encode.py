@@ -98,6 +98,22 @@ def test_cache_key_counts_earlier_runs_of_the_tile(synthetic, tmp_path):
     np.testing.assert_array_equal(c.values, a.values)
 
 
+def test_encode_keeps_the_callers_torch_thread_pin(synthetic):
+    """numba's OpenMP layer resets the thread count torch reads before every parallel
+    kernel (forming, LIF); an encode inside ``torch_threads(1)`` must leave torch on one
+    thread, or the heads trained after it (and the protocol's workers, which copy the
+    count) run on every core."""
+    import torch
+
+    from lsm.data import open_dataset
+    from rram_lsm.app.threads import torch_threads
+
+    fsdd = open_dataset("fsdd", None, progress=False, synthetic_per_class=(1, 1))
+    with torch_threads(1):
+        _encode(fsdd, cache=False)
+        assert torch.get_num_threads() == 1
+
+
 def test_encode_rejects_mismatched_preset(synthetic):
     from lsm.data import open_dataset
 
