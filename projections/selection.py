@@ -59,7 +59,7 @@ def candidates() -> list[MethodConfig]:
         joint.replace(name="joint_mlp", head="mlp"),
         joint.replace(name="joint_structure", structure_weight=1.0),
         joint.replace(name="joint_audio", fewshot_sources="audio"),
-    ] + _round3() + _round4() + _round5() + _round6()
+    ] + _round3() + _round4() + _round5() + _round6() + _round8()
 
 
 def _default_before_round4() -> MethodConfig:
@@ -78,7 +78,7 @@ def _default_of_round5() -> MethodConfig:
     """The default round 5 chose (whitening 0.5, inductive): the default before issue 17."""
     from .train import METHODS
 
-    return METHODS["default"].replace(name="default_round5", fewshot_whiten=0.5,
+    return _default_of_round6().replace(name="default_round5", fewshot_whiten=0.5,
                                       fewshot_transductive=0)
 
 
@@ -151,7 +151,24 @@ def _round6() -> list[MethodConfig]:
         out.append(r.replace(name=f"raw_whiten{s}_counts+input_trans{steps}_t{t}",
                              fewshot_whiten=s, fewshot_transductive=steps,
                              fewshot_transductive_temperature=t))
-    return out + [METHODS["default"]]
+    return out + [_default_of_round6()]
+
+
+def _default_of_round6() -> MethodConfig:
+    """The default rounds 6 and 7 kept: today's, its heads trained all 100 epochs."""
+    from .train import METHODS
+
+    return METHODS["default"].replace(name="default_round6", patience=None)
+
+
+def _round8() -> list[MethodConfig]:
+    """Round 8 (issues 14 and 17): early stopping of the default's heads, for speed; the
+    rule and the scores are in ``docs/results/zeroshot/selection_round8.py``/``.json``."""
+    from .train import METHODS
+
+    d = _default_of_round6()
+    return [d.replace(name=f"default_patience{p}", patience=p) for p in (30, 20)] + \
+        [METHODS["default"]]
 
 
 def validation_view(data: PairedFeatures, seen=PAPER_SPLIT[0], test_fraction: float = 0.2,

@@ -145,3 +145,21 @@ def test_zeroshot_engines_write_the_same_metrics(feature_file, tmp_path):
     for key in ("unseen", "seen_test", "fewshot", "fewshot_by_shots", "chance", "per_split"):
         assert recs["per-run"][key] == recs["auto"][key]
     assert recs["per-run"]["training"]["best_epoch"] == recs["auto"]["training"]["best_epoch"]
+
+
+def test_zeroshot_patience_overrides_the_recipes_early_stop(feature_file, tmp_path, capsys):
+    """``--patience none`` trains every epoch; a short patience stops the heads early
+    (less training work), and the record says which was run."""
+    recs = {}
+    for patience in ("none", "1"):
+        out = tmp_path / f"p{patience}.json"
+        assert main(["zeroshot", "--features", str(feature_file), "--splits", "1",
+                     "--seeds", "2", "--shots", "2", "--episodes", "2", "--epochs", "40",
+                     "--patience", patience, "--no-progress", "--json", str(out)]) == 0
+        recs[patience] = json.loads(out.read_text())
+    assert recs["none"]["config"]["method_config"]["patience"] is None
+    assert recs["1"]["config"]["method_config"]["patience"] == 1
+    assert recs["1"]["training"]["flops"]["mean"] < recs["none"]["training"]["flops"]["mean"]
+    with pytest.raises(SystemExit):
+        main(["zeroshot", "--features", str(feature_file), "--patience", "0"])
+    assert "patience must be >= 1" in capsys.readouterr().err

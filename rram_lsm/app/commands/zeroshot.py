@@ -11,6 +11,19 @@ FEATURE_KINDS = ("counts", "windowed", "counts+windowed", "input", "counts+input
                  "windowed+input", "counts+windowed+input")
 
 
+def _patience(text: str):
+    """``--patience``: a number of epochs >= 1, or ``none``."""
+    if text.lower() == "none":
+        return "none"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of epochs or none, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"patience must be >= 1 epoch, got {value}")
+    return value
+
+
 def _splits(value: str):
     if value == "all":
         return "all"
@@ -45,6 +58,10 @@ def register(sub) -> None:
                         "projections.METHODS")
     p.add_argument("--epochs", type=int, default=None,
                    help="override the recipe's maximum training epochs")
+    p.add_argument("--patience", type=_patience, default=None, metavar="N|none",
+                   help="override the recipe's early stop: N epochs without a better "
+                        "validation score (the default's is 10), or none to train every "
+                        "epoch")
     p.add_argument("--seen", type=int, nargs="+", default=None, help="seen classes (1-7)")
     p.add_argument("--unseen", type=int, nargs="+", default=None, help="unseen classes (8 9)")
     p.add_argument("--splits", type=_splits, default=None,
@@ -126,7 +143,7 @@ def _run_pinned(args) -> int:
 
     # the heads are tiny: one thread (torch and numpy's BLAS) beats a pool on 2 cores, and
     # process workers inherit the limits
-    with torch_threads(1), threadpool_limits(1, user_api="blas"):
+    with torch_threads(1), threadpool_limits(1):
         return _run(args)
 
 
@@ -141,6 +158,8 @@ def _run(args) -> int:
     method = get_method(args.method)
     if args.epochs is not None:
         method = method.replace(epochs=args.epochs)
+    if args.patience is not None:
+        method = method.replace(patience=None if args.patience == "none" else args.patience)
     if args.feature_kind is not None:
         if args.select:
             raise ConfigError("--feature-kind overrides one recipe; --select compares the "
