@@ -184,36 +184,18 @@ class _Stack:
         return [t for h in self.heads.values() for t in (h.w1, h.b1, h.w2, h.b2)
                 if t is not None] + [self.log_t]
 
-    def select(self, rows: torch.Tensor | None, leaves: list | None = None):
-        """(image head, audio head, temperature (k, 1, 1)) of the runs ``rows`` (None: all).
-
-        A sub-stack's parameters are copies of the rows that autograd treats as leaves of
-        their own, appended to ``leaves`` in the order of ``params`` (for
-        :meth:`adam_step`): their gradients are the sub-stack's, not scattered back into
-        zero-filled gradients of the whole stack. (That scatter is also the one op of a step
-        that opens an OpenMP team, whose spinning thread took a core from the other
-        worker process.)
-        """
-        picked = {}
-
+    def select(self, rows: torch.Tensor | None):
+        """(image head, audio head, temperature (k, 1, 1)) of the runs ``rows`` (None: all)."""
         def pick(t):
-            if t is None or rows is None:
-                return t
-            sub = t.detach().index_select(0, rows)
-            picked[id(t)] = sub.requires_grad_(t.requires_grad)
-            return sub
+            return t if t is None or rows is None else t.index_select(0, rows)
 
         heads = {m: StackedHead(*(pick(t) for t in h)) for m, h in self.heads.items()}
-        log_t = pick(self.log_t)
-        if leaves is not None and rows is not None:
-            leaves.extend(picked[id(p)] for p in self.params)
-        return heads["image"], heads["audio"], log_t.exp().view(-1, 1, 1)
+        return heads["image"], heads["audio"], pick(self.log_t).exp().view(-1, 1, 1)
 
-    def adam_step(self, rows: torch.Tensor | None, adam_steps: list[int],
-                  leaves: list | None = None) -> None:
+    def adam_step(self, rows: torch.Tensor | None, adam_steps: list[int]) -> None:
         """One Adam step (torch.optim.Adam's single-tensor update, operation for
         operation) of the runs ``rows`` (None: all), whose step counts are
-        ``adam_steps``; a sub-stack's gradients are on its ``leaves`` (:meth:`select`)."""
+        ``adam_steps``."""
         beta1, beta2 = _BETAS
         lr, wd = self.cfg.lr, self.cfg.weight_decay
         step_size = [lr / (1 - beta1 ** float(s)) for s in adam_steps]
@@ -221,12 +203,12 @@ class _Stack:
         neg_ss = torch.tensor([-s for s in step_size], dtype=torch.float32)
         bc2 = torch.tensor(bc2_sqrt, dtype=torch.float32)
         with torch.no_grad():
-            for k, (p, m, v) in enumerate(zip(self.params, self.exp_avg, self.exp_avg_sq)):
+            for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
                 shape = (-1,) + (1,) * (p.ndim - 1)
                 if rows is None:
                     g, pp, mm, vv = p.grad, p, m, v
                 else:
-                    g, pp = leaves[k].grad, p.index_select(0, rows)
+                    g, pp = p.grad.index_select(0, rows), p.index_select(0, rows)
                     mm, vv = m.index_select(0, rows), v.index_select(0, rows)
                 if wd != 0:
                     g = g.add(pp, alpha=wd)
@@ -378,8 +360,7 @@ def train_heads_batched(cfg: MethodConfig, image_values: np.ndarray,
                     sizes.setdefault(min(run.bs, run.n - k * run.bs), []).append(r)
             for size, group in sizes.items():
                 rows = _rows(group, len(runs))
-                leaves: list = []
-                img, aud, t = stack.select(rows, leaves)
+                img, aud, t = stack.select(rows)
 
                 def take(key):
                     return torch.stack([runs[r].perm[key][k * runs[r].bs:
@@ -396,7 +377,7 @@ def train_heads_batched(cfg: MethodConfig, image_values: np.ndarray,
                 for r in group:
                     runs[r].adam_steps += 1
                     runs[r].steps += size
-                stack.adam_step(rows, [runs[r].adam_steps for r in group], leaves)
+                stack.adam_step(rows, [runs[r].adam_steps for r in group])
                 for r, v in zip(group, loss.detach().tolist()):
                     totals[r] += v
         if val_loss:

@@ -143,7 +143,7 @@ def _run_pinned(args) -> int:
 
     # the heads are tiny: one thread (torch and numpy's BLAS) beats a pool on 2 cores, and
     # process workers inherit the limits
-    with torch_threads(1), threadpool_limits(1):
+    with torch_threads(1), threadpool_limits(1, user_api="blas"):
         return _run(args)
 
 

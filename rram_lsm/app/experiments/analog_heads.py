@@ -312,8 +312,9 @@ def run_analog_study(data, method, *, seen, unseen, seeds=(0,), chip_seeds=(0, 1
                     # the fine-tune runs its hwa_epochs in full: the default's early
                     # stop was chosen for the digital heads' training (selection round 8)
                     tr = train_heads_analog(
-                        cfg.replace(patience=None), train_device, plan.x_i, plan.x_a, train, val, d.image_labels,
-                        d.audio_labels, seed=seed, noise=gen, progress=False,
+                        cfg.replace(patience=None), train_device, plan.x_i, plan.x_a, train,
+                        val, d.image_labels, d.audio_labels, seed=seed, noise=gen,
+                        progress=False,
                         init=None if hwa_epochs is None else digital.model,
                         epochs=hwa_epochs)
                     ranges = tr.model.input_ranges
