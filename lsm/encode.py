@@ -22,7 +22,8 @@ import numpy as np
 from rram_lsm.errors import ConfigError, ShapeError
 
 from .cache import FeatureCache
-from .features import FEATURE_KINDS, INPUT_KIND, Features, input_features, spike_features
+from .features import (FEATURE_KINDS, INPUT_KIND, INPUT_KINDS, Features, active_span,
+                       input_features, spike_features)
 from .reservoir import PATHS, LsmConfig, Reservoir, preset
 
 __all__ = ["DATASETS", "EncodeOptions", "resolve_config", "encode_dataset", "encode_inputs",
@@ -37,12 +38,12 @@ class EncodeOptions:
     """How a dataset is turned into features (everything but the chip and the data)."""
 
     kind: str = "counts"
-    """Feature kind, one of :data:`lsm.features.FEATURE_KINDS`, or ``"input"`` (the reservoir
-    bypassed: :func:`encode_inputs`)."""
+    """Feature kind, one of :data:`lsm.features.FEATURE_KINDS`, or one of
+    :data:`lsm.features.INPUT_KINDS` (the reservoir bypassed: :func:`encode_inputs`)."""
     path: str = "auto"
     """Run path: ``auto``, ``fast`` (the macro's ``run_reservoir``) or ``generic``."""
     n_windows: int = 5
-    """Time windows of the ``windowed`` kind."""
+    """Time windows of the ``windowed``, ``span`` and ``input_span`` kinds."""
     batch_size: int = 256
     """Samples per call to the macro."""
     progress: bool = True
@@ -53,8 +54,8 @@ class EncodeOptions:
     with it, results do not change with it."""
 
     def __post_init__(self):
-        if self.kind not in FEATURE_KINDS + (INPUT_KIND,):
-            raise ConfigError(f"feature kind must be one of {FEATURE_KINDS + (INPUT_KIND,)}, "
+        if self.kind not in FEATURE_KINDS + INPUT_KINDS:
+            raise ConfigError(f"feature kind must be one of {FEATURE_KINDS + INPUT_KINDS}, "
                               f"got {self.kind!r}")
         if self.path not in PATHS:
             raise ConfigError(f"path must be one of {PATHS}, got {self.path!r}")
@@ -127,17 +128,22 @@ def _bar(total: int, desc: str, progress: bool):
 
 
 def encode_inputs(ds, cfg: LsmConfig, rasters=None, progress: bool = True, *,
-                  chunk_size: int = 2048) -> Features:
-    """The input rates of ``ds`` with the reservoir and the chip bypassed (feature kind
-    ``input``): the ablation baseline. ``rasters``: the dataset's rasters if already made
-    (else they are made ``chunk_size`` samples at a time)."""
+                  chunk_size: int = 2048, kind: str = INPUT_KIND,
+                  n_windows: int = 5) -> Features:
+    """Features of ``ds``'s input rasters with the reservoir and the chip bypassed (a kind
+    of :data:`lsm.features.INPUT_KINDS`): the ablation baselines. ``rasters``: the
+    dataset's rasters if already made (else they are made ``chunk_size`` samples at a
+    time)."""
     _checked_rasters(ds, cfg, rasters)
-    values = np.empty((len(ds), cfg.n_inputs), np.float32)
+    width = cfg.n_inputs * (n_windows if _windowed(kind) else 1)
+    values = np.empty((len(ds), width), np.float32)
     with _bar(len(ds), f"{ds.name} inputs", progress) as bar:
         for lo, hi in chunk_bounds(len(ds), max(1, int(chunk_size))):
-            values[lo:hi] = input_features(_chunk_rasters(ds, cfg, rasters, lo, hi))
+            values[lo:hi] = input_features(_chunk_rasters(ds, cfg, rasters, lo, hi), kind,
+                                           n_windows=n_windows)
             bar.update(hi - lo)
-    meta = {**dataset_meta(ds), "kind": INPUT_KIND, "reservoir": "bypassed",
+    meta = {**dataset_meta(ds), "kind": kind, "reservoir": "bypassed",
+            "n_windows": n_windows if _windowed(kind) else None,
             "lsm_config": dataclasses.asdict(cfg)}
     return Features(values, ds.labels, ds.is_test, meta)
 
@@ -184,13 +190,18 @@ class SpikeStats:
         return float((self.per_neuron == 0).mean())
 
 
+def _windowed(kind: str) -> bool:
+    return kind in ("windowed", "span", "input_span")
+
+
 def _run_chunk(reservoir: Reservoir, chunk: np.ndarray, chosen: str, options: EncodeOptions):
     membrane = options.kind == "membrane"
     out = reservoir.run(chunk, chosen, batch_size=options.batch_size,
                         return_membrane=membrane)
     spikes, v_final = out if membrane else (out, None)
     values = spike_features(spikes, options.kind, v_final=v_final,
-                            n_windows=options.n_windows)
+                            n_windows=options.n_windows,
+                            span=active_span(chunk) if options.kind == "span" else None)
     return values, spikes
 
 
@@ -228,8 +239,8 @@ def encode_range(reservoir: Reservoir, ds, options: EncodeOptions, lo: int, hi: 
     multiple of the batch size; the tile must stand where a serial run has it at ``lo``
     (:func:`replay_runs`)."""
     cfg = reservoir.config
-    if options.kind == INPUT_KIND:
-        raise ConfigError("the input kind has no reservoir: use encode_inputs")
+    if options.kind in INPUT_KINDS:
+        raise ConfigError(f"the {options.kind} kind has no reservoir: use encode_inputs")
     n = len(ds)
     if not 0 <= lo <= hi <= n:
         raise ConfigError(f"range {lo}:{hi} is not within the {n} samples of {ds.name}")
@@ -247,7 +258,7 @@ def encode_range(reservoir: Reservoir, ds, options: EncodeOptions, lo: int, hi: 
             stats.add(spikes)
             bar.update(b - a)
     if values is None:  # an empty range
-        width = cfg.n_neurons * (options.n_windows if options.kind == "windowed" else 1)
+        width = cfg.n_neurons * (options.n_windows if _windowed(options.kind) else 1)
         values = np.zeros((0, width), np.float32)
     return values, stats, chosen
 
@@ -262,7 +273,7 @@ def encode_key(reservoir: Reservoir, ds, options: EncodeOptions, cache: FeatureC
         "forming": dataclasses.asdict(reservoir.forming),
         "clock_s": reservoir.clock_s(), "runs_before": reservoir.runs,
         "path": options.path, "kind": options.kind,
-        "n_windows": options.n_windows if options.kind == "windowed" else None,
+        "n_windows": options.n_windows if _windowed(options.kind) else None,
     })
 
 
@@ -277,7 +288,7 @@ def features_of(reservoir: Reservoir, ds, options: EncodeOptions, values: np.nda
         **reservoir.placement(),
         "path": chosen,
         "kind": options.kind,
-        "n_windows": options.n_windows if options.kind == "windowed" else None,
+        "n_windows": options.n_windows if _windowed(options.kind) else None,
         "firing_rate_per_step": stats.firing_rate,
         "silent_fraction": stats.silent_fraction,
         **dataset_meta(ds), "chip_age_s": reservoir.clock_s(),
@@ -297,11 +308,12 @@ def encode_dataset(reservoir: Reservoir, ds, options: EncodeOptions = EncodeOpti
     fingerprint, the chip's ``identity()``, the tile, the reservoir's config and forming, the
     chip's clock, how many batches the tile had run before (read noise makes later runs
     differ) and ``options``); an identical call loads it without running the chip. ``meta``
-    is merged into the features' provenance. ``kind="input"`` is :func:`encode_inputs`.
+    is merged into the features' provenance. An input kind is :func:`encode_inputs`.
     """
     cfg = reservoir.config
-    if options.kind == INPUT_KIND:
-        return encode_inputs(ds, cfg, rasters, options.progress, chunk_size=options.chunk)
+    if options.kind in INPUT_KINDS:
+        return encode_inputs(ds, cfg, rasters, options.progress, chunk_size=options.chunk,
+                             kind=options.kind, n_windows=options.n_windows)
     key = None
     if cache is not None:
         key = encode_key(reservoir, ds, options, cache)

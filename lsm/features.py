@@ -1,4 +1,11 @@
-"""Reservoir features: spike counts (the paper's), windowed counts, first-spike time, membrane."""
+"""Reservoir features: spike counts (the paper's), windowed counts, first-spike time, membrane.
+
+Time windows come in two kinds. ``windowed`` cuts the T steps of every sample alike.
+``span`` cuts each sample's *active span* (its first to its last input event) into equal
+parts instead: a spoken digit said slowly and one said fast then fill the same windows,
+so the order of sounds is kept while the speaking rate and the silence around the word
+are factored out (the normalisation dynamic time warping does by alignment, here linear).
+"""
 from __future__ import annotations
 
 import json
@@ -9,21 +16,66 @@ import numpy as np
 
 from rram_lsm.errors import ConfigError, DataError, ShapeError
 
-__all__ = ["FEATURE_KINDS", "INPUT_KIND", "Features", "spike_features", "input_features"]
+__all__ = ["FEATURE_KINDS", "INPUT_KIND", "INPUT_KINDS", "Features", "spike_features",
+           "input_features", "active_span", "span_rates"]
 
-FEATURE_KINDS = ("counts", "windowed", "first_spike", "membrane")
+FEATURE_KINDS = ("counts", "windowed", "span", "first_spike", "membrane")
 INPUT_KIND = "input"
 """Not a reservoir feature: the input raster's rate per input row, with the reservoir
 bypassed. An ablation: it shows what the reservoir adds to (or loses from) its input."""
+INPUT_KINDS = (INPUT_KIND, "input_span")
+"""Features of the input rasters themselves: ``input`` (rate per input row) and
+``input_span`` (the same in each window of the active span)."""
+
+
+def active_span(rasters: np.ndarray) -> np.ndarray:
+    """int64 (N, 2): the steps ``[first, last + 1)`` in which each binary raster
+    (N, T, n_inputs) has any input event; ``[0, T)`` for a raster without one."""
+    r = np.asarray(rasters)
+    if r.ndim != 3:
+        raise ShapeError(f"rasters must be (N, T, n_inputs), got shape {r.shape}")
+    active = r.any(axis=2)
+    n_steps = r.shape[1]
+    has = active.any(axis=1)
+    first = np.where(has, active.argmax(axis=1), 0)
+    last = np.where(has, n_steps - active[:, ::-1].argmax(axis=1), n_steps)
+    return np.stack([first, last], axis=1).astype(np.int64)
+
+
+def span_rates(x: np.ndarray, span: np.ndarray, n_windows: int) -> np.ndarray:
+    """float32 (N, n_windows * n): events per row and step of ``x`` (N, T, n) in each of
+    ``n_windows`` equal parts of every sample's ``span`` (N, 2), window-major. A span
+    shorter than ``n_windows`` steps gives each empty part the one step at its start."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ShapeError(f"x must be (N, T, n), got shape {x.shape}")
+    n_samples, n_steps, _ = x.shape
+    span = np.asarray(span, np.int64)
+    if span.shape != (n_samples, 2):
+        raise ShapeError(f"span must be ({n_samples}, 2), got {span.shape}")
+    if n_windows < 1:
+        raise ConfigError(f"n_windows must be >= 1, got {n_windows}")
+    # cumulative counts turn every window into two lookups (T fits int32 exactly)
+    cum = np.zeros((n_samples, n_steps + 1, x.shape[2]), np.int32)
+    np.cumsum(x, axis=1, dtype=np.int32, out=cum[:, 1:])
+    frac = np.linspace(0.0, 1.0, n_windows + 1)
+    edges = np.rint(span[:, :1] + frac * (span[:, 1:] - span[:, :1])).astype(np.int64)
+    lo = np.minimum(edges[:, :-1], n_steps - 1)
+    hi = np.minimum(np.maximum(edges[:, 1:], lo + 1), n_steps)
+    rows = np.arange(n_samples)[:, None]
+    counts = cum[rows, hi] - cum[rows, lo]            # (N, n_windows, n)
+    return (counts / (hi - lo)[:, :, None]).reshape(n_samples, -1).astype(np.float32)
 
 
 def spike_features(spikes: np.ndarray, kind: str = "counts", *, v_final=None,
-                   n_windows: int = 5) -> np.ndarray:
+                   n_windows: int = 5, span=None) -> np.ndarray:
     """Turn spikes uint8 (N, T, n) into float32 features (N, F).
 
     * ``counts``: spikes per neuron divided by T (the paper's rate feature), F = n.
     * ``windowed``: the same per each of ``n_windows`` consecutive time windows (near-equal
       lengths), F = n_windows * n, window-major.
+    * ``span``: the same over ``n_windows`` equal parts of each sample's active input span
+      ``span`` (N, 2), from :func:`active_span` of its input rasters; F = n_windows * n.
     * ``first_spike``: step of each neuron's first spike divided by T; 1.0 if it never
       spiked, F = n.
     * ``membrane``: the final membrane ``v_final`` (N, n) as given, F = n.
@@ -43,6 +95,11 @@ def spike_features(spikes: np.ndarray, kind: str = "counts", *, v_final=None,
         parts = [s[:, a:b].sum(axis=1, dtype=np.int32) / (b - a)
                  for a, b in zip(edges[:-1], edges[1:])]
         return np.concatenate(parts, axis=1).astype(np.float32)
+    if kind == "span":
+        if span is None:
+            raise ConfigError("span features need each sample's active span "
+                              "(active_span of its input rasters)")
+        return span_rates(s, span, n_windows)
     if kind == "first_spike":
         any_spike = s.any(axis=1)
         first = np.where(any_spike, s.argmax(axis=1), n_steps)
@@ -56,12 +113,19 @@ def spike_features(spikes: np.ndarray, kind: str = "counts", *, v_final=None,
     return v.astype(np.float32)
 
 
-def input_features(rasters: np.ndarray) -> np.ndarray:
-    """Input spikes per input row divided by T, float32 (N, n_inputs), from binary rasters
-    (N, T, n_inputs): the counts feature of the reservoir's input instead of its neurons."""
+def input_features(rasters: np.ndarray, kind: str = INPUT_KIND, *,
+                   n_windows: int = 5) -> np.ndarray:
+    """Features of binary rasters (N, T, n_inputs) with the reservoir bypassed, float32:
+    ``input``, input spikes per row divided by T (N, n_inputs), the counts feature of the
+    reservoir's input instead of its neurons; ``input_span``, the same in each of
+    ``n_windows`` parts of the active span (N, n_windows * n_inputs), as ``span``."""
     r = np.asarray(rasters)
     if r.ndim != 3:
         raise ShapeError(f"rasters must be (N, T, n_inputs), got shape {r.shape}")
+    if kind not in INPUT_KINDS:
+        raise ConfigError(f"input feature kind must be one of {INPUT_KINDS}, got {kind!r}")
+    if kind == "input_span":
+        return span_rates(r, active_span(r), n_windows)
     return (r.sum(axis=1, dtype=np.int32) / max(r.shape[1], 1)).astype(np.float32)
 
 

@@ -363,7 +363,10 @@ class Reservoir:
         out = self.run(rasters, chosen, batch_size=batch_size, progress=progress,
                        return_membrane=kind == "membrane")
         spikes, v_final = out if kind == "membrane" else (out, None)
-        values = spike_features(spikes, kind, v_final=v_final, n_windows=n_windows)
+        from .features import active_span
+
+        values = spike_features(spikes, kind, v_final=v_final, n_windows=n_windows,
+                                span=active_span(rasters) if kind == "span" else None)
         n = len(values)
         labels = np.full(n, -1, np.int64) if labels is None else np.asarray(labels, np.int64)
         is_test = np.zeros(n, bool) if is_test is None else np.asarray(is_test, bool)
@@ -374,7 +377,7 @@ class Reservoir:
             **self.placement(),
             "path": chosen,
             "kind": kind,
-            "n_windows": n_windows if kind == "windowed" else None,
+            "n_windows": n_windows if kind in ("windowed", "span") else None,
             "firing_rate_per_step": float(spikes.mean()) if spikes.size else 0.0,
             "silent_fraction": float((spikes.sum(axis=(0, 1)) == 0).mean()) if n else 0.0,
         }

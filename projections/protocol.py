@@ -214,14 +214,19 @@ class _Plan:
     """One run's split, prepared: what training and scoring both read."""
 
     data: PairedFeatures
-    """The data in the method's feature kind."""
+    """The data (its labels; the features are ``x_*`` and ``f_*``)."""
     cfg: MethodConfig
     sp: "object"
     """The :class:`~projections.splits.CrossModalSplit`."""
     x_i: np.ndarray
-    """Image features after the method's transform (shared by every run of a protocol)."""
+    """The heads' image features after the method's transform (shared by every run of a
+    protocol)."""
     x_a: np.ndarray
-    """Audio features after the method's transform."""
+    """The heads' audio features after the method's transform."""
+    f_i: np.ndarray
+    """Few-shot's raw image features (``MethodConfig.fewshot_kind``), transformed."""
+    f_a: np.ndarray
+    """Few-shot's raw audio features."""
     seed: int
 
     def jobs(self):
@@ -239,17 +244,29 @@ def _method(method) -> MethodConfig:
     return get_method(method) if isinstance(method, str) else method
 
 
-def _select(data: PairedFeatures, cfg: MethodConfig) -> PairedFeatures:
+def _select(data: PairedFeatures, cfg: MethodConfig, kind: str | None = None
+            ) -> PairedFeatures:
+    kind = cfg.features if kind is None else kind
     try:
-        return data.select_kind(cfg.features)
+        return data.select_kind(kind)
     except ConfigError as exc:
-        raise ConfigError(f"method {cfg.name!r} runs on {cfg.features!r} features: {exc}") \
+        raise ConfigError(f"method {cfg.name!r} runs on {kind!r} features: {exc}") \
             from None
 
 
 def _transformed(data: PairedFeatures, cfg: MethodConfig):
-    return (transform_features(data.image_values, cfg.feature_transform),
-            transform_features(data.audio_values, cfg.feature_transform))
+    """``(x_i, x_a, f_i, f_a)``: the heads' features and few-shot's raw features, each in
+    its kind and after its transform (the same arrays when the recipe does not tell them
+    apart)."""
+    heads = _select(data, cfg)
+    x_i = transform_features(heads.image_values, cfg.feature_transform)
+    x_a = transform_features(heads.audio_values, cfg.feature_transform)
+    if (cfg.fewshot_kind, cfg.fewshot_feature_transform) == (cfg.features,
+                                                               cfg.feature_transform):
+        return x_i, x_a, x_i, x_a
+    few = _select(data, cfg, cfg.fewshot_kind)
+    return (x_i, x_a, transform_features(few.image_values, cfg.fewshot_feature_transform),
+            transform_features(few.audio_values, cfg.fewshot_feature_transform))
 
 
 def _prepare(data: PairedFeatures, seen, unseen, cfg: MethodConfig, seed: int,
@@ -272,8 +289,8 @@ def _prepare(data: PairedFeatures, seen, unseen, cfg: MethodConfig, seed: int,
         if len(sp.image[part]) == 0 or len(sp.audio[part]) == 0:
             raise ConfigError(f"split seen={sp.seen} unseen={sp.unseen} leaves the "
                               f"{part!r} part empty in one modality; check the labels")
-    x_i, x_a = x if x is not None else _transformed(data, cfg)
-    return _Plan(data, cfg, sp, x_i, x_a, int(seed))
+    x_i, x_a, f_i, f_a = x if x is not None else _transformed(data, cfg)
+    return _Plan(data, cfg, sp, x_i, x_a, f_i, f_a, int(seed))
 
 
 def _score(plan: _Plan, members: list, shots, episodes: int,
@@ -281,8 +298,8 @@ def _score(plan: _Plan, members: list, shots, episodes: int,
     """Embed with the trained ``members`` (none: no training) and evaluate the run."""
     data, cfg, sp, x_i, x_a = plan.data, plan.cfg, plan.sp, plan.x_i, plan.x_a
     seed = plan.seed
-    raw_i = _standardizer(x_i, sp.image["train"])(x_i)
-    raw_a = _standardizer(x_a, sp.audio["train"])(x_a)
+    raw_i = _standardizer(plan.f_i, sp.image["train"])(plan.f_i)
+    raw_a = _standardizer(plan.f_a, sp.audio["train"])(plan.f_a)
     out = SplitResult(seen_classes=list(sp.seen), unseen_classes=list(sp.unseen),
                       seed=int(seed), method=cfg.name)
     trained = None
@@ -354,7 +371,6 @@ def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | st
     the embeddings (for plots).
     """
     cfg = _method(method)
-    data = _select(data, cfg)
     plan = _prepare(data, seen, unseen, cfg, seed, val_fraction)
     members = []
     if cfg.trained:
@@ -582,8 +598,9 @@ def _run_batched(data, cfg, runs, shots, episodes, workers, stack_size, keep_mod
     every core busy. A worker computes exactly what the caller would (same code, same
     inputs, same threads), so results do not depend on ``workers``.
     """
-    data = _select(data, cfg)
     x = _transformed(data, cfg)
+    # the plans and workers read labels only: features travel as x
+    data = dataclasses.replace(data, image_values=x[0][:, :0], audio_values=x[1][:, :0])
     plans = [_prepare(data, s, u, cfg, seed, 0.2, x) for s, u, seed in runs]
     size = stack_size or -(-len(plans) // workers)
     # consecutive runs share a split, hence batch sizes: fewer sub-stacks per step
@@ -663,6 +680,6 @@ def _worker_init(threads: int, data, cfg, x, blas_threads=None) -> None:
 def _work_remote(light, shots, episodes, keep_models):
     """:func:`_work` in a worker process, from the runs' splits and seeds."""
     data, cfg, x = _WORKER["data"], _WORKER["cfg"], _WORKER["x"]
-    chunk = [_Plan(data, cfg, sp, x[0], x[1], seed) for sp, seed in light]
+    chunk = [_Plan(data, cfg, sp, *x, seed) for sp, seed in light]
     return _work(cfg, x, data.image_labels, data.audio_labels, chunk, shots, episodes,
                  keep_models)

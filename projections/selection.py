@@ -59,7 +59,7 @@ def candidates() -> list[MethodConfig]:
         joint.replace(name="joint_mlp", head="mlp"),
         joint.replace(name="joint_structure", structure_weight=1.0),
         joint.replace(name="joint_audio", fewshot_sources="audio"),
-    ] + _round3() + _round4() + _round5() + _round6() + _round8()
+    ] + _round3() + _round4() + _round5() + _round6() + _round8() + _round9() + _round10()
 
 
 def _default_before_round4() -> MethodConfig:
@@ -171,6 +171,36 @@ def _round8() -> list[MethodConfig]:
         [METHODS["default"]]
 
 
+def _round9() -> list[MethodConfig]:
+    """Round 9 (issue 17): few-shot on counts in windows of each utterance's active span
+    (``span``, ``input_span``), with a signed square root; untrained twins of the default.
+    The rule and the scores: ``docs/results/zeroshot/selection_round9.py``/``.json`` (the
+    best, counts+input_span sqrt whitened 0.9, was 0.003 ahead: below the rule's 0.005,
+    so the default kept its metric)."""
+    from .train import METHODS
+
+    twin = METHODS["raw"].replace(fewshot_sources="own", fewshot_transductive=3,
+                                  fewshot_transductive_temperature=0.05)
+    grid = [("counts+input", "sqrt", 0.7), ("counts+input_span", "none", 0.7),
+            ("counts+input_span", "sqrt", 0.5), ("counts+input_span", "sqrt", 0.7),
+            ("counts+input_span", "sqrt", 0.9), ("counts+input+input_span", "sqrt", 0.7),
+            ("span+input", "sqrt", 0.7), ("span+input_span", "sqrt", 0.7),
+            ("counts+span+input_span", "sqrt", 0.7)]
+    return [twin.replace(name=f"raw_{k}_{t}_w{w}_trans3", features=k, feature_transform=t,
+                         fewshot_whiten=w) for k, t, w in grid]
+
+
+def _round10() -> list[MethodConfig]:
+    """Round 10 (issue 17): the paper's CLIP term added to the default's loss, for its
+    zero-shot half (``docs/results/zeroshot/selection_round10.py``/``.json``; none
+    adopted: every zero-shot interval spans 0)."""
+    from .train import METHODS
+
+    d = METHODS["default"]
+    return [d.replace(name=f"default_clip{w:g}_T{t:g}", clip_weight=w, temperature=t)
+            for w, t in ((0.5, 0.1), (1.0, 0.1), (2.0, 0.1), (1.0, 0.2))]
+
+
 def validation_view(data: PairedFeatures, seen=PAPER_SPLIT[0], test_fraction: float = 0.2,
                     seed: int = 0) -> PairedFeatures:
     """Official-train samples of ``seen`` classes only, a seeded part marked as test."""
@@ -202,7 +232,7 @@ def select_method(data: PairedFeatures, candidates, *, seen=PAPER_SPLIT[0],
     Candidates without training are scored for reference but, when any trained one is
     given, cannot be chosen: the default must retrieve, i.e. report zero-shot figures.
     ``data`` is one :class:`PairedFeatures`, or a mapping from feature kind to features
-    when candidates run on different kinds (``MethodConfig.features``). ``engine`` and
+    when candidates run on different kinds (``MethodConfig.encoded_kind``). ``engine`` and
     ``workers`` are :func:`~projections.protocol.run_protocol`'s (the scores do not
     depend on them).
     """
@@ -216,10 +246,10 @@ def select_method(data: PairedFeatures, candidates, *, seen=PAPER_SPLIT[0],
         if not isinstance(cfg, MethodConfig):
             raise ConfigError(f"candidate {cand!r} is neither a method name nor a "
                               "MethodConfig")
-        if by_kind is not None and cfg.features not in by_kind:
-            raise ConfigError(f"candidate {cfg.name!r} needs {cfg.features!r} features; "
+        if by_kind is not None and cfg.encoded_kind not in by_kind:
+            raise ConfigError(f"candidate {cfg.name!r} needs {cfg.encoded_kind!r} features; "
                               f"given {sorted(by_kind)}")
-        kind = cfg.features if by_kind is not None else None
+        kind = cfg.encoded_kind if by_kind is not None else None
         if kind not in views:
             views[kind] = validation_view(by_kind[kind] if by_kind is not None else data,
                                           seen)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,14 +21,18 @@ from rram_lsm.errors import ConfigError
 from . import functional as Fn
 from .heads import HEAD_KINDS, DualEncoder
 
-FEATURE_KINDS = ("counts", "windowed", "counts+windowed", "input", "counts+input",
-                 "windowed+input", "counts+windowed+input")
-"""LSM feature kinds a recipe can run on (``MethodConfig.features``); ``input`` is the
-reservoir's input rasters' rates (reservoir bypassed, an ablation)."""
+BASE_FEATURE_KINDS = ("counts", "windowed", "span", "input", "input_span")
+"""The LSM feature kinds (``lsm.features``): spikes per neuron over the whole sample, in
+equal time windows, or in windows of the sample's active input span; and the same two
+for the reservoir's input rasters (reservoir bypassed, an ablation)."""
+FEATURE_KINDS = tuple("+".join(c) for n in range(1, len(BASE_FEATURE_KINDS) + 1)
+                      for c in itertools.combinations(BASE_FEATURE_KINDS, n))
+"""Feature kinds a recipe can run on (``MethodConfig.features``): any base kinds side by
+side, joined by ``+`` in the order of :data:`BASE_FEATURE_KINDS`."""
 FEATURE_TRANSFORMS = ("none", "sqrt")
 """Element-wise transforms of the features (``MethodConfig.feature_transform``)."""
 
-__all__ = ["FEATURE_KINDS", "FEATURE_TRANSFORMS", "transform_features", "MethodConfig",
+__all__ = ["BASE_FEATURE_KINDS", "FEATURE_KINDS", "FEATURE_TRANSFORMS", "transform_features", "MethodConfig",
            "METHODS", "get_method", "TrainResult", "train_heads", "method_loss",
            "needs_similarity", "FeatureSimilarity"]
 
@@ -96,13 +101,22 @@ class MethodConfig:
     fewshot_accuracies`); 0: every query is classified on its own (inductive)."""
     fewshot_transductive_temperature: float = 0.05
     """Temperature (on cosine scores, unitless) of the query posteriors in those steps."""
+    fewshot_features: str | None = None
+    """Feature kind of the raw features few-shot scoring compares (see ``features``);
+    None: the heads' ``features``. Lets the few-shot metric read time-resolved features
+    while the heads keep theirs."""
+    fewshot_transform: str | None = None
+    """Element-wise transform of those raw features (see ``feature_transform``); None: the
+    heads' ``feature_transform``."""
     trained: bool = True
     """False for the no-training raw-feature baseline (embeddings = standardised features)."""
     features: str = "counts"
     """LSM feature kind the recipe runs on: ``counts`` (spikes per neuron, the paper's),
     ``windowed`` (spikes per neuron per time window), ``input`` (the input rasters' rate
     per input row, reservoir bypassed: an ablation) or two of them side by side
-    (``counts+windowed``, ``counts+input``); :func:`projections.encode_pair` encodes it."""
+    (``counts+windowed``, ``counts+input``); ``span`` and ``input_span`` count in windows
+    of each sample's active input span (:data:`BASE_FEATURE_KINDS`);
+    :func:`projections.encode_pair` encodes it (5 windows unless told otherwise)."""
     feature_transform: str = "none"
     """Applied to every feature before standardisation: ``none`` or ``sqrt`` (signed
     square root, a variance-stabilising power transform for counts)."""
@@ -135,12 +149,35 @@ class MethodConfig:
         if self.feature_transform not in FEATURE_TRANSFORMS:
             raise ConfigError(f"feature_transform must be one of {FEATURE_TRANSFORMS}, got "
                               f"{self.feature_transform!r}")
+        if self.fewshot_features is not None and self.fewshot_features not in FEATURE_KINDS:
+            raise ConfigError(f"fewshot_features must be None or one of FEATURE_KINDS, got "
+                              f"{self.fewshot_features!r}")
+        if self.fewshot_transform is not None and \
+                self.fewshot_transform not in FEATURE_TRANSFORMS:
+            raise ConfigError(f"fewshot_transform must be None or one of "
+                              f"{FEATURE_TRANSFORMS}, got {self.fewshot_transform!r}")
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}")
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.temperature <= 0:
             raise ConfigError("epochs >= 1, batch_size >= 2, lr > 0 and temperature > 0 "
                               f"are required (got {self.epochs}, {self.batch_size}, "
                               f"{self.lr}, {self.temperature})")
+
+    @property
+    def fewshot_kind(self) -> str:
+        """The feature kind few-shot's raw metric reads."""
+        return self.fewshot_features or self.features
+
+    @property
+    def fewshot_feature_transform(self) -> str:
+        """The transform of few-shot's raw features."""
+        return self.fewshot_transform or self.feature_transform
+
+    @property
+    def encoded_kind(self) -> str:
+        """The kind to encode for this recipe: its heads' and its few-shot kinds joined."""
+        parts = set(self.features.split("+")) | set(self.fewshot_kind.split("+"))
+        return "+".join(k for k in BASE_FEATURE_KINDS if k in parts)
 
     def replace(self, **changes) -> "MethodConfig":
         """A copy with some fields changed; unknown names raise ConfigError."""

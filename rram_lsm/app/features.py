@@ -14,6 +14,7 @@ import numpy as np
 
 from lsm import EncodeOptions, FeatureCache, encode_dataset, open_dataset
 from lsm.encode import DATASETS, encode_inputs, resolve_config
+from lsm.features import INPUT_KINDS
 from ..errors import ConfigError
 from .session import ChipSession
 from .settings import cache_dir, resolve_data_dir
@@ -77,8 +78,9 @@ def encode(session: ChipSession, name: str, ds=None, *, lsm_preset=None,
     if ds.name != name:
         raise ConfigError(f"dataset is {ds.name!r} but name is {name!r}")
     cfg = resolve_config(name, lsm_preset)
-    if options.kind == "input":
-        return encode_inputs(ds, cfg, rasters, options.progress, chunk_size=options.chunk)
+    if options.kind in INPUT_KINDS:
+        return encode_inputs(ds, cfg, rasters, options.progress, chunk_size=options.chunk,
+                             kind=options.kind, n_windows=options.n_windows)
     reservoir = name if reservoir is None else reservoir
     res = session.reservoir(reservoir, cfg)
     if chip_age_s > 0:
@@ -256,8 +258,9 @@ def encode_distributed(scheduler: str, name: str, data_dir=None, lsm_preset=None
     if backend.split(":")[0] == "serial":
         raise ConfigError("a distributed encode needs a backend every worker can open as "
                           "an identical copy (sim, emulator); a serial port is one chip")
-    if options.kind == "input":
-        raise ConfigError("the input kind has no reservoir to distribute: encode serially")
+    if options.kind in INPUT_KINDS:
+        raise ConfigError(f"the {options.kind} kind has no reservoir to distribute: encode "
+                          "serially")
     root = resolve_data_dir(data_dir)
     ds = open_dataset(name, root, split="all", progress=False, cache_dir=cache_dir(),
                       input=input, synthetic_per_class=synthetic_per_class)
@@ -321,7 +324,7 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
                 noise: bool = True, audio: str = "auto", kind: str = "counts+input",
                 progress: bool = True, session: ChipSession | None = None,
                 image_input: str | None = None, image_neurons: int | None = None,
-                audio_neurons: int | None = None):
+                audio_neurons: int | None = None, n_windows: int = 5):
     """Encode N-MNIST and the audio dataset on one chip (feature cache on).
 
     Both modalities use the same chip: ``session`` if given (its backend and seed win),
@@ -336,7 +339,8 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
     pick other reservoirs, as ``rram-lsm encode --input/--neurons`` does
     (:func:`lsm_config_for`; a reservoir larger than one array is split over tiles);
     ``meta["reservoirs"]`` records each modality's preset, inputs and neurons. None keeps
-    the paper's reservoirs (and their cache entries).
+    the paper's reservoirs (and their cache entries). ``n_windows``: time windows of the
+    ``windowed``, ``span`` and ``input_span`` kinds (``meta["n_windows"]``).
     Returns :class:`projections.PairedFeatures`.
     """
     # projections loads torch: only a pair needs it, not every encode or data check
@@ -355,7 +359,7 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
                          max_macros=_pair_macros(resolved, backend)) as s:
             return encode_pair(data_dir, audio=audio, kind=kind, progress=progress, session=s,
                                image_input=image_input, image_neurons=image_neurons,
-                               audio_neurons=audio_neurons)
+                               audio_neurons=audio_neurons, n_windows=n_windows)
     kinds = kind.split("+")
     by_role, reservoirs = {}, {}
     for role, name in (("image", "nmnist"), ("audio", audio_name)):
@@ -363,9 +367,11 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
         ds = open_data(name, root, progress=progress,
                        input=image_input if role == "image" else None)
         # one raster pass serves the input rates and, on a cache miss, the reservoir
-        rasters = ds.rasters(None, progress=progress) if "input" in kinds else None
+        rasters = (ds.rasters(None, progress=progress)
+                   if set(kinds) & set(INPUT_KINDS) else None)
         by_role[role] = [encode(session, name, ds, rasters=rasters, lsm_preset=configs[name],
-                                options=EncodeOptions(kind=k, progress=progress))
+                                options=EncodeOptions(kind=k, progress=progress,
+                                                      n_windows=n_windows))
                          for k in kinds]
         reservoirs[role] = {"preset": cfg.name, "n_inputs": int(cfg.n_inputs),
                             "n_neurons": int(cfg.n_neurons), "n_steps": int(cfg.n_steps)}
@@ -381,4 +387,5 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
         first.image_is_test, np.concatenate([p.audio_values for p in parts], axis=1),
         first.audio_labels, first.audio_is_test,
         {**first.meta, "feature_kind": kind, "feature_blocks": blocks,
+         "n_windows": int(n_windows),
          "reservoirs": reservoirs, "chip": session.record()})

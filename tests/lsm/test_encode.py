@@ -7,7 +7,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from lsm import EncodeOptions, FeatureCache, Features, encode_dataset, preset
+from lsm import EncodeOptions, FeatureCache, Features, encode_dataset, open_dataset, preset
 from rram_lsm.app.features import encode
 from rram_lsm.app.session import ChipSession
 from lsm.features import spike_features
@@ -42,6 +42,58 @@ def test_windowed_counts_average_back_to_counts():
     s = (np.random.default_rng(0).random((5, 50, 7)) < 0.2).astype(np.uint8)
     w = spike_features(s, "windowed", n_windows=5).reshape(5, 5, 7)
     np.testing.assert_allclose(w.mean(axis=1), spike_features(s, "counts"), rtol=1e-6)
+
+
+def test_span_windows_follow_each_samples_active_input():
+    """span features cut [first, last input event] into equal parts, per sample: the same
+    word said at half the speed, later in its recording, gives the same features."""
+    from lsm.features import active_span, input_features
+
+    fast = np.zeros((1, 20, 2), np.uint8)
+    fast[0, [2, 3], 0] = 1      # sound A, then sound B: the active span is steps 2-5
+    fast[0, [4, 5], 1] = 1
+    slow = np.zeros((1, 20, 2), np.uint8)
+    slow[0, [8, 9, 10, 11], 0] = 1      # the same at half the speed, starting at step 8
+    slow[0, [12, 13, 14, 15], 1] = 1
+    both = np.concatenate([fast, slow])
+    np.testing.assert_array_equal(active_span(both), [[2, 6], [8, 16]])
+    span = input_features(both, "input_span", n_windows=2)
+    np.testing.assert_allclose(span, [[1.0, 0.0, 0.0, 1.0]] * 2)  # window-major: A then B
+    # fixed windows see timing, not order: both samples land in the first half alike
+    assert not np.allclose(spike_features(both, "windowed", n_windows=2)[0],
+                           spike_features(both, "windowed", n_windows=2)[1])
+    # a reservoir's spikes are cut at its *input's* span
+    spikes = np.zeros((2, 20, 1), np.uint8)
+    spikes[0, 3, 0] = spikes[1, 14, 0] = 1
+    np.testing.assert_allclose(spike_features(spikes, "span", n_windows=2,
+                                              span=active_span(both)),
+                               [[0.5, 0.0], [0.0, 0.25]])
+    silent = np.zeros((1, 6, 2), np.uint8)  # no input: the whole sample is the span
+    np.testing.assert_array_equal(active_span(silent), [[0, 6]])
+    short = np.zeros((1, 6, 1), np.uint8)
+    short[0, 4, 0] = 1          # a 1-step span in 3 parts [4,4) [4,5) [5,5): an empty part
+    np.testing.assert_allclose(  # reads the one step at its start, never divides by 0
+        input_features(short, "input_span", n_windows=3), [[1, 1, 0]])
+    with pytest.raises(ConfigError, match="active span"):
+        spike_features(spikes, "span")
+    with pytest.raises(ShapeError):
+        spike_features(spikes, "span", span=active_span(both)[:1])
+    with pytest.raises(ConfigError, match="input feature kind"):
+        input_features(both, "span")
+
+
+def test_span_kinds_encode_through_the_pipeline(synthetic):
+    ds = open_dataset("nmnist", None, progress=False, synthetic_per_class=(2, 1))
+    with ChipSession("sim", chip_seed=0) as chip:
+        span = encode(chip, ds.name, ds, options=EncodeOptions(kind="span", n_windows=3,
+                                                               progress=False))
+        inputs = encode(chip, ds.name, ds, options=EncodeOptions(
+            kind="input_span", n_windows=3, progress=False))
+    n_neurons = span.meta["lsm_config"]["n_neurons"]
+    assert span.values.shape == (len(ds), 3 * n_neurons) and span.meta["n_windows"] == 3
+    assert inputs.values.shape[1] == 3 * inputs.meta["lsm_config"]["n_inputs"]
+    assert inputs.meta["reservoir"] == "bypassed" and inputs.meta["kind"] == "input_span"
+    assert span.values.sum() > 0 and inputs.values.sum() > 0
 
 
 def _encode(ds, chip_seed=0, age=0.0, **kw):

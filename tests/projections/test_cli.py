@@ -85,6 +85,22 @@ def test_zeroshot_feature_kind_input_runs_without_the_reservoir(tmp_path, monkey
         main(["zeroshot", "--method", "raw", "--feature-kind", "pixels", "--shots", "1"])
 
 
+def test_zeroshot_fewshot_kind_changes_only_the_few_shot_features(tmp_path, monkeypatch,
+                                                                 capsys):
+    """--fewshot-kind: the heads keep the recipe's features, the few-shot metric reads the
+    given kind (here the input's envelope in windows of the active span)."""
+    monkeypatch.delenv("RRAM_LSM_DATA", raising=False)
+    out = tmp_path / "zs.json"
+    assert main(["zeroshot", "--fewshot-kind", "counts+input_span", "--epochs", "2",
+                 "--splits", "1", "--seeds", "1", "--shots", "1", "--episodes", "2",
+                 "--no-progress", "--json", str(out)]) == 0
+    cfg = json.loads(out.read_text())["config"]["method_config"]
+    assert cfg["features"] == "counts+input" and cfg["fewshot_features"] == "counts+input_span"
+    assert main(["zeroshot", "--fewshot-kind", "input_span", "--select",
+                 "--no-progress"]) == 1
+    assert "--fewshot-kind overrides one recipe" in capsys.readouterr().err
+
+
 def test_cli_feature_kinds_match_the_recipes():
     from projections.train import FEATURE_KINDS
     from rram_lsm.app.commands import zeroshot

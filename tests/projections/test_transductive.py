@@ -134,3 +134,42 @@ def test_the_default_few_shot_figures_are_its_untrained_twins(synthetic):
     kw = dict(seen=range(1, 8), unseen=(8, 9), seed=1, shots=(1, 3), episodes=5)
     assert evaluate_split(synthetic, method=d, **kw).fewshot == \
         evaluate_split(synthetic, method=twin, **kw).fewshot
+
+
+def test_few_shot_can_read_its_own_features_while_the_heads_keep_theirs(synthetic):
+    """fewshot_features: the heads (zero-shot, seen test) train on ``features`` exactly as
+    without it; few-shot compares the other kind, transformed by ``fewshot_transform``,
+    exactly as an untrained twin on that kind does."""
+    import dataclasses
+
+    from projections import evaluate_split
+
+    rng = np.random.default_rng(3)
+    extra = {m: np.abs(getattr(synthetic, f"{m}_values")[:, :6]) +
+             rng.random((len(getattr(synthetic, f"{m}_labels")), 6)).astype(np.float32)
+             for m in ("image", "audio")}
+    width = synthetic.image_values.shape[1]
+    blocks = {m: {"counts": [0, width], "input_span": [width, width + 6]}
+              for m in ("image", "audio")}
+    both = dataclasses.replace(
+        synthetic, image_values=np.hstack([synthetic.image_values, extra["image"]]),
+        audio_values=np.hstack([synthetic.audio_values, extra["audio"]]),
+        meta={"feature_kind": "counts+input_span", "feature_blocks": blocks})
+    d = METHODS["default"].replace(epochs=3, features="counts")
+    split = d.replace(fewshot_features="input_span", fewshot_transform="sqrt")
+    assert split.encoded_kind == "counts+input_span" and d.encoded_kind == "counts"
+    kw = dict(seen=range(1, 8), unseen=(8, 9), seed=1, shots=(1, 3), episodes=5)
+    plain, other = evaluate_split(both, method=d, **kw), evaluate_split(both, method=split,
+                                                                       **kw)
+    assert plain.unseen == other.unseen and plain.seen_test == other.seen_test
+    assert plain.fewshot != other.fewshot
+    twin = METHODS["raw"].replace(features="input_span", feature_transform="sqrt",
+                                  fewshot_sources="own", fewshot_whiten=d.fewshot_whiten,
+                                  fewshot_transductive=d.fewshot_transductive)
+    assert other.fewshot == evaluate_split(both, method=twin, **kw).fewshot
+    # the batched engine (and its worker processes) carry the second kind alike
+    res = run_protocol(both, split, seen=range(1, 8), unseen=(8, 9), seeds=[1],
+                       shots=(1, 3), episodes=5, progress=False, engine="batched")
+    assert res.runs[0].fewshot == other.fewshot
+    with pytest.raises(ConfigError, match="fewshot_features"):
+        METHODS["default"].replace(fewshot_features="cochlea")

@@ -2,6 +2,8 @@
 
     python docs/results/zeroshot/summarize.py   # reads default_36x3.json, paper_36x3.json
                                                 # and any ablation_*.json; writes summary.json
+    python docs/results/zeroshot/summarize.py ablation_span.json summary_span.json
+                                                # the same figures of another record
 
 Every run of a protocol is one (split, seed) and does not depend on which other splits are
 evaluated with it, so the 10 seeded splits of any split seed are a subset of the 36 x 3
@@ -38,7 +40,7 @@ def _subset(rows, key, unseen_sets):
 
 def main(argv=()) -> dict:
     argv = list(argv)
-    default = read_record(Path(argv[0]) if argv else HERE / "default_36x3.json")
+    default = read_record(HERE / argv[0] if argv else HERE / "default_36x3.json")
     paper = read_record(HERE / "paper_36x3.json")
     rows_d, rows_p = default["per_split"], paper["per_split"]
     out: dict = {"all_36": {}, "by_split_seed": {}, "per_split": []}
@@ -81,7 +83,8 @@ def main(argv=()) -> dict:
     out["ablations"] = ablations
     out["paper_all_36"] = {"fewshot5_a2i": _subset(rows_p, FS5, every),
                            "fewshot1_a2i": _subset(rows_p, FS1, every)}
-    write_record(HERE / "summary.json", out, command="summarize",
+    write_record(HERE / (argv[1] if len(argv) > 1 else "summary.json"), out,
+                 command="summarize",
                  config={"default": argv[0] if argv else "default_36x3.json",
                          "paper": "paper_36x3.json"})
     a = out["all_36"]

@@ -121,7 +121,7 @@ def run(args) -> dict:
     method = get_method(args.method)
     if args.epochs is not None:
         method = method.replace(epochs=args.epochs)
-    data = encode_pair(root, kind=method.features, progress=False)
+    data = encode_pair(root, kind=method.encoded_kind, progress=False)
     synthetic = any(bool(data.meta.get(m, {}).get("synthetic")) for m in ("image", "audio"))
     source = "synthetic" if synthetic else "real"
     print(f"bench zeroshot: {source.upper()} features "

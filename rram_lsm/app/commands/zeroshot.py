@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 
 from .common import add_backend, add_data_dir, add_json, add_seeds
 
 # the CLI's choices, kept in step with projections.train.FEATURE_KINDS by a test (importing
 # projections here would load torch for every rram-lsm command)
-FEATURE_KINDS = ("counts", "windowed", "counts+windowed", "input", "counts+input",
-                 "windowed+input", "counts+windowed+input")
+BASE_FEATURE_KINDS = ("counts", "windowed", "span", "input", "input_span")
+FEATURE_KINDS = tuple("+".join(c) for n in range(1, len(BASE_FEATURE_KINDS) + 1)
+                      for c in itertools.combinations(BASE_FEATURE_KINDS, n))
 
 
 def _patience(text: str):
@@ -73,8 +75,12 @@ def register(sub) -> None:
     p.add_argument("--audio", default="auto", choices=("auto", "fsdd", "ntidigits"),
                    help="audio dataset (auto: ntidigits if its hdf5 is present, else fsdd)")
     p.add_argument("--feature-kind", default=None, choices=FEATURE_KINDS,
-                   help="override the recipe's LSM features; input = the reservoir's input "
-                        "rates with the reservoir bypassed (an ablation)")
+                   help="run the whole recipe (heads and few-shot) on these LSM features; "
+                        "input = the reservoir's input rates with the reservoir bypassed "
+                        "(an ablation)")
+    p.add_argument("--fewshot-kind", default=None, choices=FEATURE_KINDS,
+                   help="features of the few-shot metric alone (after --feature-kind); "
+                        "span / input_span count in windows of each sample's active span")
     p.add_argument("--image-input", default=None, choices=("crop", "full"),
                    help="N-MNIST front end of the image reservoir: crop (the paper's 16 x 16 "
                         "ON crop, 256 inputs; default) or full (34 x 34, both polarities, "
@@ -164,7 +170,12 @@ def _run(args) -> int:
         if args.select:
             raise ConfigError("--feature-kind overrides one recipe; --select compares the "
                               "candidates on their own kinds: drop one of them")
-        method = method.replace(features=args.feature_kind)
+        method = method.replace(features=args.feature_kind, fewshot_features=None)
+    if args.fewshot_kind is not None:
+        if args.select:
+            raise ConfigError("--fewshot-kind overrides one recipe; --select compares the "
+                              "candidates on their own kinds: drop one of them")
+        method = method.replace(fewshot_features=args.fewshot_kind)
     if args.shots and any(k < 1 for k in args.shots):
         raise ConfigError(f"--shots must be >= 1, got {args.shots}")
     if not method.trained and not args.shots:
@@ -199,7 +210,7 @@ def _run(args) -> int:
         raise ConfigError("--heads analogue evaluates one split (--seen/--unseen, default "
                           "the paper's): drop --splits")
     # saved features are taken as the method's feature kind: the file does not record it
-    data = load_npz(args.features) if args.features else encode(method.features)
+    data = load_npz(args.features) if args.features else encode(method.encoded_kind)
     if args.heads == "analogue":
         return _analogue(args, data, method, seeds, progress)
     result = run_protocol(data, method, splits=args.splits, split_seed=args.split_seed,
@@ -283,7 +294,7 @@ def _select(args, source, seeds, progress) -> int:
 
     cands = candidates()
     if callable(source):
-        data = {k: source(k) for k in sorted({c.features for c in cands})}
+        data = {k: source(k) for k in sorted({c.encoded_kind for c in cands})}
     else:
         # a file that records no kind is taken as counts; one that does serves the
         # kinds its blocks hold
@@ -296,7 +307,7 @@ def _select(args, source, seeds, progress) -> int:
                 return False
             return True
 
-        servable = [c for c in cands if serves(c.features)]
+        servable = [c for c in cands if serves(c.encoded_kind)]
         if not servable:
             raise ConfigError("no selection candidate runs on the features in this file")
         if len(servable) < len(cands):

@@ -278,11 +278,11 @@ def _run_demo(opts: DemoOptions, config, json_path) -> DemoResult:
         timing = {"chip_s": time.perf_counter() - t_start}
 
         # 2. Encode both modalities on those tiles, before any other run touches them
-        # (feature cache: a second run loads them). counts+input serves every recipe here:
-        # each reads the columns of its feature kind.
+        # (feature cache: a second run loads them). The default's kinds serve every recipe
+        # here (counts, input): each reads the columns of its feature kind.
         _say(f"[lsm] encoding {_IMAGE} and {audio_name} on the same chip ...")
         data = encode_pair(root, audio=audio_name, progress=opts.progress,
-                           kind="counts+input", session=session)
+                           kind=cfg.encoded_kind, session=session)
         timing["encode_s"] = time.perf_counter() - t_start - sum(timing.values())
 
         # 3. Read the tiles back and run a few examples for the figures and energy.
