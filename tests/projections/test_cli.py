@@ -91,14 +91,18 @@ def test_zeroshot_fewshot_kind_changes_only_the_few_shot_features(tmp_path, monk
     given kind (here the input's envelope in windows of the active span)."""
     monkeypatch.delenv("RRAM_LSM_DATA", raising=False)
     out = tmp_path / "zs.json"
-    assert main(["zeroshot", "--fewshot-kind", "counts+input_span", "--epochs", "2",
-                 "--splits", "1", "--seeds", "1", "--shots", "1", "--episodes", "2",
-                 "--no-progress", "--json", str(out)]) == 0
+    assert main(["zeroshot", "--fewshot-kind", "counts+input_span", "--fewshot-transform",
+                 "sqrt", "--fewshot-whiten", "0.9", "--epochs", "2", "--splits", "1",
+                 "--seeds", "1", "--shots", "1", "--episodes", "2", "--no-progress",
+                 "--json", str(out)]) == 0
     cfg = json.loads(out.read_text())["config"]["method_config"]
     assert cfg["features"] == "counts+input" and cfg["fewshot_features"] == "counts+input_span"
+    assert cfg["fewshot_transform"] == "sqrt" and cfg["fewshot_whiten"] == 0.9
     assert main(["zeroshot", "--fewshot-kind", "input_span", "--select",
                  "--no-progress"]) == 1
-    assert "--fewshot-kind overrides one recipe" in capsys.readouterr().err
+    assert "override one recipe" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["zeroshot", "--fewshot-whiten", "1.5"])
 
 
 def test_cli_feature_kinds_match_the_recipes():

@@ -26,6 +26,17 @@ def _patience(text: str):
     return value
 
 
+def _shrinkage(text: str) -> float:
+    """``--fewshot-whiten``: a shrinkage in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"shrinkage must be in [0, 1], got {value}")
+    return value
+
+
 def _splits(value: str):
     if value == "all":
         return "all"
@@ -81,6 +92,11 @@ def register(sub) -> None:
     p.add_argument("--fewshot-kind", default=None, choices=FEATURE_KINDS,
                    help="features of the few-shot metric alone (after --feature-kind); "
                         "span / input_span count in windows of each sample's active span")
+    p.add_argument("--fewshot-transform", default=None, choices=("none", "sqrt"),
+                   help="element-wise transform of those features (sqrt: signed square root)")
+    p.add_argument("--fewshot-whiten", default=None, type=_shrinkage, metavar="S",
+                   help="whitening shrinkage in [0, 1] of the few-shot metric (the default "
+                        "recipe's 0.7)")
     p.add_argument("--image-input", default=None, choices=("crop", "full"),
                    help="N-MNIST front end of the image reservoir: crop (the paper's 16 x 16 "
                         "ON crop, 256 inputs; default) or full (34 x 34, both polarities, "
@@ -171,11 +187,15 @@ def _run(args) -> int:
             raise ConfigError("--feature-kind overrides one recipe; --select compares the "
                               "candidates on their own kinds: drop one of them")
         method = method.replace(features=args.feature_kind, fewshot_features=None)
-    if args.fewshot_kind is not None:
+    fewshot = {"fewshot_features": args.fewshot_kind,
+               "fewshot_transform": args.fewshot_transform,
+               "fewshot_whiten": args.fewshot_whiten}
+    fewshot = {k: v for k, v in fewshot.items() if v is not None}
+    if fewshot:
         if args.select:
-            raise ConfigError("--fewshot-kind overrides one recipe; --select compares the "
-                              "candidates on their own kinds: drop one of them")
-        method = method.replace(fewshot_features=args.fewshot_kind)
+            raise ConfigError("--fewshot-kind/-transform/-whiten override one recipe; "
+                              "--select compares the candidates as they are: drop one")
+        method = method.replace(**fewshot)
     if args.shots and any(k < 1 for k in args.shots):
         raise ConfigError(f"--shots must be >= 1, got {args.shots}")
     if not method.trained and not args.shots:
