@@ -200,6 +200,17 @@ def test_encode_cli_json_and_figure(synthetic, tmp_path):
     assert png.stat().st_size > 10_000
 
 
+def test_encode_cli_span_kind(synthetic, tmp_path):
+    from lsm.features import FEATURE_KINDS
+    from rram_lsm.app.commands import lsm as lsm_cmd
+
+    assert lsm_cmd.KINDS == FEATURE_KINDS
+    out = tmp_path / "encode.json"
+    assert main(["encode", "--dataset", "fsdd", "--kind", "span", "--no-progress",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["n_features"] == 5 * 200
+
+
 def test_plots_return_figures():
     s = (np.random.default_rng(1).random((20, 6)) < 0.2).astype(np.uint8)
     v = np.random.default_rng(2).normal(size=(20, 6))

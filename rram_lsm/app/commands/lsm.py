@@ -7,7 +7,9 @@ from ...errors import ConfigError
 from .common import add_backend, add_data_dir, add_json, add_seeds
 
 DATASETS = ("nmnist", "fsdd", "ntidigits")
-KINDS = ("counts", "windowed", "first_spike", "membrane")
+# lsm.features.FEATURE_KINDS (a test keeps them in step; importing lsm here would load numba
+# for every rram-lsm command)
+KINDS = ("counts", "windowed", "span", "first_spike", "membrane")
 
 
 def _add_lsm_options(p, many: bool = False) -> None:
