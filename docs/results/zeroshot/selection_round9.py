@@ -13,22 +13,25 @@ torch.set_num_threads(1)
 from threadpoolctl import threadpool_limits; threadpool_limits(1)
 from rram_lsm.app.features import encode_pair
 from projections import select_method
+from projections.selection import _round9
 from projections.train import METHODS
 from rram_lsm.records import write_record
 if __name__ != "__main__": raise SystemExit
 t0 = time.time()
 twin = METHODS["raw"].replace(fewshot_sources="own", fewshot_transductive=3,
                               fewshot_transductive_temperature=0.05)
-# (features, transform, whitening shrinkage); the first is today's default's twin
-GRID = [("counts+input", "none", 0.7), ("counts+input", "sqrt", 0.7),
-        ("counts+input_span", "none", 0.7), ("counts+input_span", "sqrt", 0.5),
-        ("counts+input_span", "sqrt", 0.7), ("counts+input_span", "sqrt", 0.9),
-        ("counts+input+input_span", "sqrt", 0.7), ("span+input", "sqrt", 0.7),
-        ("span+input_span", "sqrt", 0.7), ("counts+span+input_span", "sqrt", 0.7)]
+# today's default's twin first, then the round's grid (projections.selection lists it),
+# then the ablations; (features, transform, whitening shrinkage)
+REFERENCE = [("counts+input", "none", 0.7)]
 ABLATIONS = [("input_span", "sqrt", 0.7), ("input", "none", 0.7)]
 data = encode_pair(None, kind="counts+span+input+input_span", progress=False)
-cands = [twin.replace(name=f"raw_{k}_{t}_w{w}_trans3", features=k, feature_transform=t,
-                      fewshot_whiten=w) for k, t, w in GRID + ABLATIONS]
+
+
+def named(rows):
+    return [twin.replace(name=f"raw_{k}_{t}_w{w}_trans3", features=k, feature_transform=t,
+                         fewshot_whiten=w) for k, t, w in rows]
+GRID = named(REFERENCE) + _round9()
+cands = GRID + named(ABLATIONS)
 by_kind = {k: data.select_kind(k) for k in {c.features for c in cands}}
 scores = {}
 for shots in (5, 1):
