@@ -5,7 +5,7 @@ import numpy as np
 
 from rram_lsm.errors import ShapeError
 
-__all__ = ["plot_raster", "plot_membrane", "plot_activity"]
+__all__ = ["plot_raster", "plot_membrane", "plot_activity", "plot_span_windows"]
 
 
 def _axes(ax, figsize):
@@ -78,5 +78,40 @@ def plot_activity(spikes, membrane, *, inputs=None, threshold: float | None = No
                                    gridspec_kw={"height_ratios": [2, 1]})
     plot_raster(spikes, inputs=inputs, ax=ax1, title=title)
     plot_membrane(membrane, threshold=threshold, neurons=neurons, spikes=spikes, ax=ax2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_span_windows(rasters, n_windows: int = 5, *, titles=None):
+    """Input rasters (N, T, n_inputs) of a few samples, one panel each, with the edges of
+    the ``windowed`` kind (fixed, dashed grey) and of the ``span`` kinds (equal parts of
+    the sample's active span, solid red): why the span windows line the same sounds up
+    across speaking rates."""
+    import matplotlib.pyplot as plt
+
+    from .features import active_span
+
+    x = np.asarray(rasters)
+    if x.ndim != 3:
+        raise ShapeError(f"rasters must be (N, T, n_inputs), got shape {x.shape}")
+    n, n_steps, _ = x.shape
+    fig, axes = plt.subplots(n, 1, figsize=(7, 1.6 * n + 0.6), sharex=True, squeeze=False)
+    spans = active_span(x)
+    fixed = np.linspace(0, n_steps, n_windows + 1)
+    for i, ax in enumerate(axes[:, 0]):
+        t, c = np.nonzero(x[i])
+        ax.scatter(t, c, s=2, c="0.3", marker="|")
+        for e in fixed[1:-1]:
+            ax.axvline(e - 0.5, color="0.6", ls="--", lw=0.8)
+        a, b = spans[i]
+        for e in a + np.linspace(0, 1, n_windows + 1) * (b - a):
+            ax.axvline(e - 0.5, color="C3", lw=1.0)
+        ax.set_ylabel("channel")
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("time step")
+    axes[0, 0].plot([], [], color="0.6", ls="--", label="windowed (fixed)")
+    axes[0, 0].plot([], [], color="C3", label="span (active span)")
+    axes[0, 0].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig

@@ -218,6 +218,17 @@ def test_plots_return_figures():
     assert isinstance(fig, matplotlib.figure.Figure)
     fig2 = plot_activity(s, v, threshold=1.0)
     assert len(fig2.axes) == 2
+    from lsm.plots import plot_span_windows
+
+    x = np.zeros((2, 30, 4), np.uint8)
+    x[0, 5:10, 1] = x[1, 12:28, 2] = 1
+    fig3 = plot_span_windows(x, 3, titles=["fast", "slow"])
+    assert len(fig3.axes) == 2
+    # 2 fixed inner edges + 4 span edges per panel, at the span's ends 4.5 and 9.5
+    lines = [ln.get_xdata()[0] for ln in fig3.axes[0].lines if len(ln.get_xdata())]
+    assert len(lines) == 6 and 4.5 in lines and 9.5 in lines
+    with pytest.raises(ShapeError):
+        plot_span_windows(x[0])
 
 
 def test_input_kind_bypasses_the_reservoir(synthetic):
