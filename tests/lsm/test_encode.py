@@ -209,6 +209,10 @@ def test_encode_cli_span_kind(synthetic, tmp_path):
     assert main(["encode", "--dataset", "fsdd", "--kind", "span", "--no-progress",
                  "--json", str(out)]) == 0
     assert json.loads(out.read_text())["n_features"] == 5 * 200
+    assert main(["encode", "--dataset", "fsdd", "--kind", "span", "--n-windows", "3",
+                 "--no-progress", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["n_features"] == 3 * 200
+    assert main(["encode", "--dataset", "fsdd", "--n-windows", "0", "--no-progress"]) == 1
 
 
 def test_plots_return_figures():

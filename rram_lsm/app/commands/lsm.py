@@ -53,7 +53,8 @@ def _encode(args) -> int:
     progress = not args.no_progress
     # before the chip forms: a wrong data directory or input fails first
     ds = open_data(args.dataset, args.data_dir, progress=progress, input=args.input)
-    options = EncodeOptions(kind=args.kind, progress=progress, chunk_size=args.chunk_size)
+    options = EncodeOptions(kind=args.kind, progress=progress, chunk_size=args.chunk_size,
+                            n_windows=args.n_windows)
     if args.scheduler is not None:
         from ..features import encode_distributed
 
@@ -246,6 +247,8 @@ def register(sub) -> None:
     add_json(p)
     p.add_argument("--chip-age-s", type=float, default=0.0,
                    help="seconds the chip ages (drift) after forming, before encoding")
+    p.add_argument("--n-windows", type=int, default=5, metavar="K",
+                   help="time windows of the windowed and span kinds")
     p.add_argument("--out", default=None, metavar="NPZ", help="also save the features here")
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="raster and membrane traces of one sample")
