@@ -53,8 +53,12 @@ def span_rates(x: np.ndarray, span: np.ndarray, n_windows: int) -> np.ndarray:
     span = np.asarray(span, np.int64)
     if span.shape != (n_samples, 2):
         raise ShapeError(f"span must be ({n_samples}, 2), got {span.shape}")
-    if n_windows < 1:
-        raise ConfigError(f"n_windows must be >= 1, got {n_windows}")
+    if not 1 <= n_windows <= n_steps:
+        raise ConfigError(f"n_windows must be in [1, T={n_steps}], got {n_windows}")
+    if n_samples and ((span[:, 0] < 0) | (span[:, 0] >= span[:, 1]) |
+                      (span[:, 1] > n_steps)).any():
+        raise ConfigError(f"every span must be steps [first, last + 1) within [0, "
+                          f"T={n_steps}], first < last + 1 (active_span gives them)")
     # cumulative counts turn every window into two lookups (T fits int32 exactly)
     cum = np.zeros((n_samples, n_steps + 1, x.shape[2]), np.int32)
     np.cumsum(x, axis=1, dtype=np.int32, out=cum[:, 1:])

@@ -264,6 +264,11 @@ def _transformed(data: PairedFeatures, cfg: MethodConfig):
     if (cfg.fewshot_kind, cfg.fewshot_feature_transform) == (cfg.features,
                                                                cfg.feature_transform):
         return x_i, x_a, x_i, x_a
+    if cfg.fewshot_kind != cfg.features and data.meta.get("feature_kind") is None:
+        # data without a kind record are taken as the heads' kind: they cannot serve another
+        raise ConfigError(f"method {cfg.name!r} reads {cfg.fewshot_kind!r} features for "
+                          f"few-shot, but the data record no feature kind to select them "
+                          f"from; encode with encode_pair(kind={cfg.encoded_kind!r})")
     few = _select(data, cfg, cfg.fewshot_kind)
     return (x_i, x_a, transform_features(few.image_values, cfg.fewshot_feature_transform),
             transform_features(few.audio_values, cfg.fewshot_feature_transform))

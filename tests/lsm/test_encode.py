@@ -80,6 +80,13 @@ def test_span_windows_follow_each_samples_active_input():
         spike_features(spikes, "span", span=active_span(both)[:1])
     with pytest.raises(ConfigError, match="input feature kind"):
         input_features(both, "span")
+    from lsm.features import span_rates
+
+    for bad in ([[-3, 2]], [[4, 2]], [[3, 21]], [[5, 5]]):   # wrapping, reversed, beyond T
+        with pytest.raises(ConfigError, match="span"):
+            span_rates(fast, np.array(bad), 2)
+    with pytest.raises(ConfigError, match="n_windows"):
+        span_rates(fast, active_span(fast), 21)
 
 
 def test_span_kinds_encode_through_the_pipeline(synthetic):

@@ -98,9 +98,11 @@ def test_zeroshot_fewshot_kind_changes_only_the_few_shot_features(tmp_path, monk
     cfg = json.loads(out.read_text())["config"]["method_config"]
     assert cfg["features"] == "counts+input" and cfg["fewshot_features"] == "counts+input_span"
     assert cfg["fewshot_transform"] == "sqrt" and cfg["fewshot_whiten"] == 0.9
-    assert main(["zeroshot", "--fewshot-kind", "input_span", "--select",
+    assert main(["zeroshot", "--fewshot-kind", "input_span", "--select", "--shots", "1",
                  "--no-progress"]) == 1
     assert "override one recipe" in capsys.readouterr().err
+    assert main(["zeroshot", "--fewshot-whiten", "0.5", "--no-progress"]) == 1
+    assert "add --shots K" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["zeroshot", "--fewshot-whiten", "1.5"])
 

@@ -173,3 +173,6 @@ def test_few_shot_can_read_its_own_features_while_the_heads_keep_theirs(syntheti
     assert res.runs[0].fewshot == other.fewshot
     with pytest.raises(ConfigError, match="fewshot_features"):
         METHODS["default"].replace(fewshot_features="cochlea")
+    # data without a kind record cannot serve a second kind: an error, not the heads' columns
+    with pytest.raises(ConfigError, match="record no feature kind"):
+        evaluate_split(dataclasses.replace(both, meta={}), method=split, **kw)

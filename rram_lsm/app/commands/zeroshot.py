@@ -192,6 +192,9 @@ def _run(args) -> int:
                "fewshot_whiten": args.fewshot_whiten}
     fewshot = {k: v for k, v in fewshot.items() if v is not None}
     if fewshot:
+        if not args.shots:
+            raise ConfigError("--fewshot-kind/-transform/-whiten change the few-shot metric: "
+                              "add --shots K")
         if args.select:
             raise ConfigError("--fewshot-kind/-transform/-whiten override one recipe; "
                               "--select compares the candidates as they are: drop one")
