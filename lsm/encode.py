@@ -22,8 +22,8 @@ import numpy as np
 from rram_lsm.errors import ConfigError, ShapeError
 
 from .cache import FeatureCache
-from .features import (FEATURE_KINDS, INPUT_KIND, INPUT_KINDS, Features, active_span,
-                       input_features, spike_features)
+from .features import (FEATURE_KINDS, INPUT_KIND, INPUT_KINDS, WINDOWED_KINDS, Features,
+                       active_span, input_features, spike_features)
 from .reservoir import PATHS, LsmConfig, Reservoir, preset
 
 __all__ = ["DATASETS", "EncodeOptions", "resolve_config", "encode_dataset", "encode_inputs",
@@ -135,7 +135,7 @@ def encode_inputs(ds, cfg: LsmConfig, rasters=None, progress: bool = True, *,
     dataset's rasters if already made (else they are made ``chunk_size`` samples at a
     time)."""
     _checked_rasters(ds, cfg, rasters)
-    width = cfg.n_inputs * (n_windows if _windowed(kind) else 1)
+    width = cfg.n_inputs * (n_windows if kind in WINDOWED_KINDS else 1)
     values = np.empty((len(ds), width), np.float32)
     with _bar(len(ds), f"{ds.name} inputs", progress) as bar:
         for lo, hi in chunk_bounds(len(ds), max(1, int(chunk_size))):
@@ -143,7 +143,7 @@ def encode_inputs(ds, cfg: LsmConfig, rasters=None, progress: bool = True, *,
                                            n_windows=n_windows)
             bar.update(hi - lo)
     meta = {**dataset_meta(ds), "kind": kind, "reservoir": "bypassed",
-            "n_windows": n_windows if _windowed(kind) else None,
+            "n_windows": n_windows if kind in WINDOWED_KINDS else None,
             "lsm_config": dataclasses.asdict(cfg)}
     return Features(values, ds.labels, ds.is_test, meta)
 
@@ -188,10 +188,6 @@ class SpikeStats:
         if self.per_neuron is None or self.n_cells == 0:
             return 0.0
         return float((self.per_neuron == 0).mean())
-
-
-def _windowed(kind: str) -> bool:
-    return kind in ("windowed", "span", "input_span")
 
 
 def _run_chunk(reservoir: Reservoir, chunk: np.ndarray, chosen: str, options: EncodeOptions):
@@ -258,7 +254,7 @@ def encode_range(reservoir: Reservoir, ds, options: EncodeOptions, lo: int, hi: 
             stats.add(spikes)
             bar.update(b - a)
     if values is None:  # an empty range
-        width = cfg.n_neurons * (options.n_windows if _windowed(options.kind) else 1)
+        width = cfg.n_neurons * (options.n_windows if options.kind in WINDOWED_KINDS else 1)
         values = np.zeros((0, width), np.float32)
     return values, stats, chosen
 
@@ -273,7 +269,7 @@ def encode_key(reservoir: Reservoir, ds, options: EncodeOptions, cache: FeatureC
         "forming": dataclasses.asdict(reservoir.forming),
         "clock_s": reservoir.clock_s(), "runs_before": reservoir.runs,
         "path": options.path, "kind": options.kind,
-        "n_windows": options.n_windows if _windowed(options.kind) else None,
+        "n_windows": options.n_windows if options.kind in WINDOWED_KINDS else None,
     })
 
 
@@ -288,7 +284,7 @@ def features_of(reservoir: Reservoir, ds, options: EncodeOptions, values: np.nda
         **reservoir.placement(),
         "path": chosen,
         "kind": options.kind,
-        "n_windows": options.n_windows if _windowed(options.kind) else None,
+        "n_windows": options.n_windows if options.kind in WINDOWED_KINDS else None,
         "firing_rate_per_step": stats.firing_rate,
         "silent_fraction": stats.silent_fraction,
         **dataset_meta(ds), "chip_age_s": reservoir.clock_s(),

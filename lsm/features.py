@@ -16,8 +16,8 @@ import numpy as np
 
 from rram_lsm.errors import ConfigError, DataError, ShapeError
 
-__all__ = ["FEATURE_KINDS", "INPUT_KIND", "INPUT_KINDS", "Features", "spike_features",
-           "input_features", "active_span", "span_rates"]
+__all__ = ["FEATURE_KINDS", "INPUT_KIND", "INPUT_KINDS", "WINDOWED_KINDS", "Features",
+           "spike_features", "input_features", "active_span", "span_rates"]
 
 FEATURE_KINDS = ("counts", "windowed", "span", "first_spike", "membrane")
 INPUT_KIND = "input"
@@ -26,6 +26,12 @@ bypassed. An ablation: it shows what the reservoir adds to (or loses from) its i
 INPUT_KINDS = (INPUT_KIND, "input_span")
 """Features of the input rasters themselves: ``input`` (rate per input row) and
 ``input_span`` (the same in each window of the active span)."""
+
+
+WINDOWED_KINDS = ("windowed", "span", "input_span")
+"""Kinds whose width and values depend on ``n_windows``."""
+_SPAN_BLOCK = 64
+"""Samples whose cumulative counts :func:`span_rates` holds at once."""
 
 
 def active_span(rasters: np.ndarray) -> np.ndarray:
@@ -59,16 +65,21 @@ def span_rates(x: np.ndarray, span: np.ndarray, n_windows: int) -> np.ndarray:
                       (span[:, 1] > n_steps)).any():
         raise ConfigError(f"every span must be steps [first, last + 1) within [0, "
                           f"T={n_steps}], first < last + 1 (active_span gives them)")
-    # cumulative counts turn every window into two lookups (T fits int32 exactly)
-    cum = np.zeros((n_samples, n_steps + 1, x.shape[2]), np.int32)
-    np.cumsum(x, axis=1, dtype=np.int32, out=cum[:, 1:])
     frac = np.linspace(0.0, 1.0, n_windows + 1)
     edges = np.rint(span[:, :1] + frac * (span[:, 1:] - span[:, :1])).astype(np.int64)
     lo = np.minimum(edges[:, :-1], n_steps - 1)
     hi = np.minimum(np.maximum(edges[:, 1:], lo + 1), n_steps)
-    rows = np.arange(n_samples)[:, None]
-    counts = cum[rows, hi] - cum[rows, lo]            # (N, n_windows, n)
-    return (counts / (hi - lo)[:, :, None]).reshape(n_samples, -1).astype(np.float32)
+    out = np.empty((n_samples, n_windows, x.shape[2]), np.float32)
+    # cumulative counts turn every window into two lookups; a block of samples at a time
+    # keeps the (block, T, n) int32 sums small for wide reservoirs
+    for a in range(0, n_samples, _SPAN_BLOCK):
+        b = min(a + _SPAN_BLOCK, n_samples)
+        cum = np.zeros((b - a, n_steps + 1, x.shape[2]), np.int32)
+        np.cumsum(x[a:b], axis=1, dtype=np.int32, out=cum[:, 1:])
+        rows = np.arange(b - a)[:, None]
+        counts = cum[rows, hi[a:b]] - cum[rows, lo[a:b]]         # (block, n_windows, n)
+        out[a:b] = counts / (hi[a:b] - lo[a:b])[:, :, None]
+    return out.reshape(n_samples, -1)
 
 
 def spike_features(spikes: np.ndarray, kind: str = "counts", *, v_final=None,

@@ -97,14 +97,15 @@ def plot_span_windows(rasters, n_windows: int = 5, *, titles=None):
     n, n_steps, _ = x.shape
     fig, axes = plt.subplots(n, 1, figsize=(7, 1.6 * n + 0.6), sharex=True, squeeze=False)
     spans = active_span(x)
-    fixed = np.linspace(0, n_steps, n_windows + 1)
+    # the edges the features use: rounded to whole steps
+    fixed = np.linspace(0, n_steps, n_windows + 1).round()
     for i, ax in enumerate(axes[:, 0]):
         t, c = np.nonzero(x[i])
         ax.scatter(t, c, s=2, c="0.3", marker="|")
         for e in fixed[1:-1]:
             ax.axvline(e - 0.5, color="0.6", ls="--", lw=0.8)
         a, b = spans[i]
-        for e in a + np.linspace(0, 1, n_windows + 1) * (b - a):
+        for e in np.rint(a + np.linspace(0, 1, n_windows + 1) * (b - a)):
             ax.axvline(e - 0.5, color="C3", lw=1.0)
         ax.set_ylabel("channel")
         if titles is not None:

@@ -355,7 +355,7 @@ class Reservoir:
         ``labels`` / ``is_test`` default to -1 / False (unknown). ``meta`` is merged into the
         provenance this reservoir records (config, forming, path, kind, firing rate).
         """
-        from .features import FEATURE_KINDS, Features, spike_features
+        from .features import FEATURE_KINDS, WINDOWED_KINDS, Features, active_span, spike_features
 
         if kind not in FEATURE_KINDS:
             raise ConfigError(f"feature kind must be one of {FEATURE_KINDS}, got {kind!r}")
@@ -363,8 +363,6 @@ class Reservoir:
         out = self.run(rasters, chosen, batch_size=batch_size, progress=progress,
                        return_membrane=kind == "membrane")
         spikes, v_final = out if kind == "membrane" else (out, None)
-        from .features import active_span
-
         values = spike_features(spikes, kind, v_final=v_final, n_windows=n_windows,
                                 span=active_span(rasters) if kind == "span" else None)
         n = len(values)
@@ -377,7 +375,7 @@ class Reservoir:
             **self.placement(),
             "path": chosen,
             "kind": kind,
-            "n_windows": n_windows if kind in ("windowed", "span") else None,
+            "n_windows": n_windows if kind in WINDOWED_KINDS else None,
             "firing_rate_per_step": float(spikes.mean()) if spikes.size else 0.0,
             "silent_fraction": float((spikes.sum(axis=(0, 1)) == 0).mean()) if n else 0.0,
         }

@@ -206,7 +206,8 @@ from rram_lsm.app.features import open_data
 from rram_lsm.app.experiments.pipeline import pick_samples, subset_rasters
 fsdd = open_data("fsdd", None, progress=False)
 pick = pick_samples(fsdd.labels, 3, seed=1)
-plot_span_windows(subset_rasters(fsdd, pick), titles=[f"digit {fsdd.labels[i]}" for i in pick]);"""),
+plot_span_windows(subset_rasters(fsdd, pick),
+                  titles=[f"digit {fsdd.labels[i]}" for i in pick]);"""),
         ("code", """\
 both = encode_pair(chip_seed=0, kind="counts+input+input_span", progress=False)
 default = get_method("default").replace(epochs=30)

@@ -32,8 +32,8 @@ side, joined by ``+`` in the order of :data:`BASE_FEATURE_KINDS`."""
 FEATURE_TRANSFORMS = ("none", "sqrt")
 """Element-wise transforms of the features (``MethodConfig.feature_transform``)."""
 
-__all__ = ["BASE_FEATURE_KINDS", "FEATURE_KINDS", "FEATURE_TRANSFORMS", "transform_features", "MethodConfig",
-           "METHODS", "get_method", "TrainResult", "train_heads", "method_loss",
+__all__ = ["BASE_FEATURE_KINDS", "FEATURE_KINDS", "FEATURE_TRANSFORMS", "transform_features",
+           "MethodConfig", "METHODS", "get_method", "TrainResult", "train_heads", "method_loss",
            "needs_similarity", "FeatureSimilarity"]
 
 
