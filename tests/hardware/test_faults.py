@@ -30,7 +30,12 @@ def test_mixed_commands_survive_a_faulty_link(noise_free_profile):
                                                       cols=16))
     ref = SimMacro(seed=9, profile=small)
     rng = np.random.default_rng(0)
-    with open_emulated(seed=9, profile=small, corrupt_rate=0.01, drop_rate=0.005,
+    # 0.6 % of bytes damaged: a 30-byte exchange fails about one time in six, so every
+    # kind of command meets retries, while the ~140-byte INFO exchange (re-read after each
+    # reboot) gets through in 41 tries but for odds of 1e-10; at 1.5 % it failed 88 % of
+    # tries, and in 1 of 7 probe runs all 41 (the fault draws follow the run's timing,
+    # so fault_seed alone does not pin them)
+    with open_emulated(seed=9, profile=small, corrupt_rate=0.004, drop_rate=0.002,
                        latency_s=0.001, reset_rate=0.03, fault_seed=4, timeout_s=0.3, retries=40,
                        gap_s=0.005, inter_byte_timeout_s=0.005, backoff_s=0.0) as m:
         state_changing = 0
