@@ -59,7 +59,8 @@ def candidates() -> list[MethodConfig]:
         joint.replace(name="joint_mlp", head="mlp"),
         joint.replace(name="joint_structure", structure_weight=1.0),
         joint.replace(name="joint_audio", fewshot_sources="audio"),
-    ] + _round3() + _round4() + _round5() + _round6() + _round8() + _round9() + _round10()
+    ] + _round3() + _round4() + _round5() + _round6() + _round8() + _round9() + \
+        _round10() + _round12() + [METHODS["default"]]
 
 
 def _default_before_round4() -> MethodConfig:
@@ -154,21 +155,28 @@ def _round6() -> list[MethodConfig]:
     return out + [_default_of_round6()]
 
 
-def _default_of_round6() -> MethodConfig:
-    """The default rounds 6 and 7 kept: today's, its heads trained all 100 epochs."""
+def _default_of_round8() -> MethodConfig:
+    """The default rounds 8-10 kept: supervised contrast + structure at T = 0.1, few-shot
+    on counts+input whitened 0.7 (round 11 added the CLIP term at T = 0.2 and moved
+    few-shot to counts+input_span)."""
     from .train import METHODS
 
-    return METHODS["default"].replace(name="default_round6", patience=None)
+    return METHODS["default"].replace(name="default_round8", temperature=0.1,
+                                      clip_weight=0.0, fewshot_features=None,
+                                      fewshot_transform=None, fewshot_whiten=0.7)
+
+
+def _default_of_round6() -> MethodConfig:
+    """The default rounds 6 and 7 kept: round 8's, its heads trained all 100 epochs."""
+    return _default_of_round8().replace(name="default_round6", patience=None)
 
 
 def _round8() -> list[MethodConfig]:
     """Round 8 (issues 14 and 17): early stopping of the default's heads, for speed; the
     rule and the scores are in ``docs/results/zeroshot/selection_round8.py``/``.json``."""
-    from .train import METHODS
-
     d = _default_of_round6()
     return [d.replace(name=f"default_patience{p}", patience=p) for p in (30, 20)] + \
-        [METHODS["default"]]
+        [_default_of_round8()]
 
 
 def _round9() -> list[MethodConfig]:
@@ -194,11 +202,25 @@ def _round10() -> list[MethodConfig]:
     """Round 10 (issue 17): the paper's CLIP term added to the default's loss, for its
     zero-shot half (``docs/results/zeroshot/selection_round10.py``/``.json``; none
     adopted: every zero-shot interval spans 0)."""
-    from .train import METHODS
-
-    d = METHODS["default"]
+    d = _default_of_round8()
     return [d.replace(name=f"default_clip{w:g}_T{t:g}", clip_weight=w, temperature=t)
             for w, t in ((0.5, 0.1), (1.0, 0.1), (2.0, 0.1), (1.0, 0.2))]
+
+
+def _round12() -> list[MethodConfig]:
+    """Round 12 (issue 17): round 11's few-shot metric (counts+input_span, sqrt) with
+    whitening 0.8-1.0, 3 or 6 transductive steps, T 0.05 or 0.1; none beat it by the
+    rule's 0.005 (``docs/results/zeroshot/selection_round12.py``/``.json``). Round 11
+    re-scored rounds 9 and 10 on all 21 pseudo splits and lists no recipe of its own."""
+    from .train import METHODS
+
+    twin = METHODS["raw"].replace(fewshot_sources="own", features="counts+input_span",
+                                  feature_transform="sqrt")
+    return [twin.replace(name=f"raw_counts+input_span_sqrt_w{w:g}_trans{k}_T{t:g}",
+                         fewshot_whiten=w, fewshot_transductive=k,
+                         fewshot_transductive_temperature=t)
+            for w in (0.8, 0.9, 0.95, 1.0) for k in (3, 6) for t in (0.05, 0.1)
+            if (w, k, t) != (0.9, 3, 0.05)]  # round 9's candidate
 
 
 def validation_view(data: PairedFeatures, seen=PAPER_SPLIT[0], test_fraction: float = 0.2,

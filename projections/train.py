@@ -198,18 +198,20 @@ METHODS: dict[str, MethodConfig] = {
                              fewshot_sources="image"),
     # Our default, chosen on seen-class validation data only (projections.selection, see
     # docs/zeroshot.md): the readout sees the reservoir's spike counts and its input rates
-    # (counts+input); heads trained with label-aware cross-modal contrast at a sharper
-    # temperature, feature standardisation and the structure-preserving term. Few-shot
-    # prototypes live in the raw features whitened by the seen classes' within-class
-    # covariance (shrinkage 0.7; round 5 had 0.5): on validation this beat every mix with
-    # the learned space; they are refined by 3 soft k-means steps over the episode's
-    # unlabelled queries (transductive, T = 0.05; round 6, issue 17). The heads stop after
-    # 10 epochs without a better validation score (round 8): a third of the training work
-    # for the same validation figures; few-shot does not read the heads.
+    # (counts+input); heads trained with label-aware cross-modal contrast plus the paper's
+    # CLIP term (weight 1) at T = 0.2 (round 11: validation's zero-shot choice), feature
+    # standardisation and the structure-preserving term; they stop after 10 epochs
+    # without a better validation score (round 8). Few-shot does not read
+    # the heads: prototypes live in the raw reservoir counts beside the input's envelope in
+    # 5 windows of each utterance's active span (counts+input_span, signed square root;
+    # rounds 9 and 11), whitened by the seen classes' within-class covariance (shrinkage
+    # 0.9), refined by 3 soft k-means steps over the episode's unlabelled queries
+    # (transductive, T = 0.05; round 6).
     "default": MethodConfig(name="default", features="counts+input", standardize=True,
-                            temperature=0.1, clip_weight=0.0, supcon_weight=1.0,
+                            temperature=0.2, clip_weight=1.0, supcon_weight=1.0,
                             structure_weight=1.0, patience=10, fewshot_sources="own",
-                            fewshot_raw_weight=1.0, fewshot_whiten=0.7,
+                            fewshot_raw_weight=1.0, fewshot_features="counts+input_span",
+                            fewshot_transform="sqrt", fewshot_whiten=0.9,
                             fewshot_transductive=3, fewshot_transductive_temperature=0.05),
     # No training: standardised raw reservoir features, nearest prototype (few-shot only).
     "raw": MethodConfig(name="raw", trained=False, fewshot_sources="audio",

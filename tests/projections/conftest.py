@@ -7,13 +7,21 @@ import pytest
 from projections import PairedFeatures
 
 
+KINDED_WIDTHS = {"counts": 20, "input": 6, "input_span": 6}
+
+
 def make_features(n_train=24, n_test=8, classes=range(10), dim=20, latent=4, noise=0.3,
-                  seed=0) -> PairedFeatures:
+                  seed=0, kinds=False) -> PairedFeatures:
     """Each class has a latent code; both modalities are fixed linear maps of it + noise.
 
     A map learned on seen classes therefore transfers to unseen ones (zero-shot works here
     by construction), which is what the protocol tests need to tell method from chance.
+    ``kinds``: the columns are recorded as ``counts+input+input_span`` blocks
+    (:data:`KINDED_WIDTHS`), as ``encode_pair`` records them, so that a recipe whose
+    few-shot reads another kind than its heads (the default) can run.
     """
+    if kinds:
+        dim = sum(KINDED_WIDTHS.values())
     rng = np.random.default_rng(seed)
     codes = {c: rng.normal(size=latent) for c in classes}
     maps = {m: rng.normal(size=(latent, dim)) for m in ("image", "audio")}
@@ -25,7 +33,13 @@ def make_features(n_train=24, n_test=8, classes=range(10), dim=20, latent=4, noi
         values = np.stack([codes[c] for c in labels]) @ maps[m]
         values = values + noise * rng.normal(size=values.shape) * values.std()
         out[m] = (values.astype(np.float32), labels.astype(np.int64), is_test)
-    return PairedFeatures(*out["image"], *out["audio"], meta={"synthetic": True})
+    meta = {"synthetic": True}
+    if kinds:
+        edges = np.cumsum([0, *KINDED_WIDTHS.values()]).tolist()
+        blocks = {k: [a, b] for k, a, b in zip(KINDED_WIDTHS, edges, edges[1:])}
+        meta.update(feature_kind="+".join(KINDED_WIDTHS),
+                    feature_blocks={"image": blocks, "audio": blocks})
+    return PairedFeatures(*out["image"], *out["audio"], meta=meta)
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +53,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def kinded():
+    """:func:`make_features` with a feature-kind record (``counts+input+input_span``)."""
+    return make_features(kinds=True)
 
 
 @pytest.fixture(scope="session")

@@ -113,11 +113,10 @@ def test_head_forward_ideal_equals_the_digital_head():
 
 
 def _train(synthetic, device, seed=0, stream=0):
-    from projections.protocol import _method, _prepare, _select
+    from projections.protocol import _method, _prepare
 
     cfg = _method(get_method("default")).replace(epochs=4)
-    data = _select(synthetic, cfg)
-    plan = _prepare(data, (1, 2, 3, 4, 5, 6, 7), (8, 9), cfg, seed, 0.2)
+    plan = _prepare(synthetic, (1, 2, 3, 4, 5, 6, 7), (8, 9), cfg, seed, 0.2)
     d, sp = plan.data, plan.sp
     train = sp.pairs("train", d.image_labels, d.audio_labels)
     val = sp.pairs("val", d.image_labels, d.audio_labels)
@@ -131,13 +130,13 @@ NOISY = AnalogDeviceConfig(prog_noise_us=0.4, read_noise_rel=0.02, adc_bits=8,
                            age_s=86400.0)
 
 
-def test_hardware_aware_training_is_reproducible_from_its_seeds(synthetic):
-    a, b = _train(synthetic, NOISY), _train(synthetic, NOISY)
+def test_hardware_aware_training_is_reproducible_from_its_seeds(kinded):
+    a, b = _train(kinded, NOISY), _train(kinded, NOISY)
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k]), k
     assert a.curves == b.curves
     assert a.model.input_ranges == b.model.input_ranges
-    c = _train(synthetic, NOISY, stream=1)
+    c = _train(kinded, NOISY, stream=1)
     assert c.curves["train_loss"] != a.curves["train_loss"]
     assert math.isfinite(a.curves["train_loss"][-1]) and a.best_epoch >= 1
 

@@ -194,43 +194,43 @@ def _records(res):
     METHODS["paper"].replace(epochs=5, ensemble=2),
     "raw",
 ], ids=["default", "paper-ensemble", "raw"])
-def test_protocol_engines_give_the_same_results(synthetic, method):
+def test_protocol_engines_give_the_same_results(kinded, method):
     """The stated tolerance of the fast protocol is zero: every run's record is equal,
     however the runs are stacked and on however many worker threads."""
     kw = dict(splits=3, seeds=2, shots=(1, 3), episodes=6, progress=False)
-    ref = run_protocol(synthetic, method, engine="per-run", **kw)
+    ref = run_protocol(kinded, method, engine="per-run", **kw)
     assert ref.engine == "per-run"
     for workers, stack_size in ((1, None), (2, None), (2, 4)):
-        fast = run_protocol(synthetic, method, engine="batched", workers=workers,
+        fast = run_protocol(kinded, method, engine="batched", workers=workers,
                             stack_size=stack_size, **kw)
         assert fast.engine == "batched" and fast.to_dict()["engine"] == "batched"
         assert _records(fast) == _records(ref)
 
 
-def test_auto_engine_and_kept_models(synthetic):
+def test_auto_engine_and_kept_models(kinded):
     assert batched_is_exact(METHODS["default"]) and batched_is_exact(METHODS["protonet"])
     odd = METHODS["protonet"].replace(structure_weight=1.0, epochs=2)
     assert not batched_is_exact(odd)
     kw = dict(seeds=1, shots=(2,), episodes=2, progress=False)
-    assert run_protocol(synthetic, odd, **kw).engine == "per-run"
-    assert run_protocol(synthetic, DEFAULT, **kw).engine == "batched"
-    kept = run_protocol(synthetic, DEFAULT, keep_models=True, **kw).runs[0]
-    alone = run_protocol(synthetic, DEFAULT, engine="per-run", keep_models=True, **kw).runs[0]
+    assert run_protocol(kinded, odd, **kw).engine == "per-run"
+    assert run_protocol(kinded, DEFAULT, **kw).engine == "batched"
+    kept = run_protocol(kinded, DEFAULT, keep_models=True, **kw).runs[0]
+    alone = run_protocol(kinded, DEFAULT, engine="per-run", keep_models=True, **kw).runs[0]
     assert kept.train.curves == alone.train.curves  # the val loss curve included
     for m in ("image", "audio"):
         np.testing.assert_array_equal(kept.embeddings[m], alone.embeddings[m])
         for part in ("train", "val", "test", "unseen"):
             np.testing.assert_array_equal(kept.parts[m][part], alone.parts[m][part])
     with pytest.raises(ConfigError, match="engine"):
-        run_protocol(synthetic, DEFAULT, engine="fast", **kw)
+        run_protocol(kinded, DEFAULT, engine="fast", **kw)
     with pytest.raises(ConfigError, match="workers"):
-        run_protocol(synthetic, DEFAULT, workers=0, **kw)
+        run_protocol(kinded, DEFAULT, workers=0, **kw)
 
 
-def test_split_result_record(synthetic):
+def test_split_result_record(kinded):
     from projections import SplitResult, evaluate_split
 
-    r = evaluate_split(synthetic, range(1, 8), (8, 9), DEFAULT, seed=0, shots=(2,),
+    r = evaluate_split(kinded, range(1, 8), (8, 9), DEFAULT, seed=0, shots=(2,),
                        episodes=3)
     assert isinstance(r, SplitResult) and r.train is None and r.embeddings is None
     rec = r.to_dict()
@@ -241,6 +241,6 @@ def test_split_result_record(synthetic):
     assert set(few) == {"top1", "n_queries", "n_episodes", "chance_top1"}
     rec["unseen"]["audio_to_image"]["top1"] = -1.0  # a copy: the result is unchanged
     assert r.unseen["audio_to_image"]["top1"] >= 0
-    raw = evaluate_split(synthetic, range(1, 8), (8, 9), "raw", shots=(2,), episodes=2)
+    raw = evaluate_split(kinded, range(1, 8), (8, 9), "raw", shots=(2,), episodes=2)
     assert set(raw.to_dict()) == {"seen_classes", "unseen_classes", "seed", "method",
                                   "fewshot"}

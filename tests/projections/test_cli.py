@@ -13,6 +13,15 @@ def feature_file(synthetic, tmp_path):
     return path
 
 
+@pytest.fixture
+def kinded_file(kinded, tmp_path):
+    """Features with a kind record, as ``rram-lsm encode`` writes them: the default reads
+    counts+input for its heads and counts+input_span for few-shot."""
+    path = tmp_path / "kinded.npz"
+    save_npz(kinded, path)
+    return path
+
+
 def test_zeroshot_cli_writes_the_keys(feature_file, tmp_path, capsys):
     out = tmp_path / "zs.json"
     rc = main(["zeroshot", "--features", str(feature_file), "--method", "paper",
@@ -152,13 +161,13 @@ def test_cli_engines_match_the_library():
     assert tuple(action.choices) == ENGINES and action.default == "auto"
 
 
-def test_zeroshot_engines_write_the_same_metrics(feature_file, tmp_path):
+def test_zeroshot_engines_write_the_same_metrics(kinded_file, tmp_path):
     """``--engine per-run`` forces the reference loop; the default batched engine writes the
     same metrics (and says which engine ran)."""
     recs = {}
     for engine in ("per-run", "auto"):
         out = tmp_path / f"{engine}.json"
-        assert main(["zeroshot", "--features", str(feature_file), "--splits", "2",
+        assert main(["zeroshot", "--features", str(kinded_file), "--splits", "2",
                      "--seeds", "2", "--shots", "2", "--episodes", "3", "--epochs", "4",
                      "--engine", engine, "--workers", "2", "--no-progress",
                      "--json", str(out)]) == 0
@@ -169,13 +178,13 @@ def test_zeroshot_engines_write_the_same_metrics(feature_file, tmp_path):
     assert recs["per-run"]["training"]["best_epoch"] == recs["auto"]["training"]["best_epoch"]
 
 
-def test_zeroshot_patience_overrides_the_recipes_early_stop(feature_file, tmp_path, capsys):
+def test_zeroshot_patience_overrides_the_recipes_early_stop(kinded_file, tmp_path, capsys):
     """``--patience none`` trains every epoch; a short patience stops the heads early
     (less training work), and the record says which was run."""
     recs = {}
     for patience in ("none", "1"):
         out = tmp_path / f"p{patience}.json"
-        assert main(["zeroshot", "--features", str(feature_file), "--splits", "1",
+        assert main(["zeroshot", "--features", str(kinded_file), "--splits", "1",
                      "--seeds", "2", "--shots", "2", "--episodes", "2", "--epochs", "40",
                      "--patience", patience, "--no-progress", "--json", str(out)]) == 0
         recs[patience] = json.loads(out.read_text())
@@ -183,5 +192,5 @@ def test_zeroshot_patience_overrides_the_recipes_early_stop(feature_file, tmp_pa
     assert recs["1"]["config"]["method_config"]["patience"] == 1
     assert recs["1"]["training"]["flops"]["mean"] < recs["none"]["training"]["flops"]["mean"]
     with pytest.raises(SystemExit):
-        main(["zeroshot", "--features", str(feature_file), "--patience", "0"])
+        main(["zeroshot", "--features", str(kinded_file), "--patience", "0"])
     assert "patience must be >= 1" in capsys.readouterr().err

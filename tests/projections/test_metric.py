@@ -114,9 +114,9 @@ def test_protocol_fits_the_whitener_on_seen_training_rows_only(synthetic, monkey
     assert 0.5 <= res.to_dict()["fewshot"]["unseen"]["audio_to_image"]["top1"]["mean"] <= 1
 
 
-def test_whitening_leaves_zero_shot_figures_alone(synthetic):
+def test_whitening_leaves_zero_shot_figures_alone(kinded):
     base = METHODS["default"].replace(epochs=5, fewshot_whiten=None, features="counts")
-    runs = [run_protocol(synthetic, m, unseen=(3, 8), seeds=1, shots=(2,), episodes=3,
+    runs = [run_protocol(kinded, m, unseen=(3, 8), seeds=1, shots=(2,), episodes=3,
                          progress=False).to_dict()
             for m in (base, base.replace(fewshot_whiten=0.5))]
     for key in ("unseen", "seen_test"):  # json: a NaN CI (one run) compares equal

@@ -109,31 +109,33 @@ def test_bad_transductive_options_are_rejected():
         MethodConfig(fewshot_transductive_temperature=-0.1)
 
 
-def test_transductive_few_shot_leaves_zero_shot_figures_alone(synthetic):
+def test_transductive_few_shot_leaves_zero_shot_figures_alone(kinded):
     base = METHODS["default"].replace(epochs=4, features="counts", fewshot_transductive=0)
     kw = dict(unseen=(3, 8), seeds=1, shots=(1,), episodes=4, progress=False)
-    runs = [run_protocol(synthetic, m, **kw).to_dict()
+    runs = [run_protocol(kinded, m, **kw).to_dict()
             for m in (base, base.replace(fewshot_transductive=3))]
     for key in ("unseen", "seen_test"):  # json: a NaN CI (one run) compares equal
         assert json.dumps(runs[0][key], sort_keys=True) == json.dumps(runs[1][key],
                                                                        sort_keys=True)
 
 
-def test_the_default_few_shot_figures_are_its_untrained_twins(synthetic):
+def test_the_default_few_shot_figures_are_its_untrained_twins(kinded):
     """Selection round 6 and the ablations score the default's few-shot metric through
     an untrained twin: with fewshot_raw_weight 1 the heads never enter few-shot."""
     from projections import evaluate_split
 
     d = METHODS["default"].replace(epochs=3)
     assert d.fewshot_raw_weight == 1.0 and d.fewshot_transductive > 0
-    twin = METHODS["raw"].replace(features=d.features, fewshot_sources="own",
+    twin = METHODS["raw"].replace(features=d.fewshot_kind,
+                                  feature_transform=d.fewshot_feature_transform,
+                                  fewshot_sources="own",
                                   fewshot_whiten=d.fewshot_whiten,
                                   fewshot_transductive=d.fewshot_transductive,
                                   fewshot_transductive_temperature=(
                                       d.fewshot_transductive_temperature))
     kw = dict(seen=range(1, 8), unseen=(8, 9), seed=1, shots=(1, 3), episodes=5)
-    assert evaluate_split(synthetic, method=d, **kw).fewshot == \
-        evaluate_split(synthetic, method=twin, **kw).fewshot
+    assert evaluate_split(kinded, method=d, **kw).fewshot == \
+        evaluate_split(kinded, method=twin, **kw).fewshot
 
 
 def test_few_shot_can_read_its_own_features_while_the_heads_keep_theirs(synthetic):
@@ -155,7 +157,9 @@ def test_few_shot_can_read_its_own_features_while_the_heads_keep_theirs(syntheti
         synthetic, image_values=np.hstack([synthetic.image_values, extra["image"]]),
         audio_values=np.hstack([synthetic.audio_values, extra["audio"]]),
         meta={"feature_kind": "counts+input_span", "feature_blocks": blocks})
-    d = METHODS["default"].replace(epochs=3, features="counts")
+    # the default with one kind for both, then few-shot on a kind of its own
+    d = METHODS["default"].replace(epochs=3, features="counts", fewshot_features=None,
+                                   fewshot_transform=None)
     split = d.replace(fewshot_features="input_span", fewshot_transform="sqrt")
     assert split.encoded_kind == "counts+input_span" and d.encoded_kind == "counts"
     kw = dict(seen=range(1, 8), unseen=(8, 9), seed=1, shots=(1, 3), episodes=5)
