@@ -48,24 +48,61 @@ def within_class_whitener(values: np.ndarray, labels: np.ndarray, idx: np.ndarra
     for c in classes:
         members = torch.from_numpy(ref_labels == c)
         centred[members] -= ref_t[members].mean(0)
-    scatter = centred.T @ centred / len(ref)
-    n_features = scatter.shape[0]
-    scale = float(torch.trace(scatter)) / n_features
+    n_samples, n_features = centred.shape
+    mean = ref_t.mean(0)
+    if 0.0 < shrinkage and n_samples < n_features:
+        apply = _low_rank_inverse_sqrt(centred, shrinkage)
+    else:
+        apply = _full_inverse_sqrt(centred, shrinkage)
+
+    def whiten(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if x.ndim != 2 or x.shape[1] != n_features:
+            raise ShapeError(f"expected (N, {n_features}) features, got {x.shape}")
+        return apply(torch.from_numpy(np.ascontiguousarray(x)) - mean).to(
+            torch.float32).numpy()
+
+    return whiten
+
+
+def _spread(total_square: float, n_features: int) -> float:
+    """The scale of the identity that shrinkage mixes in: the mean within-class variance."""
+    scale = total_square / n_features
     if not scale > 0:
         raise ConfigError("the reference features have no within-class spread to whiten")
+    return scale
+
+
+def _full_inverse_sqrt(centred: torch.Tensor, shrinkage: float):
+    """``x -> x S^-1/2`` for the shrunk scatter ``S``, from the eigenvectors of ``S``
+    (``F x F``): the reference, and the only way when ``S`` may be singular."""
+    n_features = centred.shape[1]
+    scatter = centred.T @ centred / len(centred)
+    scale = _spread(float(torch.trace(scatter)), n_features)
     scatter = (1.0 - shrinkage) * scatter + shrinkage * scale * torch.eye(
         n_features, dtype=torch.float64)
     eigval, eigvec = torch.linalg.eigh(scatter)
     # a rank-deficient scatter only reaches here with shrinkage 0; floor keeps it finite
     eigval = eigval.clamp_min(1e-9 * scale)
     transform = (eigvec / eigval.sqrt()) @ eigvec.T
-    mean = ref_t.mean(0)
+    return lambda x: x @ transform
 
-    def whiten(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        if x.ndim != 2 or x.shape[1] != n_features:
-            raise ShapeError(f"expected (N, {n_features}) features, got {x.shape}")
-        return ((torch.from_numpy(np.ascontiguousarray(x)) - mean) @ transform).to(
-            torch.float32).numpy()
 
-    return whiten
+def _low_rank_inverse_sqrt(centred: torch.Tensor, shrinkage: float):
+    """The same map when there are fewer samples ``n`` than features ``F``, from the
+    ``n x n`` Gram matrix: ``S = a C^T C + b I`` has ``S^-1/2 = b^-1/2 I + C^T M C`` with
+    ``M = U g(L) U^T`` for ``C C^T = U L U^T`` and ``g(l) = ((a l + b)^-1/2 - b^-1/2) / l``.
+
+    One ``n x n`` eigendecomposition instead of an ``F x F`` one (a seen-class image
+    split: 490 training samples of 1,480 features, 10x less work); ``g`` is written
+    without the division, so null directions of ``C`` (``l = 0``) are exact.
+    """
+    gram = centred @ centred.T
+    a = (1.0 - shrinkage) / len(centred)
+    b = shrinkage * _spread(float(torch.trace(gram)) / len(centred), centred.shape[1])
+    lam, u = torch.linalg.eigh(gram)
+    lam = lam.clamp_min(0.0)
+    root_b, root_s = b ** 0.5, (a * lam + b).sqrt()
+    g = -a / (root_s * root_b * (root_s + root_b))
+    mid = (u * g) @ u.T
+    return lambda x: x / root_b + ((x @ centred.T) @ mid) @ centred

@@ -231,10 +231,18 @@ def transform_features(values: np.ndarray, transform: str) -> np.ndarray:
 
 
 def get_method(name: str) -> MethodConfig:
-    """The named recipe from :data:`METHODS`; unknown names raise ConfigError."""
-    if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}; expected one of {sorted(METHODS)}")
-    return METHODS[name]
+    """The named recipe from :data:`METHODS`, or one of the selection rounds' candidates
+    (:func:`projections.selection.candidates`, e.g. ``default_round8``, an earlier default)
+    so that every recorded figure can be re-run by name; unknown names raise ConfigError."""
+    if name in METHODS:
+        return METHODS[name]
+    from .selection import candidates  # selection builds on METHODS: import at call time
+
+    for method in candidates():
+        if method.name == name:
+            return method
+    raise ConfigError(f"unknown method {name!r}; expected one of {sorted(METHODS)} or a "
+                      f"candidate of projections.selection.candidates() (e.g. default_round8)")
 
 
 @dataclass

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from projections import METHODS, PairedFeatures, run_protocol
-from projections import protocol
+from projections import metric, protocol
 from projections.metric import within_class_whitener
 from rram_lsm.errors import ConfigError, ShapeError
 
@@ -65,6 +65,28 @@ def test_fitting_on_seen_classes_helps_unseen_prototypes():
     standardised = (x - x[seen].mean(0)) / x[seen].std(0)
     whitened = within_class_whitener(x, y, seen, shrinkage=0.1)(x)
     assert prototype_accuracy(whitened) > prototype_accuracy(standardised) + 0.1
+
+
+@pytest.mark.parametrize("shrinkage", [0.1, 0.5, 0.9, 1.0])
+def test_fewer_samples_than_features_decompose_the_gram_matrix_to_the_same_map(
+        shrinkage, monkeypatch):
+    """With fewer reference samples than features the whitener decomposes the n x n Gram
+    matrix instead of the F x F scatter; the map must be the reference path's."""
+    rng = np.random.default_rng(3)
+    n, dim = 40, 120
+    x = rng.normal(size=(n + 25, dim)) * rng.uniform(0.1, 3.0, dim)
+    x[:, 5] = 1.0  # a feature without spread: a null direction of the scatter
+    y = rng.integers(0, 4, n + 25)
+    idx = np.arange(n)
+    paths = []
+    low_rank, full = metric._low_rank_inverse_sqrt, metric._full_inverse_sqrt
+    monkeypatch.setattr(metric, "_low_rank_inverse_sqrt",
+                        lambda *a: paths.append("gram") or low_rank(*a))
+    fast = within_class_whitener(x, y, idx, shrinkage)(x)
+    assert paths == ["gram"]
+    monkeypatch.setattr(metric, "_low_rank_inverse_sqrt", full)
+    reference = within_class_whitener(x, y, idx, shrinkage)(x)
+    assert np.abs(fast - reference).max() < 1e-5 * np.abs(reference).max()
 
 
 def test_whitener_rejects_bad_input():

@@ -173,10 +173,19 @@ def test_selection_uses_only_seen_training_files(synthetic):
 
 
 def test_unknown_method():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="default_round8"):
         get_method("nope")
     with pytest.raises(ConfigError):
         METHODS["paper"].replace(no_such_field=1)
+
+
+def test_earlier_defaults_run_by_name():
+    # round 8's default is what the recorded default_round8_36x3.json ran: the CLI must
+    # be able to re-run it by name after the default moved on
+    old = get_method("default_round8")
+    assert old.name == "default_round8" and old != METHODS["default"]
+    assert (old.temperature, old.clip_weight, old.fewshot_whiten) == (0.1, 0.0, 0.7)
+    assert old.fewshot_features is None and old.features == METHODS["default"].features
 
 
 def test_sqrt_transform_values():

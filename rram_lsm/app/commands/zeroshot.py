@@ -67,8 +67,8 @@ def register(sub) -> None:
     add_json(p)
     p.add_argument("--method", default="default",
                    help="recipe: default (our best, chosen on seen-class validation), paper, "
-                        "protonet, raw (no training; few-shot only), or another name in "
-                        "projections.METHODS")
+                        "protonet, raw (no training; few-shot only), or a selection candidate "
+                        "by name, e.g. default_round8 (projections.selection.candidates())")
     p.add_argument("--epochs", type=int, default=None,
                    help="override the recipe's maximum training epochs")
     p.add_argument("--patience", type=_patience, default=None, metavar="N|none",
