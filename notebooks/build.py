@@ -198,10 +198,11 @@ The `span` kinds count spikes (or, `input_span`, input events) in equal parts of
 sample's *active span*, from its first to its last input event, so the same sounds land in
 the same window whatever the speaking rate. A recipe's few-shot metric can read such a
 kind while its heads keep theirs (`fewshot_features`). The default's does: reservoir spike
-counts beside the input envelope in 5 span windows, square-rooted, whitened 0.9 (issue 17,
-chosen on seen-class validation; docs/zeroshot.md: 0.941 5-shot audio->image over all 36
+counts beside the input envelope in 5 span windows, square-rooted, whitened 0.9, the
+queries then classified by EM of a tied-covariance mixture over the episode (issue 17,
+chosen on seen-class validation; docs/zeroshot.md: 0.949 5-shot audio->image over all 36
 splits x 3 seeds on the real data). Below, on the synthetic digits: the default, round 8's
-default (whole-utterance counts and input rates, other heads) and the ablation that
+default (whole-utterance counts and input rates, other heads, no EM) and the ablation that
 bypasses the reservoir (the envelope alone). The synthetic digits are easy: few-shot
 saturates for every recipe here, and the differences show only on the real data."""),
         ("code", """\

@@ -13,6 +13,8 @@ from scipy import stats
 
 from rram_lsm.errors import ConfigError
 
+from .episode_em import pool_basis, tied_gaussian_em
+
 __all__ = [
     "retrieval_metrics",
     "prototype_accuracy",
@@ -137,7 +139,8 @@ def fewshot_accuracy(episode: dict, z_image, z_audio, image_labels, audio_labels
 def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *,
                        sources: str = "both", raw_image=None, raw_audio=None,
                        raw_weight: float = 0.0, transductive: int = 0,
-                       transductive_temperature: float = 0.05) -> dict:
+                       transductive_temperature: float = 0.05, em_dims: int = 0,
+                       em_steps: int = 0, em_shrinkage: float = 0.5) -> dict:
     """:func:`fewshot_accuracy` of every episode of ``episodes``, at once.
 
     ``transductive`` > 0 refines the prototypes with the episode's unlabelled queries by
@@ -148,6 +151,12 @@ def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *
     sum of the query units; the final scores use the refined prototypes. Labels are
     never read before the accuracy is counted: the queries enter as unlabelled samples
     of the episode's classes, as in transductive few-shot evaluation.
+
+    ``em_steps`` > 0 (raw features only, ``raw_weight`` 1) then classifies the queries by
+    a tied-covariance Gaussian mixture fitted by that many EM steps in the top
+    ``em_dims`` principal directions of the unseen pool, starting from the prototypes'
+    posteriors, with covariance shrinkage ``em_shrinkage``
+    (:mod:`projections.episode_em`).
 
     Returns ``{direction: {"top1": (E,) array, "n_queries": (E,) array}}``. Each sample is
     L2-normalised once for all episodes (a row's unit vector does not depend on which
@@ -161,6 +170,9 @@ def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *
     if int(transductive) < 0 or not transductive_temperature > 0:
         raise ConfigError(f"transductive must be >= 0 and its temperature > 0, got "
                           f"{transductive} and {transductive_temperature}")
+    if em_steps and (raw_weight != 1.0 or int(em_dims) < 1 or int(em_steps) < 0):
+        raise ConfigError(f"em_steps > 0 needs raw_weight 1 and em_dims >= 1, got "
+                          f"raw_weight {raw_weight}, em_dims {em_dims}")
     episodes = list(episodes)
     image_labels, audio_labels = np.asarray(image_labels), np.asarray(audio_labels)
     rows = {m: np.unique(np.concatenate([ep[f"{k}_{m}"] for ep in episodes
@@ -180,6 +192,11 @@ def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *
     raw = {"image": units(raw_image, "image"), "audio": units(raw_audio, "audio")} \
         if raw_weight > 0.0 else None
     labels = {"image": image_labels, "audio": audio_labels}
+    coords = {}
+    if em_steps:
+        for m in ("image", "audio"):
+            mean, basis = pool_basis(raw[m][rows[m]], int(em_dims))
+            coords[m] = (raw[m] - mean) @ basis
 
     def protos(u, idx, lab, classes):
         return np.stack([u[idx[lab[idx] == c]].mean(0) for c in classes])
@@ -215,6 +232,14 @@ def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *
                     post /= post.sum(1, keepdims=True)
                     spaces = [(w, q, _unit(p0 + post.T @ q)) for w, q, p0 in start]
                     score = scores(spaces)
+            if em_steps:
+                z = score / transductive_temperature
+                post = np.exp(z - z.max(1, keepdims=True))
+                post /= post.sum(1, keepdims=True)
+                s_idx = support[own]
+                s_class = np.searchsorted(classes, labels[own][s_idx])
+                score = tied_gaussian_em(coords[own][q_idx], coords[own][s_idx], s_class,
+                                         post, int(em_steps), float(em_shrinkage))
             pred = classes[np.argmax(score, axis=1)]
             out[name]["top1"][e] = float((pred == labels[own][q_idx]).mean())
             out[name]["n_queries"][e] = len(q_idx)

@@ -352,7 +352,9 @@ def _score(plan: _Plan, members: list, shots, episodes: int,
                                    raw_audio=fs_raw_a, raw_weight=cfg.fewshot_raw_weight,
                                    transductive=cfg.fewshot_transductive,
                                    transductive_temperature=(
-                                       cfg.fewshot_transductive_temperature))
+                                       cfg.fewshot_transductive_temperature),
+                                   em_dims=cfg.fewshot_em_dims, em_steps=cfg.fewshot_em_steps,
+                                   em_shrinkage=cfg.fewshot_em_shrinkage)
             out.fewshot[str(int(k))] = {"unseen": {
                 d: {"top1": float(np.mean(r[d]["top1"])),
                     "n_queries": int(r[d]["n_queries"][-1]), "n_episodes": int(episodes),

@@ -60,7 +60,7 @@ def candidates() -> list[MethodConfig]:
         joint.replace(name="joint_structure", structure_weight=1.0),
         joint.replace(name="joint_audio", fewshot_sources="audio"),
     ] + _round3() + _round4() + _round5() + _round6() + _round8() + _round9() + \
-        _round10() + _round12() + [METHODS["default"]]
+        _round10() + _round12() + _round13() + [_default_of_round12(), METHODS["default"]]
 
 
 def _default_before_round4() -> MethodConfig:
@@ -161,9 +161,9 @@ def _default_of_round8() -> MethodConfig:
     few-shot to counts+input_span)."""
     from .train import METHODS
 
-    return METHODS["default"].replace(name="default_round8", temperature=0.1,
-                                      clip_weight=0.0, fewshot_features=None,
-                                      fewshot_transform=None, fewshot_whiten=0.7)
+    return _default_of_round12().replace(name="default_round8", temperature=0.1,
+                                         clip_weight=0.0, fewshot_features=None,
+                                         fewshot_transform=None, fewshot_whiten=0.7)
 
 
 def _default_of_round6() -> MethodConfig:
@@ -221,6 +221,30 @@ def _round12() -> list[MethodConfig]:
                          fewshot_transductive_temperature=t)
             for w in (0.8, 0.9, 0.95, 1.0) for k in (3, 6) for t in (0.05, 0.1)
             if (w, k, t) != (0.9, 3, 0.05)]  # round 9's candidate
+
+
+def _default_of_round12() -> MethodConfig:
+    """The default of rounds 11-12: today's, its few-shot without the EM step."""
+    from .train import METHODS
+
+    return METHODS["default"].replace(name="default_round12", fewshot_em_steps=0)
+
+
+def _round13() -> list[MethodConfig]:
+    """Round 13 (issue 17): EM of a tied-covariance mixture over each episode after the
+    prototypes, in the unseen pool's top principal directions; untrained twins of the
+    default's metric (``docs/results/zeroshot/selection_round13.py``/``.json``; 10 steps,
+    16 directions, shrinkage 0.2 adopted)."""
+    from .train import METHODS
+
+    twin = METHODS["raw"].replace(fewshot_sources="own", features="counts+input_span",
+                                  feature_transform="sqrt", fewshot_whiten=0.9,
+                                  fewshot_transductive=3,
+                                  fewshot_transductive_temperature=0.05)
+    return [twin.replace(name=f"raw_counts+input_span_sqrt_w0.9_trans3_T0.05_em{k}_d{d}"
+                              f"_s{s:g}", fewshot_em_steps=k, fewshot_em_dims=d,
+                         fewshot_em_shrinkage=s)
+            for k in (3, 10) for d in (8, 16, 32, 64) for s in (0.2, 0.5, 0.8)]
 
 
 def validation_view(data: PairedFeatures, seen=PAPER_SPLIT[0], test_fraction: float = 0.2,

@@ -101,6 +101,15 @@ class MethodConfig:
     fewshot_accuracies`); 0: every query is classified on its own (inductive)."""
     fewshot_transductive_temperature: float = 0.05
     """Temperature (on cosine scores, unitless) of the query posteriors in those steps."""
+    fewshot_em_steps: int = 0
+    """EM steps of a tied-covariance Gaussian mixture over the episode (support labelled,
+    queries not) that then classify the queries, in the top ``fewshot_em_dims``
+    principal directions of the unseen pool (:mod:`projections.episode_em`); 0: off.
+    Needs ``fewshot_raw_weight`` 1."""
+    fewshot_em_dims: int = 32
+    """Principal directions of the unseen pool that EM works in."""
+    fewshot_em_shrinkage: float = 0.5
+    """Shrinkage of the mixture's covariance towards a scaled identity, in [0, 1]."""
     fewshot_features: str | None = None
     """Feature kind of the raw features few-shot scoring compares (see ``features``);
     None: the heads' ``features``. Lets the few-shot metric read time-resolved features
@@ -143,6 +152,14 @@ class MethodConfig:
             raise ConfigError("fewshot_transductive must be >= 0 and its temperature > 0, "
                               f"got {self.fewshot_transductive} and "
                               f"{self.fewshot_transductive_temperature}")
+        if int(self.fewshot_em_steps) < 0 or (self.fewshot_em_steps and (
+                self.fewshot_raw_weight != 1.0 or int(self.fewshot_em_dims) < 1
+                or not 0.0 <= self.fewshot_em_shrinkage <= 1.0)):
+            raise ConfigError("fewshot_em_steps must be >= 0; EM needs fewshot_raw_weight "
+                              "1, fewshot_em_dims >= 1 and fewshot_em_shrinkage in [0, 1] "
+                              "(give fewshot_em_steps=0 to mix in the learned space), got "
+                              f"{self.fewshot_em_steps}, {self.fewshot_raw_weight}, "
+                              f"{self.fewshot_em_dims}, {self.fewshot_em_shrinkage}")
         if self.features not in FEATURE_KINDS:
             raise ConfigError(f"features must be one of {FEATURE_KINDS}, got "
                               f"{self.features!r}")
@@ -179,6 +196,23 @@ class MethodConfig:
         parts = set(self.features.split("+")) | set(self.fewshot_kind.split("+"))
         return "+".join(k for k in BASE_FEATURE_KINDS if k in parts)
 
+    def fewshot_twin(self, name: str | None = None) -> "MethodConfig":
+        """The untrained recipe scoring few-shot exactly as this one: with
+        ``fewshot_raw_weight`` 1 the heads never enter few-shot, so its few-shot figures
+        are this recipe's bit for bit, without training (selection rounds, ablations)."""
+        if self.trained and self.fewshot_raw_weight != 1.0:
+            raise ConfigError(f"{self.name!r} mixes its learned space into few-shot "
+                              f"(fewshot_raw_weight {self.fewshot_raw_weight}); it has no "
+                              "untrained twin")
+        return MethodConfig(
+            name=name or f"{self.name}_fewshot_twin", trained=False,
+            features=self.fewshot_kind, feature_transform=self.fewshot_feature_transform,
+            fewshot_sources=self.fewshot_sources, fewshot_raw_weight=1.0,
+            fewshot_whiten=self.fewshot_whiten, fewshot_transductive=self.fewshot_transductive,
+            fewshot_transductive_temperature=self.fewshot_transductive_temperature,
+            fewshot_em_steps=self.fewshot_em_steps, fewshot_em_dims=self.fewshot_em_dims,
+            fewshot_em_shrinkage=self.fewshot_em_shrinkage)
+
     def replace(self, **changes) -> "MethodConfig":
         """A copy with some fields changed; unknown names raise ConfigError."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -206,13 +240,17 @@ METHODS: dict[str, MethodConfig] = {
     # 5 windows of each utterance's active span (counts+input_span, signed square root;
     # rounds 9 and 11), whitened by the seen classes' within-class covariance (shrinkage
     # 0.9), refined by 3 soft k-means steps over the episode's unlabelled queries
-    # (transductive, T = 0.05; round 6).
+    # (transductive, T = 0.05; round 6), then classified by 10 EM steps of a
+    # tied-covariance mixture in the unseen pool's top 16 principal directions
+    # (covariance shrinkage 0.2; round 13).
     "default": MethodConfig(name="default", features="counts+input", standardize=True,
                             temperature=0.2, clip_weight=1.0, supcon_weight=1.0,
                             structure_weight=1.0, patience=10, fewshot_sources="own",
                             fewshot_raw_weight=1.0, fewshot_features="counts+input_span",
                             fewshot_transform="sqrt", fewshot_whiten=0.9,
-                            fewshot_transductive=3, fewshot_transductive_temperature=0.05),
+                            fewshot_transductive=3, fewshot_transductive_temperature=0.05,
+                            fewshot_em_steps=10, fewshot_em_dims=16,
+                            fewshot_em_shrinkage=0.2),
     # No training: standardised raw reservoir features, nearest prototype (few-shot only).
     "raw": MethodConfig(name="raw", trained=False, fewshot_sources="audio",
                         fewshot_raw_weight=1.0),

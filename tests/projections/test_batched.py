@@ -190,10 +190,11 @@ def _records(res):
 
 
 @pytest.mark.parametrize("method", [
-    DEFAULT.replace(fewshot_raw_weight=0.5),
+    DEFAULT.replace(fewshot_raw_weight=0.5, fewshot_em_steps=0),
+    DEFAULT,
     METHODS["paper"].replace(epochs=5, ensemble=2),
     "raw",
-], ids=["default", "paper-ensemble", "raw"])
+], ids=["default-mixed", "default", "paper-ensemble", "raw"])
 def test_protocol_engines_give_the_same_results(kinded, method):
     """The stated tolerance of the fast protocol is zero: every run's record is equal,
     however the runs are stacked and on however many worker threads."""

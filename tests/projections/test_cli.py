@@ -116,6 +116,19 @@ def test_zeroshot_fewshot_kind_changes_only_the_few_shot_features(tmp_path, monk
         main(["zeroshot", "--fewshot-whiten", "1.5"])
 
 
+def test_zeroshot_fewshot_em_turns_the_episode_mixture_on_and_off(tmp_path, monkeypatch):
+    monkeypatch.delenv("RRAM_LSM_DATA", raising=False)
+    out = tmp_path / "zs.json"
+    args = ["zeroshot", "--epochs", "1", "--splits", "1", "--seeds", "1", "--shots", "2",
+            "--episodes", "2", "--no-progress", "--json", str(out)]
+    assert main(args) == 0
+    assert json.loads(out.read_text())["config"]["method_config"]["fewshot_em_steps"] == 10
+    assert main(args + ["--fewshot-em", "0"]) == 0
+    assert json.loads(out.read_text())["config"]["method_config"]["fewshot_em_steps"] == 0
+    with pytest.raises(SystemExit):
+        main(["zeroshot", "--fewshot-em", "-1"])
+
+
 def test_cli_feature_kinds_match_the_recipes():
     from projections.train import FEATURE_KINDS
     from rram_lsm.app.commands import zeroshot

@@ -126,16 +126,14 @@ def test_the_default_few_shot_figures_are_its_untrained_twins(kinded):
 
     d = METHODS["default"].replace(epochs=3)
     assert d.fewshot_raw_weight == 1.0 and d.fewshot_transductive > 0
-    twin = METHODS["raw"].replace(features=d.fewshot_kind,
-                                  feature_transform=d.fewshot_feature_transform,
-                                  fewshot_sources="own",
-                                  fewshot_whiten=d.fewshot_whiten,
-                                  fewshot_transductive=d.fewshot_transductive,
-                                  fewshot_transductive_temperature=(
-                                      d.fewshot_transductive_temperature))
+    assert d.fewshot_em_steps > 0
+    twin = d.fewshot_twin()
+    assert not twin.trained and twin.fewshot_em_steps == d.fewshot_em_steps
     kw = dict(seen=range(1, 8), unseen=(8, 9), seed=1, shots=(1, 3), episodes=5)
     assert evaluate_split(kinded, method=d, **kw).fewshot == \
         evaluate_split(kinded, method=twin, **kw).fewshot
+    with pytest.raises(ConfigError, match="no untrained twin"):
+        d.replace(fewshot_raw_weight=0.5, fewshot_em_steps=0).fewshot_twin()
 
 
 def test_few_shot_can_read_its_own_features_while_the_heads_keep_theirs(synthetic):
@@ -169,7 +167,10 @@ def test_few_shot_can_read_its_own_features_while_the_heads_keep_theirs(syntheti
     assert plain.fewshot != other.fewshot
     twin = METHODS["raw"].replace(features="input_span", feature_transform="sqrt",
                                   fewshot_sources="own", fewshot_whiten=d.fewshot_whiten,
-                                  fewshot_transductive=d.fewshot_transductive)
+                                  fewshot_transductive=d.fewshot_transductive,
+                                  fewshot_em_steps=d.fewshot_em_steps,
+                                  fewshot_em_dims=d.fewshot_em_dims,
+                                  fewshot_em_shrinkage=d.fewshot_em_shrinkage)
     assert other.fewshot == evaluate_split(both, method=twin, **kw).fewshot
     # the batched engine (and its worker processes) carry the second kind alike
     res = run_protocol(both, split, seen=range(1, 8), unseen=(8, 9), seeds=[1],

@@ -18,17 +18,15 @@ def ablations():
     from projections import METHODS
 
     d = METHODS["default"]
-    # the default's few-shot metric as an untrained twin (rounds 11-12): counts beside the
-    # cochlea channels' envelope in 5 windows of the active span, sqrt, whitened 0.9
-    twin = METHODS["raw"].replace(features=d.fewshot_kind,
-                                  feature_transform=d.fewshot_feature_transform,
-                                  fewshot_sources="own", fewshot_whiten=d.fewshot_whiten,
-                                  fewshot_transductive=d.fewshot_transductive,
-                                  fewshot_transductive_temperature=(
-                                      d.fewshot_transductive_temperature))
+    # the default's few-shot metric as an untrained twin (rounds 11-13): counts beside the
+    # cochlea channels' envelope in 5 windows of the active span, sqrt, whitened 0.9,
+    # soft k-means, then EM of a tied-covariance mixture (round 13)
+    twin = d.fewshot_twin()
+    # rounds 11-12's metric: the same without EM
+    no_em = twin.replace(fewshot_em_steps=0)
     # round 8's metric (the default of rounds 8-10): whole-utterance counts+input, 0.7
-    round8 = twin.replace(features="counts+input", feature_transform="none",
-                          fewshot_whiten=0.7)
+    round8 = no_em.replace(features="counts+input", feature_transform="none",
+                           fewshot_whiten=0.7)
     return {
         # the few-shot metric of the default before issue 17 (round 5)
         "ablation_old_default": round8.replace(name="old_default_fewshot", fewshot_whiten=0.5,
@@ -40,14 +38,19 @@ def ablations():
         "ablation_input_only": round8.replace(name="input_only", features="input"),
         # time-resolved reservoir features alone: spikes per neuron in 5 time windows
         "ablation_windowed": round8.replace(name="windowed", features="windowed"),
-        # the default's metric (round 9's best, adopted in round 11); its figures are the
-        # default's few-shot figures bit for bit
-        "ablation_span": twin.replace(name="counts+input_span_sqrt"),
-        # the default's metric without the transductive refinement
-        "ablation_span_inductive": twin.replace(name="counts+input_span_sqrt_inductive",
-                                                fewshot_transductive=0),
+        # the default's metric (round 9's features, adopted in round 11, EM of round 13);
+        # its figures are the default's few-shot figures bit for bit
+        "ablation_span": twin.replace(name="counts+input_span_sqrt_em"),
+        # rounds 11-12's metric: the default's without EM
+        "ablation_span_no_em": no_em.replace(name="counts+input_span_sqrt"),
+        # the default's metric with neither the transductive refinement nor EM
+        "ablation_span_inductive": no_em.replace(name="counts+input_span_sqrt_inductive",
+                                                 fewshot_transductive=0),
         # the same envelope alone (reservoir bypassed), the default's metric
-        "ablation_input_span": twin.replace(name="input_span_sqrt", features="input_span"),
+        "ablation_input_span": twin.replace(name="input_span_sqrt_em", features="input_span"),
+        # the envelope alone, rounds 11-12's metric
+        "ablation_input_span_no_em": no_em.replace(name="input_span_sqrt",
+                                                   features="input_span"),
     }
 
 

@@ -1,8 +1,9 @@
 """Summarise the zero-/few-shot records in this folder (issue 17's figures).
 
     python docs/results/zeroshot/summarize.py   # reads default_36x3.json, paper_36x3.json,
+                                                # default_round12_36x3.json and
                                                 # default_round8_36x3.json (paired against
-                                                # the default it replaced) and any
+                                                # the defaults it replaced) and any
                                                 # ablation_*.json; writes summary.json
     python docs/results/zeroshot/summarize.py ablation_span.json summary_span.json
                                                 # the same figures of another record
@@ -28,7 +29,10 @@ FS1 = "fewshot.1.unseen.audio_to_image.top1"
 FS5_I2A = "fewshot.5.unseen.image_to_audio.top1"
 ZS = "unseen.audio_to_image.top1"
 SEEN = ("seen_test.audio_to_image.top1", "seen_test.image_to_audio.top1")
-PREVIOUS = "default_round8_36x3.json"  # the default that rounds 11-12 replaced
+# earlier defaults the default is paired against: round 12's (replaced by round 13) and
+# round 8's (replaced by rounds 11-12)
+PREVIOUS = {"minus_round12": "default_round12_36x3.json",
+            "minus_round8": "default_round8_36x3.json"}
 SPLIT_SEEDS = range(10)
 
 
@@ -85,14 +89,15 @@ def main(argv=()) -> dict:
         if ZS in rec["per_split"][0]:
             ablations[path.stem]["zeroshot_a2i"] = _subset(rec["per_split"], ZS, every)
     out["ablations"] = ablations
-    if zs and not argv and (HERE / PREVIOUS).exists():
-        rows_8 = read_record(HERE / PREVIOUS)["per_split"]
-        out["minus_round8"] = {
-            name: {k: v for k, v in paired_difference(rows_d, rows_8, key).items()
-                   if k != "per_split"}
-            for name, key in (("fewshot5_a2i", FS5), ("fewshot1_a2i", FS1),
-                              ("fewshot5_i2a", FS5_I2A), ("zeroshot_a2i", ZS),
-                              ("seen_test_a2i", SEEN[0]), ("seen_test_i2a", SEEN[1]))}
+    for label, stem in PREVIOUS.items():
+        if zs and not argv and (HERE / stem).exists():
+            rows_prev = read_record(HERE / stem)["per_split"]
+            out[label] = {
+                name: {k: v for k, v in paired_difference(rows_d, rows_prev, key).items()
+                       if k != "per_split"}
+                for name, key in (("fewshot5_a2i", FS5), ("fewshot1_a2i", FS1),
+                                  ("fewshot5_i2a", FS5_I2A), ("zeroshot_a2i", ZS),
+                                  ("seen_test_a2i", SEEN[0]), ("seen_test_i2a", SEEN[1]))}
     out["paper_all_36"] = {"fewshot5_a2i": _subset(rows_p, FS5, every),
                            "fewshot1_a2i": _subset(rows_p, FS1, every)}
     write_record(HERE / (argv[1] if len(argv) > 1 else "summary.json"), out,
@@ -106,9 +111,10 @@ def main(argv=()) -> dict:
         d = a["zeroshot_a2i_minus_paper"]
         print(f"zero-shot a2i {a['zeroshot_a2i']['mean']:.3f} - paper "
               f"{a['zeroshot_a2i_paper']['mean']:.3f} = {d['mean']:+.3f} {d['ci95']}")
-    for name, d in out.get("minus_round8", {}).items():
-        print(f"default - round 8's default, {name}: {d['mean']:+.3f} "
-              f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
+    for label in PREVIOUS:
+        for name, d in out.get(label, {}).items():
+            print(f"default {label.replace('_', ' ')}'s default, {name}: {d['mean']:+.3f} "
+                  f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
     for s, v in out["by_split_seed"].items():
         line = (f"split seed {s}: 5-shot {v['fewshot5_a2i']['mean']:.3f} "
                 f"{v['fewshot5_a2i']['ci95']}, 1-shot {v['fewshot1_a2i']['mean']:.3f}")

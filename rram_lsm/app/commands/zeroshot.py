@@ -37,6 +37,17 @@ def _shrinkage(text: str) -> float:
     return value
 
 
+def _steps(text: str) -> int:
+    """``--fewshot-em``: a count of steps, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
 def _splits(value: str):
     if value == "all":
         return "all"
@@ -96,7 +107,11 @@ def register(sub) -> None:
                    help="element-wise transform of those features (sqrt: signed square root)")
     p.add_argument("--fewshot-whiten", default=None, type=_shrinkage, metavar="S",
                    help="whitening shrinkage in [0, 1] of the few-shot metric (the default "
-                        "recipe's 0.7)")
+                        "recipe's 0.9)")
+    p.add_argument("--fewshot-em", default=None, type=_steps, metavar="STEPS",
+                   help="EM steps of the tied-covariance mixture over each few-shot episode "
+                        "(the default recipe's 10; 0: off, the queries take the prototypes' "
+                        "classes)")
     p.add_argument("--image-input", default=None, choices=("crop", "full"),
                    help="N-MNIST front end of the image reservoir: crop (the paper's 16 x 16 "
                         "ON crop, 256 inputs; default) or full (34 x 34, both polarities, "
@@ -189,14 +204,15 @@ def _run(args) -> int:
         method = method.replace(features=args.feature_kind, fewshot_features=None)
     fewshot = {"fewshot_features": args.fewshot_kind,
                "fewshot_transform": args.fewshot_transform,
-               "fewshot_whiten": args.fewshot_whiten}
+               "fewshot_whiten": args.fewshot_whiten,
+               "fewshot_em_steps": args.fewshot_em}
     fewshot = {k: v for k, v in fewshot.items() if v is not None}
     if fewshot:
         if not args.shots:
-            raise ConfigError("--fewshot-kind/-transform/-whiten change the few-shot metric: "
+            raise ConfigError("--fewshot-kind/-transform/-whiten/-em change the few-shot metric: "
                               "add --shots K")
         if args.select:
-            raise ConfigError("--fewshot-kind/-transform/-whiten override one recipe; "
+            raise ConfigError("--fewshot-kind/-transform/-whiten/-em override one recipe; "
                               "--select compares the candidates as they are: drop one")
         method = method.replace(**fewshot)
     if args.shots and any(k < 1 for k in args.shots):

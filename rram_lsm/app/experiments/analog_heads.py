@@ -283,7 +283,7 @@ def run_analog_study(data, method, *, seen, unseen, seeds=(0,), chip_seeds=(0, 1
     # heads', not the raw features' or the query set's
     # few-shot here reads the learned embedding only: no raw features of their own
     cfg = cfg.replace(fewshot_raw_weight=0.0, fewshot_whiten=None, fewshot_transductive=0,
-                      fewshot_features=None, fewshot_transform=None)
+                      fewshot_em_steps=0, fewshot_features=None, fewshot_transform=None)
     data = _select(data, cfg)
     ages_s = tuple(sorted(float(a) for a in ages_s))
     base_device = device_config(profile, input_bits=input_bits, tile_rows=tile_rows,
