@@ -71,7 +71,7 @@ validation pairs only) and retrieves unseen digits 8-9 zero-shot."""),
 import torch
 torch.set_num_threads(1)  # the heads are tiny: one thread beats two on a busy 2-core machine
 from projections.protocol import run_protocol
-from projections.train import get_method
+from projections import get_method
 from rram_lsm.app.features import encode_pair
 
 data = encode_pair(chip_seed=0, kind="counts", progress=False)
@@ -156,7 +156,7 @@ Small synthetic data; `rram-lsm zeroshot` runs the full protocol (many splits x 
 import torch
 torch.set_num_threads(1)  # the heads are tiny: one thread beats two on a busy 2-core machine
 from projections.protocol import PAPER_SPLIT, evaluate_split
-from projections.train import get_method
+from projections import get_method
 from rram_lsm.app.features import encode_pair
 
 data = encode_pair(chip_seed=0, kind="counts", progress=False)

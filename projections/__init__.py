@@ -16,7 +16,8 @@ from .protocol import ENGINES, SplitResult, evaluate_split
 from .batched import TrainJob, train_heads_batched
 from .selection import select_method
 from .splits import CrossModalSplit, split_cross_modal
-from .train import METHODS, MethodConfig, TrainResult, get_method, train_heads
+from .recipes import get_method
+from .train import METHODS, MethodConfig, TrainResult, train_heads
 
 __all__ = [
     "PairedFeatures", "load_npz", "save_npz", "CrossModalSplit", "split_cross_modal",

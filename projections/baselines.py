@@ -191,7 +191,8 @@ def compare_training_cost(data, image_rasters, audio_rasters, method, *, seen=No
 
     from .evaluate import retrieval_metrics
     from .protocol import PAPER_SPLIT
-    from .train import get_method, train_heads, transform_features
+    from .recipes import get_method
+    from .train import train_heads, transform_features
 
     cfg = get_method(method) if isinstance(method, str) else method
     data = data.select_kind(cfg.features)

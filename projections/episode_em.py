@@ -39,8 +39,12 @@ def pool_basis(units: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError(f"the pool of {n} samples has no principal direction")
     if n < n_features:  # decompose the smaller of the two Gram matrices
         val, vec = torch.linalg.eigh(centred @ centred.T)
+        # directions of no variance have no unit vector C^T v: keep the pool's rank
+        d = min(d, int((val > 1e-12 * val[-1].clamp_min(1e-300)).sum()))
+        if d < 1:
+            raise ConfigError("the pool's samples are all equal: no principal direction")
         vec = centred.T @ vec[:, -d:]
-        basis = vec / vec.norm(dim=0).clamp_min(1e-12)
+        basis = vec / vec.norm(dim=0)
     else:
         basis = torch.linalg.eigh(centred.T @ centred)[1][:, -d:]
     return mean.numpy(), basis.flip(1).numpy()
@@ -55,12 +59,13 @@ def tied_gaussian_em(query: np.ndarray, support: np.ndarray, support_class: np.n
     queries' starting posterior (e.g. from the prototypes' scores). Each step re-estimates
     the class means and the pooled covariance from support (weight 1) and queries
     (weight: posterior), shrinks the covariance towards ``trace / d`` times the identity
-    by ``shrinkage``, and sets the posteriors from the linear discriminant scores (equal
-    class priors).
+    by ``shrinkage`` (> 0: a few hundred queries in ``d`` directions need not span
+    them), and sets the posteriors from the linear discriminant scores (equal class
+    priors).
     """
-    if steps < 1 or not 0.0 <= shrinkage <= 1.0:
-        raise ConfigError(f"steps must be >= 1 and shrinkage in [0, 1], got {steps} and "
-                          f"{shrinkage}")
+    if int(steps) != steps or steps < 1 or not 0.0 < shrinkage <= 1.0:
+        raise ConfigError(f"steps must be a whole number >= 1 and shrinkage in (0, 1], got "
+                          f"{steps} and {shrinkage}")
     n_classes = posterior.shape[1]
     hard = np.eye(n_classes)[support_class]
     points = np.concatenate([support, query])
@@ -76,6 +81,8 @@ def tied_gaussian_em(query: np.ndarray, support: np.ndarray, support_class: np.n
             scatter += (dev * weight[:, c:c + 1]).T @ dev
         scatter /= mass.sum()
         scale = np.trace(scatter) / d
+        if not scale > 0:
+            raise ConfigError("the episode's samples are all equal: no covariance to fit")
         cov = (1.0 - shrinkage) * scatter + shrinkage * scale * np.eye(d)
         solved = np.linalg.solve(cov, means.T)  # (d, C)
         score = query @ solved - 0.5 * np.einsum("cd,dc->c", means, solved)

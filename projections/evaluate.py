@@ -116,7 +116,8 @@ def fewshot_episodes(image_labels, image_idx, audio_labels, audio_idx, shots: in
 def fewshot_accuracy(episode: dict, z_image, z_audio, image_labels, audio_labels, *,
                      sources: str = "both", raw_image=None, raw_audio=None,
                      raw_weight: float = 0.0, transductive: int = 0,
-                     transductive_temperature: float = 0.05) -> dict:
+                     transductive_temperature: float = 0.05, em_dims: int = 0,
+                     em_steps: int = 0, em_shrinkage: float = 0.2) -> dict:
     """Nearest-prototype accuracy of one episode in both directions.
 
     ``audio_to_image``: audio queries are assigned the class of the best-scoring prototype
@@ -127,11 +128,14 @@ def fewshot_accuracy(episode: dict, z_image, z_audio, image_labels, audio_labels
     the raw (standardised) features ``raw_image``/``raw_audio``.
     ``transductive``: refinement steps of the prototypes with the episode's unlabelled
     queries (see :func:`fewshot_accuracies`); 0 classifies every query on its own.
+    ``em_*``: the episode's mixture (see :func:`fewshot_accuracies`); its principal
+    directions come from this episode's samples alone.
     """
     out = fewshot_accuracies([episode], z_image, z_audio, image_labels, audio_labels,
                              sources=sources, raw_image=raw_image, raw_audio=raw_audio,
                              raw_weight=raw_weight, transductive=transductive,
-                             transductive_temperature=transductive_temperature)
+                             transductive_temperature=transductive_temperature,
+                             em_dims=em_dims, em_steps=em_steps, em_shrinkage=em_shrinkage)
     return {d: {"top1": float(r["top1"][0]), "n_queries": int(r["n_queries"][0])}
             for d, r in out.items()}
 
@@ -140,7 +144,7 @@ def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *
                        sources: str = "both", raw_image=None, raw_audio=None,
                        raw_weight: float = 0.0, transductive: int = 0,
                        transductive_temperature: float = 0.05, em_dims: int = 0,
-                       em_steps: int = 0, em_shrinkage: float = 0.5) -> dict:
+                       em_steps: int = 0, em_shrinkage: float = 0.2) -> dict:
     """:func:`fewshot_accuracy` of every episode of ``episodes``, at once.
 
     ``transductive`` > 0 refines the prototypes with the episode's unlabelled queries by
@@ -170,7 +174,7 @@ def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *
     if int(transductive) < 0 or not transductive_temperature > 0:
         raise ConfigError(f"transductive must be >= 0 and its temperature > 0, got "
                           f"{transductive} and {transductive_temperature}")
-    if em_steps and (raw_weight != 1.0 or int(em_dims) < 1 or int(em_steps) < 0):
+    if em_steps and (raw_weight != 1.0 or int(em_dims) < 1):
         raise ConfigError(f"em_steps > 0 needs raw_weight 1 and em_dims >= 1, got "
                           f"raw_weight {raw_weight}, em_dims {em_dims}")
     episodes = list(episodes)
@@ -237,7 +241,8 @@ def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *
                 post = np.exp(z - z.max(1, keepdims=True))
                 post /= post.sum(1, keepdims=True)
                 s_idx = support[own]
-                s_class = np.searchsorted(classes, labels[own][s_idx])
+                position = {c: i for i, c in enumerate(classes)}
+                s_class = np.array([position[c] for c in labels[own][s_idx]])
                 score = tied_gaussian_em(coords[own][q_idx], coords[own][s_idx], s_class,
                                          post, int(em_steps), float(em_shrinkage))
             pred = classes[np.argmax(score, axis=1)]

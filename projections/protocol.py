@@ -21,7 +21,8 @@ from rram_lsm.errors import ConfigError
 from .evaluate import (fewshot_accuracies, fewshot_episodes, prototype_accuracy,
                        retrieval_metrics, summarize)
 from .metric import within_class_whitener
-from .train import MethodConfig, TrainResult, get_method, train_heads, transform_features
+from .recipes import get_method
+from .train import MethodConfig, TrainResult, train_heads, transform_features
 
 __all__ = ["DIGITS", "PAPER_SPLIT", "ENGINES", "PairedFeatures", "make_splits",
            "evaluate_split", "SplitResult", "run_protocol", "ZeroShotResult"]

@@ -106,10 +106,11 @@ class MethodConfig:
     queries not) that then classify the queries, in the top ``fewshot_em_dims``
     principal directions of the unseen pool (:mod:`projections.episode_em`); 0: off.
     Needs ``fewshot_raw_weight`` 1."""
-    fewshot_em_dims: int = 32
-    """Principal directions of the unseen pool that EM works in."""
-    fewshot_em_shrinkage: float = 0.5
-    """Shrinkage of the mixture's covariance towards a scaled identity, in [0, 1]."""
+    fewshot_em_dims: int = 16
+    """Principal directions of the unseen pool that EM works in (the default's: 16)."""
+    fewshot_em_shrinkage: float = 0.2
+    """Shrinkage of the mixture's covariance towards a scaled identity, in (0, 1] (the
+    default's: 0.2)."""
     fewshot_features: str | None = None
     """Feature kind of the raw features few-shot scoring compares (see ``features``);
     None: the heads' ``features``. Lets the few-shot metric read time-resolved features
@@ -152,11 +153,13 @@ class MethodConfig:
             raise ConfigError("fewshot_transductive must be >= 0 and its temperature > 0, "
                               f"got {self.fewshot_transductive} and "
                               f"{self.fewshot_transductive_temperature}")
-        if int(self.fewshot_em_steps) < 0 or (self.fewshot_em_steps and (
-                self.fewshot_raw_weight != 1.0 or int(self.fewshot_em_dims) < 1
-                or not 0.0 <= self.fewshot_em_shrinkage <= 1.0)):
-            raise ConfigError("fewshot_em_steps must be >= 0; EM needs fewshot_raw_weight "
-                              "1, fewshot_em_dims >= 1 and fewshot_em_shrinkage in [0, 1] "
+        if int(self.fewshot_em_steps) != self.fewshot_em_steps or self.fewshot_em_steps < 0 \
+                or (self.fewshot_em_steps and (
+                    self.fewshot_raw_weight != 1.0 or int(self.fewshot_em_dims) < 1
+                    or not 0.0 < self.fewshot_em_shrinkage <= 1.0)):
+            raise ConfigError("fewshot_em_steps must be a whole number >= 0; EM needs "
+                              "fewshot_raw_weight 1, fewshot_em_dims >= 1 and "
+                              "fewshot_em_shrinkage in (0, 1] "
                               "(give fewshot_em_steps=0 to mix in the learned space), got "
                               f"{self.fewshot_em_steps}, {self.fewshot_raw_weight}, "
                               f"{self.fewshot_em_dims}, {self.fewshot_em_shrinkage}")
@@ -200,7 +203,7 @@ class MethodConfig:
         """The untrained recipe scoring few-shot exactly as this one: with
         ``fewshot_raw_weight`` 1 the heads never enter few-shot, so its few-shot figures
         are this recipe's bit for bit, without training (selection rounds, ablations)."""
-        if self.trained and self.fewshot_raw_weight != 1.0:
+        if self.fewshot_raw_weight != 1.0:
             raise ConfigError(f"{self.name!r} mixes its learned space into few-shot "
                               f"(fewshot_raw_weight {self.fewshot_raw_weight}); it has no "
                               "untrained twin")
@@ -266,21 +269,6 @@ def transform_features(values: np.ndarray, transform: str) -> np.ndarray:
         return np.sign(values) * np.sqrt(np.abs(values))
     raise ConfigError(f"unknown feature transform {transform!r}; expected one of "
                       f"{FEATURE_TRANSFORMS}")
-
-
-def get_method(name: str) -> MethodConfig:
-    """The named recipe from :data:`METHODS`, or one of the selection rounds' candidates
-    (:func:`projections.selection.candidates`, e.g. ``default_round8``, an earlier default)
-    so that every recorded figure can be re-run by name; unknown names raise ConfigError."""
-    if name in METHODS:
-        return METHODS[name]
-    from .selection import candidates  # selection builds on METHODS: import at call time
-
-    for method in candidates():
-        if method.name == name:
-            return method
-    raise ConfigError(f"unknown method {name!r}; expected one of {sorted(METHODS)} or a "
-                      f"candidate of projections.selection.candidates() (e.g. default_round8)")
 
 
 @dataclass

@@ -41,6 +41,27 @@ def test_pool_basis_is_the_top_principal_directions(n, dim):
         pool_basis(x, 0)
 
 
+def test_pool_basis_stops_at_the_pools_rank():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(10, 2)) @ rng.normal(size=(2, 30))  # rank 2 (1 after centring)
+    basis = pool_basis(x, 8)[1]
+    assert basis.shape[1] <= 2
+    np.testing.assert_allclose(basis.T @ basis, np.eye(basis.shape[1]), atol=1e-8)
+
+
+def test_em_does_not_depend_on_the_order_of_the_episode_classes():
+    x, y = _tilted_pair(seed=2)
+    y = y + 8  # classes 8 and 9
+    idx = np.arange(len(y))
+    ep = next(iter(fewshot_episodes(y, idx, y, idx, 3, 1, np.random.default_rng(0))))
+    kw = dict(sources="own", raw_image=x, raw_audio=x, raw_weight=1.0, transductive=3,
+              em_dims=4, em_steps=10, em_shrinkage=0.01)
+    forward = fewshot_accuracies([ep], x, x, y, y, **kw)
+    backward = fewshot_accuracies([{**ep, "classes": ep["classes"][::-1]}], x, x, y, y, **kw)
+    assert forward["audio_to_image"]["top1"][0] == pytest.approx(
+        backward["audio_to_image"]["top1"][0])
+
+
 def test_em_with_the_pairs_own_covariance_beats_the_prototypes():
     x, y = _tilted_pair()
     support = np.array([0, 1, 2, 150, 151, 152])
@@ -57,13 +78,49 @@ def test_em_with_the_pairs_own_covariance_beats_the_prototypes():
     assert prototypes < 0.8 and em > 0.95
 
 
+def test_one_em_step_is_the_gaussian_posterior_of_the_weighted_fit():
+    """Scores after one step = log N(q; mean_c, cov) up to a per-query constant, with
+    mean_c and cov fitted from support (weight 1) and queries (their posteriors), written
+    out independently with scipy."""
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(5)
+    d, shrinkage = 3, 0.3
+    support, query = rng.normal(size=(4, d)), rng.normal(size=(9, d)) + 0.5
+    support_class = np.array([0, 0, 1, 1])
+    post = rng.dirichlet([1.0, 1.0], size=9)
+    score = tied_gaussian_em(query, support, support_class, post, 1, shrinkage)
+    w = np.vstack([np.eye(2)[support_class], post])
+    x = np.vstack([support, query])
+    means = [(w[:, c:c + 1] * x).sum(0) / w[:, c].sum() for c in range(2)]
+    scatter = sum((w[:, c:c + 1] * (x - means[c])).T @ (x - means[c]) for c in range(2))
+    scatter /= w.sum()
+    cov = (1 - shrinkage) * scatter + shrinkage * np.trace(scatter) / d * np.eye(d)
+    log_lik = np.stack([multivariate_normal(means[c], cov).logpdf(query) for c in range(2)], 1)
+    np.testing.assert_allclose(score - score[:, :1], log_lik - log_lik[:, :1], atol=1e-10)
+
+
+def test_the_queries_carry_the_fit():
+    """With one shot per class the support has no spread to estimate the pair's
+    covariance from: EM with the queries beats the same model fitted on the support
+    alone (queries weighted ~0)."""
+    x, y = _tilted_pair(seed=0)
+    support = np.array([0, 150])
+    query = np.setdiff1d(np.arange(len(y)), support)
+    flat = np.full((len(query), 2), 0.5)
+    with_queries = tied_gaussian_em(x[query], x[support], y[support], flat, 30, 0.01)
+    no_queries = tied_gaussian_em(x[query], x[support], y[support], flat * 1e-12, 1, 0.01)
+    acc = lambda score: (np.argmax(score, 1) == y[query]).mean()  # noqa: E731
+    assert acc(with_queries) > acc(no_queries) + 0.05
+
+
 def test_em_reads_no_query_labels():
     """Relabelling the queries cannot change the scores: they never enter."""
     x, y = _tilted_pair(seed=2)
     idx = np.arange(len(y))
     ep = next(iter(fewshot_episodes(y, idx, y, idx, 3, 1, np.random.default_rng(0))))
     kw = dict(sources="own", raw_image=x, raw_audio=x, raw_weight=1.0, transductive=3,
-              em_dims=4, em_steps=10, em_shrinkage=0.0)
+              em_dims=4, em_steps=10, em_shrinkage=0.01)
     a = fewshot_accuracies([ep], x, x, y, y, **kw)
     flipped = y.copy()
     flipped[ep["query_audio"]] = 1 - flipped[ep["query_audio"]]
@@ -79,7 +136,7 @@ def test_em_improves_episodes_over_soft_kmeans():
     eps = list(fewshot_episodes(y, idx, y, idx, 5, 10, np.random.default_rng(4)))
     kw = dict(sources="own", raw_image=x, raw_audio=x, raw_weight=1.0, transductive=3)
     plain = fewshot_accuracies(eps, x, x, y, y, **kw)
-    em = fewshot_accuracies(eps, x, x, y, y, em_dims=4, em_steps=10, em_shrinkage=0.0, **kw)
+    em = fewshot_accuracies(eps, x, x, y, y, em_dims=4, em_steps=10, em_shrinkage=0.01, **kw)
     assert em["audio_to_image"]["top1"].mean() > plain["audio_to_image"]["top1"].mean() + 0.1
 
 
@@ -92,8 +149,16 @@ def test_em_settings_are_checked():
                            em_dims=4, em_steps=2)
     with pytest.raises(ConfigError, match="steps"):
         tied_gaussian_em(x[:4], x[4:6], np.array([0, 1]), np.full((4, 2), 0.5), 0, 0.5)
+    with pytest.raises(ConfigError, match="shrinkage"):  # a singular fit is not allowed
+        tied_gaussian_em(x[:4], x[4:6], np.array([0, 1]), np.full((4, 2), 0.5), 2, 0.0)
+    with pytest.raises(ConfigError, match="all equal"):
+        tied_gaussian_em(np.ones((4, 3)), np.ones((2, 3)), np.array([0, 1]),
+                         np.full((4, 2), 0.5), 2, 0.5)
+    with pytest.raises(ConfigError, match="whole number"):
+        MethodConfig(fewshot_raw_weight=1.0, fewshot_em_steps=0.5)
     with pytest.raises(ConfigError, match="fewshot_em"):
         MethodConfig(fewshot_raw_weight=0.5, fewshot_em_steps=3)
     with pytest.raises(ConfigError, match="fewshot_em"):
         MethodConfig(fewshot_raw_weight=1.0, fewshot_em_steps=3, fewshot_em_shrinkage=2.0)
-    assert MethodConfig(fewshot_raw_weight=1.0, fewshot_em_steps=3).fewshot_em_dims == 32
+    em = MethodConfig(fewshot_raw_weight=1.0, fewshot_em_steps=3)
+    assert (em.fewshot_em_dims, em.fewshot_em_shrinkage) == (16, 0.2)  # the default's

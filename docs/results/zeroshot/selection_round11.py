@@ -13,13 +13,13 @@ What keeps the choice on validation is that the view, the candidates and the rul
 the standing ones, fixed here before the run; only the number of pseudo splits changes.
 
 Rules, fixed before the run:
-* Few-shot half (rounds 1-9's rule): among round 9's grid (projections.selection._round9)
+* Few-shot half (rounds 1-9's rule): among round 9's grid (projections.recipes._round9)
   and today's default's twin, the candidate with the best pseudo 5-shot audio->image top-1
   wins if it beats the twin by more than 0.005. Input-only kinds are ablations, scored,
   and cannot win.
 * Zero-shot half (issue 17's second clause: "the default's zero-shot rows come from the
   recipe that validation prefers for zero-shot"): among round 10's heads (the default,
-  paper, and the default plus a CLIP term, projections.selection._round10), the one with
+  paper, and the default plus a CLIP term, projections.recipes._round10), the one with
   the best pseudo unseen zero-shot audio->image top-1 is what validation prefers. If it is
   not the default, beats it by more than 0.005 and its pseudo seen-test audio->image is no
   more than 0.01 below the default's, it replaces the default's heads. Otherwise the heads
@@ -68,7 +68,7 @@ def _protocol(view, cfg, shots):
 
 
 def fewshot_half(view) -> dict:
-    from projections.selection import _round9
+    from projections.recipes import _round9
     from projections.train import METHODS
 
     twin = METHODS["raw"].replace(fewshot_sources="own", fewshot_transductive=3,
@@ -98,7 +98,7 @@ def fewshot_half(view) -> dict:
 
 
 def zeroshot_half(view) -> dict:
-    from projections.selection import _round10
+    from projections.recipes import _round10
     from projections.train import METHODS
 
     ref = METHODS["default"]

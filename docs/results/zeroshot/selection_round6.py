@@ -6,7 +6,7 @@ torch.set_num_threads(1)
 from threadpoolctl import threadpool_limits; threadpool_limits(1)
 from rram_lsm.app.features import encode_pair
 from projections import select_method
-from projections.selection import _round6, candidates
+from projections.recipes import _round6, candidates
 from projections.train import METHODS
 from rram_lsm.records import write_record
 if __name__ != "__main__": raise SystemExit

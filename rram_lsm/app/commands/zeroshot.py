@@ -13,17 +13,22 @@ FEATURE_KINDS = tuple("+".join(c) for n in range(1, len(BASE_FEATURE_KINDS) + 1)
                       for c in itertools.combinations(BASE_FEATURE_KINDS, n))
 
 
+def _whole(text: str, minimum: int, what: str) -> int:
+    """``text`` as a whole number >= ``minimum``, or an argparse error naming ``what``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    return value
+
+
 def _patience(text: str):
     """``--patience``: a number of epochs >= 1, or ``none``."""
     if text.lower() == "none":
         return "none"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of epochs or none, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"patience must be >= 1 epoch, got {value}")
-    return value
+    return _whole(text, 1, "a number of epochs >= 1 or none")
 
 
 def _shrinkage(text: str) -> float:
@@ -39,13 +44,7 @@ def _shrinkage(text: str) -> float:
 
 def _steps(text: str) -> int:
     """``--fewshot-em``: a count of steps, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
+    return _whole(text, 0, "a whole number of steps >= 0")
 
 
 def _splits(value: str):
@@ -79,7 +78,7 @@ def register(sub) -> None:
     p.add_argument("--method", default="default",
                    help="recipe: default (our best, chosen on seen-class validation), paper, "
                         "protonet, raw (no training; few-shot only), or a selection candidate "
-                        "by name, e.g. default_round8 (projections.selection.candidates())")
+                        "by name, e.g. default_round8 (projections.recipes.candidates())")
     p.add_argument("--epochs", type=int, default=None,
                    help="override the recipe's maximum training epochs")
     p.add_argument("--patience", type=_patience, default=None, metavar="N|none",
@@ -327,7 +326,7 @@ def _analogue(args, data, method, seeds, progress) -> int:
 def _select(args, source, seeds, progress) -> int:
     """``source``: saved features (every candidate runs on them) or an encoder by kind."""
     from projections import PAPER_SPLIT, select_method
-    from projections.selection import candidates
+    from projections.recipes import candidates
     from rram_lsm.errors import ConfigError
     from rram_lsm.records import write_record
 
