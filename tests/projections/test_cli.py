@@ -67,6 +67,7 @@ def test_zeroshot_cli_rejects_bad_requests(feature_file, tmp_path, capsys):
 
 
 def test_zeroshot_select_scores_candidates(feature_file, tmp_path, monkeypatch, capsys):
+    import projections
     import projections.recipes as recipes
     from projections import METHODS
 
@@ -78,6 +79,19 @@ def test_zeroshot_select_scores_candidates(feature_file, tmp_path, monkeypatch, 
     rec = json.loads(out.read_text())
     assert set(rec["selection"]) == {"raw", "quick"} and rec["best"] in rec["selection"]
     assert "best on seen-class validation" in capsys.readouterr().out
+    # --splits all: every pseudo split of the seen classes, not a silent 6
+    asked = {}
+    real = projections.select_method
+
+    def spy(*a, **kw):
+        asked.update(kw)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(projections, "select_method", spy)
+    assert main(["zeroshot", "--features", str(feature_file), "--select", "--splits", "all",
+                 "--seen", "1", "2", "3", "--seeds", "1", "--shots", "2", "--no-progress",
+                 "--json", str(out)]) == 0
+    assert asked["n_splits"] == "all"
 
 
 def test_zeroshot_feature_kind_input_runs_without_the_reservoir(tmp_path, monkeypatch):

@@ -130,7 +130,9 @@ def register(sub) -> None:
     p.add_argument("--select", action="store_true",
                    help="instead of evaluating, score every candidate recipe on seen-class "
                         "validation data only (official train files of --seen, default 1-7) "
-                        "and report which would be the default")
+                        "and report which would be the default; --splits N pseudo splits of "
+                        "the seen classes (default 6), all: every one (21 for 1-7, as the "
+                        "selection rounds since 11)")
     p.add_argument("--cost-epochs", type=int, default=0, metavar="N",
                    help="also train the snntorch spiking-RNN contrastive baseline for N "
                         "epochs on the first split's pairs and compare training cost "
@@ -353,7 +355,7 @@ def _select(args, source, seeds, progress) -> int:
                   f"not hold; scoring the other {len(servable)}")
         cands, data = servable, source
     best, scores = select_method(data, cands, seen=tuple(args.seen or PAPER_SPLIT[0]),
-                                 n_splits=args.splits if isinstance(args.splits, int) else 6,
+                                 n_splits=6 if args.splits is None else args.splits,
                                  seeds=seeds, shots=max(args.shots or [5]),
                                  split_seed=args.split_seed, progress=progress)
     print(f"{'candidate':26s} {'zero-shot':>9s} {'few-shot':>9s} {'score':>7s}")
