@@ -31,6 +31,13 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def _posterior(score: np.ndarray, temperature: float) -> np.ndarray:
+    """Each query's class posterior: the softmax of its scores over ``temperature``."""
+    z = score / temperature
+    post = np.exp(z - z.max(1, keepdims=True))
+    return post / post.sum(1, keepdims=True)
+
+
 def _check(q, q_labels, g, g_labels):
     if len(q) != len(q_labels) or len(g) != len(g_labels):
         raise ConfigError("each embedding array needs one label per row")
@@ -231,20 +238,16 @@ def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *
                 shots = len(support[own]) / len(classes)
                 start = [(w, q, shots * p) for w, q, p in spaces]
                 for _ in range(int(transductive)):
-                    z = score / transductive_temperature
-                    post = np.exp(z - z.max(1, keepdims=True))
-                    post /= post.sum(1, keepdims=True)
+                    post = _posterior(score, transductive_temperature)
                     spaces = [(w, q, _unit(p0 + post.T @ q)) for w, q, p0 in start]
                     score = scores(spaces)
             if em_steps:
-                z = score / transductive_temperature
-                post = np.exp(z - z.max(1, keepdims=True))
-                post /= post.sum(1, keepdims=True)
                 s_idx = support[own]
                 position = {c: i for i, c in enumerate(classes)}
                 s_class = np.array([position[c] for c in labels[own][s_idx]])
                 score = tied_gaussian_em(coords[own][q_idx], coords[own][s_idx], s_class,
-                                         post, int(em_steps), float(em_shrinkage))
+                                         _posterior(score, transductive_temperature),
+                                         int(em_steps), float(em_shrinkage))
             pred = classes[np.argmax(score, axis=1)]
             out[name]["top1"][e] = float((pred == labels[own][q_idx]).mean())
             out[name]["n_queries"][e] = len(q_idx)

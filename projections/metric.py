@@ -94,8 +94,8 @@ def _low_rank_inverse_sqrt(centred: torch.Tensor, shrinkage: float):
     ``M = U g(L) U^T`` for ``C C^T = U L U^T`` and ``g(l) = ((a l + b)^-1/2 - b^-1/2) / l``.
 
     One ``n x n`` eigendecomposition instead of an ``F x F`` one (a seen-class image
-    split: 490 training samples of 1,480 features, 10x less work); ``g`` is written
-    without the division, so null directions of ``C`` (``l = 0``) are exact.
+    split: 490 training samples of 1,480 features) and no ``F x F`` product; ``g`` is
+    written without the division, so null directions of ``C`` (``l = 0``) are exact.
     """
     gram = centred @ centred.T
     a = (1.0 - shrinkage) / len(centred)

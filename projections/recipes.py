@@ -221,10 +221,7 @@ def _round13() -> list[MethodConfig]:
     prototypes, in the unseen pool's top principal directions; untrained twins of the
     default's metric (``docs/results/zeroshot/selection_round13.py``/``.json``; 10 steps,
     16 directions, shrinkage 0.2 adopted)."""
-    twin = METHODS["raw"].replace(fewshot_sources="own", features="counts+input_span",
-                                  feature_transform="sqrt", fewshot_whiten=0.9,
-                                  fewshot_transductive=3,
-                                  fewshot_transductive_temperature=0.05)
+    twin = _default_of_round12().fewshot_twin()
     return [twin.replace(name=f"raw_counts+input_span_sqrt_w0.9_trans3_T0.05_em{k}_d{d}"
                               f"_s{s:g}", fewshot_em_steps=k, fewshot_em_dims=d,
                          fewshot_em_shrinkage=s)
