@@ -200,7 +200,7 @@ the same window whatever the speaking rate. A recipe's few-shot metric can read 
 kind while its heads keep theirs (`fewshot_features`). The default's does: reservoir spike
 counts beside the input envelope in 5 span windows, square-rooted, whitened 0.9, the
 queries then classified by EM of a tied-covariance mixture over the episode (issue 17,
-chosen on seen-class validation; docs/zeroshot.md: 0.949 5-shot audio->image over all 36
+chosen on seen-class validation; docs/zeroshot.md: 0.952 5-shot audio->image over all 36
 splits x 3 seeds on the real data). Below, on the synthetic digits: the default, round 8's
 default (whole-utterance counts and input rates, other heads, no EM) and the ablation that
 bypasses the reservoir (the envelope alone). The synthetic digits are easy: few-shot

@@ -80,8 +80,10 @@ class _Run:
         self.model = DualEncoder(xi.shape[1], xa.shape[1], cfg.dim, cfg.head, cfg.hidden,
                                  True, cfg.temperature, cfg.learn_temperature, self.gen)
         if cfg.standardize:
-            self.model.image.set_standardisation(xi[torch.as_tensor(np.unique(ti))])
-            self.model.audio.set_standardisation(xa[torch.as_tensor(np.unique(ta))])
+            self.model.image.set_standardisation(xi[torch.as_tensor(np.unique(ti))],
+                                                 cfg.scale_floor)
+            self.model.audio.set_standardisation(xa[torch.as_tensor(np.unique(ta))],
+                                                 cfg.scale_floor)
         self.n = len(ti)
         self.bs = min(cfg.batch_size, self.n)
         self.steps = 0          # samples seen (for the FLOP count)

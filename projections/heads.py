@@ -4,18 +4,40 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 from rram_lsm.errors import ConfigError
 
-__all__ = ["ProjectionHead", "DualEncoder", "HEAD_KINDS", "StackedHead", "stack_heads",
-           "stacked_head_forward", "stacked_head_apply"]
+__all__ = ["feature_scale", "ProjectionHead", "DualEncoder", "HEAD_KINDS", "StackedHead",
+           "stack_heads", "stacked_head_forward", "stacked_head_apply"]
 
 HEAD_KINDS = ("linear", "fc_gelu", "mlp")
 """``linear``: one affine map; ``fc_gelu``: one affine map then GELU (the paper's head);
 ``mlp``: affine -> GELU -> affine."""
+
+
+def feature_scale(std, scale_floor: float = 0.0):
+    """The divisors that standardise features whose training-set std is ``std`` ``(F,)``.
+
+    A feature that (almost) never varied on the training samples, a neuron silent for every
+    seen class, has no scale to learn; dividing an unseen sample's value by its std of
+    ~0 would make that one feature the whole of the sample's (unit) vector. With
+    ``scale_floor`` > 0 no divisor is below that fraction of the median positive std (no
+    feature is amplified more than ``1 / scale_floor`` times a typical one); 0 keeps the
+    absolute floor of 1e-6 that recipes before round 14 used (their records rerun bit for
+    bit). Returns a float array like ``std``.
+    """
+    std = np.asarray(std)
+    if not 0.0 <= scale_floor < 1.0:
+        raise ConfigError(f"scale_floor must be in [0, 1), got {scale_floor}")
+    if scale_floor == 0.0:
+        return np.maximum(std, 1e-6).astype(std.dtype)
+    positive = std[std > 0]
+    typical = float(np.median(positive)) if positive.size else 1.0
+    return np.maximum(std, max(scale_floor * typical, 1e-6)).astype(std.dtype)
 
 
 def _init_linear(layer: nn.Linear, gen: torch.Generator) -> None:
@@ -144,10 +166,12 @@ class ProjectionHead(nn.Module):
             self.fc1 = nn.Linear(in_dim, out_dim)
         _init_linear(self.fc1, gen)
 
-    def set_standardisation(self, features: torch.Tensor) -> None:
-        """Fix the input shift/scale to the per-feature mean and std of ``features``."""
+    def set_standardisation(self, features: torch.Tensor, scale_floor: float = 0.0) -> None:
+        """Fix the input shift/scale to the per-feature mean and std of ``features``
+        (divisors floored by :func:`feature_scale`)."""
         self.mean.copy_(features.mean(0))
-        self.std.copy_(features.std(0).clamp_min(1e-6))
+        std = features.detach().std(0).cpu().numpy()
+        self.std.copy_(torch.as_tensor(feature_scale(std, scale_floor)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embed a batch ``(n, in_dim)`` -> ``(n, out_dim)``."""

@@ -20,6 +20,7 @@ from rram_lsm.errors import ConfigError
 
 from .evaluate import (fewshot_accuracies, fewshot_episodes, prototype_accuracy,
                        retrieval_metrics, summarize)
+from .heads import feature_scale
 from .metric import within_class_whitener
 from .recipes import get_method
 from .train import MethodConfig, TrainResult, train_heads, transform_features
@@ -147,9 +148,9 @@ _ENSEMBLE_SEED_STEP = 1000
 """Seed offset between ensemble members (member j of seed s trains with s + 1000 j)."""
 
 
-def _standardizer(values: np.ndarray, idx: np.ndarray):
+def _standardizer(values: np.ndarray, idx: np.ndarray, scale_floor: float = 0.0):
     ref = values[np.unique(idx)]
-    mean, std = ref.mean(0), np.maximum(ref.std(0), 1e-6)
+    mean, std = ref.mean(0), feature_scale(ref.std(0), scale_floor)
     return lambda x: (x - mean) / std
 
 
@@ -304,8 +305,8 @@ def _score(plan: _Plan, members: list, shots, episodes: int,
     """Embed with the trained ``members`` (none: no training) and evaluate the run."""
     data, cfg, sp, x_i, x_a = plan.data, plan.cfg, plan.sp, plan.x_i, plan.x_a
     seed = plan.seed
-    raw_i = _standardizer(plan.f_i, sp.image["train"])(plan.f_i)
-    raw_a = _standardizer(plan.f_a, sp.audio["train"])(plan.f_a)
+    raw_i = _standardizer(plan.f_i, sp.image["train"], cfg.scale_floor)(plan.f_i)
+    raw_a = _standardizer(plan.f_a, sp.audio["train"], cfg.scale_floor)(plan.f_a)
     out = SplitResult(seen_classes=list(sp.seen), unseen_classes=list(sp.unseen),
                       seed=int(seed), method=cfg.name)
     trained = None

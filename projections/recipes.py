@@ -64,7 +64,9 @@ def candidates() -> list[MethodConfig]:
         joint.replace(name="joint_structure", structure_weight=1.0),
         joint.replace(name="joint_audio", fewshot_sources="audio"),
     ] + _round3() + _round4() + _round5() + _round6() + _round8() + _round9() + \
-        _round10() + _round12() + _round13() + [_default_of_round12(), METHODS["default"]]
+        _round10() + _round12() + _round13() + _round14() + _round15() + \
+        [_default_of_round12(), _default_of_round13(), _default_of_round14(),
+         METHODS["default"]]
 
 
 def _default_before_round4() -> MethodConfig:
@@ -213,7 +215,7 @@ def _round12() -> list[MethodConfig]:
 
 def _default_of_round12() -> MethodConfig:
     """The default of rounds 11-12: today's, its few-shot without the EM step."""
-    return METHODS["default"].replace(name="default_round12", fewshot_em_steps=0)
+    return _default_of_round13().replace(name="default_round12", fewshot_em_steps=0)
 
 
 def _round13() -> list[MethodConfig]:
@@ -226,3 +228,30 @@ def _round13() -> list[MethodConfig]:
                               f"_s{s:g}", fewshot_em_steps=k, fewshot_em_dims=d,
                          fewshot_em_shrinkage=s)
             for k in (3, 10) for d in (8, 16, 32, 64) for s in (0.2, 0.5, 0.8)]
+
+
+def _default_of_round13() -> MethodConfig:
+    """The default of round 13: today's, standardised with the absolute floor 1e-6."""
+    return METHODS["default"].replace(name="default_round13", scale_floor=0.0)
+
+
+def _round14() -> list[MethodConfig]:
+    """Round 14 (issue 17, a defect): the standardisation floor relative to the median
+    feature std (``MethodConfig.scale_floor``), heads and few-shot alike, on round 13's
+    default (``docs/results/zeroshot/selection_round14.py``/``.json``)."""
+    d = _default_of_round13()
+    return [d.replace(name=f"default_floor{f:g}", scale_floor=f) for f in (0.01, 0.03, 0.1, 0.3)]
+
+
+def _default_of_round14() -> MethodConfig:
+    """The default round 14 chose: round 13's with the standardisation floor 0.3 (round 15
+    kept it)."""
+    return _default_of_round13().replace(name="default_round14", scale_floor=0.3)
+
+
+def _round15() -> list[MethodConfig]:
+    """Round 15 (issue 17): round 14's floor beyond its grid's edge (0.5, 0.7, 0.9), on
+    round 14's default (``docs/results/zeroshot/selection_round15.py``/``.json``; none
+    beat 0.3 by the rule's margin)."""
+    return [_default_of_round14().replace(name=f"default_floor{f:g}", scale_floor=f)
+            for f in (0.5, 0.7, 0.9)]

@@ -51,6 +51,12 @@ class MethodConfig:
     """Hidden width of the ``mlp`` head (ignored otherwise)."""
     standardize: bool = False
     """Standardise each feature with the training-set mean and std before the head."""
+    scale_floor: float = 0.0
+    """Standardisation (the heads' inputs and few-shot's raw features) divides no feature
+    by less than this fraction of the median feature std of the training samples, in
+    [0, 1) (:func:`projections.heads.feature_scale`): a feature that never varied on the
+    seen classes cannot blow up an unseen sample. 0: the absolute floor 1e-6 of recipes
+    before round 14."""
     temperature: float = 1.0
     """Softmax temperature of the contrastive losses (initial value if learned)."""
     learn_temperature: bool = False
@@ -176,6 +182,8 @@ class MethodConfig:
                 self.fewshot_transform not in FEATURE_TRANSFORMS:
             raise ConfigError(f"fewshot_transform must be None or one of "
                               f"{FEATURE_TRANSFORMS}, got {self.fewshot_transform!r}")
+        if not 0.0 <= self.scale_floor < 1.0:
+            raise ConfigError(f"scale_floor must be in [0, 1), got {self.scale_floor}")
         if self.ensemble < 1:
             raise ConfigError(f"ensemble must be >= 1, got {self.ensemble}")
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.temperature <= 0:
@@ -214,7 +222,7 @@ class MethodConfig:
             fewshot_whiten=self.fewshot_whiten, fewshot_transductive=self.fewshot_transductive,
             fewshot_transductive_temperature=self.fewshot_transductive_temperature,
             fewshot_em_steps=self.fewshot_em_steps, fewshot_em_dims=self.fewshot_em_dims,
-            fewshot_em_shrinkage=self.fewshot_em_shrinkage)
+            fewshot_em_shrinkage=self.fewshot_em_shrinkage, scale_floor=self.scale_floor)
 
     def replace(self, **changes) -> "MethodConfig":
         """A copy with some fields changed; unknown names raise ConfigError."""
@@ -245,7 +253,9 @@ METHODS: dict[str, MethodConfig] = {
     # 0.9), refined by 3 soft k-means steps over the episode's unlabelled queries
     # (transductive, T = 0.05; round 6), then classified by 10 EM steps of a
     # tied-covariance mixture in the unseen pool's top 16 principal directions
-    # (covariance shrinkage 0.2; round 13).
+    # (covariance shrinkage 0.2; round 13). Heads and few-shot standardise with divisors
+    # of at least 0.3 x the median feature std (round 14: a feature silent on every seen
+    # training sample no longer becomes an unseen sample's whole vector).
     "default": MethodConfig(name="default", features="counts+input", standardize=True,
                             temperature=0.2, clip_weight=1.0, supcon_weight=1.0,
                             structure_weight=1.0, patience=10, fewshot_sources="own",
@@ -253,7 +263,7 @@ METHODS: dict[str, MethodConfig] = {
                             fewshot_transform="sqrt", fewshot_whiten=0.9,
                             fewshot_transductive=3, fewshot_transductive_temperature=0.05,
                             fewshot_em_steps=10, fewshot_em_dims=16,
-                            fewshot_em_shrinkage=0.2),
+                            fewshot_em_shrinkage=0.2, scale_floor=0.3),
     # No training: standardised raw reservoir features, nearest prototype (few-shot only).
     "raw": MethodConfig(name="raw", trained=False, fewshot_sources="audio",
                         fewshot_raw_weight=1.0),
@@ -458,9 +468,11 @@ def _train(cfg, image_values, audio_values, train_pairs, val_pairs, image_labels
     elif cfg.standardize:
         # unique training samples only, so reused (cycled) samples do not weigh more
         model.image.set_standardisation(
-            torch.as_tensor(np.asarray(image_values, np.float32)[np.unique(ti)]))
+            torch.as_tensor(np.asarray(image_values, np.float32)[np.unique(ti)]),
+            cfg.scale_floor)
         model.audio.set_standardisation(
-            torch.as_tensor(np.asarray(audio_values, np.float32)[np.unique(ta)]))
+            torch.as_tensor(np.asarray(audio_values, np.float32)[np.unique(ta)]),
+            cfg.scale_floor)
     n_epochs = cfg.epochs if epochs is None else int(epochs)
     if n_epochs < 1:
         raise ConfigError(f"epochs must be >= 1, got {epochs}")

@@ -143,6 +143,19 @@ def test_zeroshot_fewshot_em_turns_the_episode_mixture_on_and_off(tmp_path, monk
         main(["zeroshot", "--fewshot-em", "-1"])
 
 
+def test_zeroshot_scale_floor_reaches_the_recipe(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("RRAM_LSM_DATA", raising=False)
+    out = tmp_path / "zs.json"
+    args = ["zeroshot", "--epochs", "1", "--splits", "1", "--seeds", "1", "--shots", "2",
+            "--episodes", "2", "--no-progress", "--json", str(out)]
+    assert main(args + ["--scale-floor", "0.2"]) == 0
+    assert json.loads(out.read_text())["config"]["method_config"]["scale_floor"] == 0.2
+    assert main(["zeroshot", "--scale-floor", "0.2", "--select", "--no-progress"]) == 1
+    assert "--scale-floor overrides one recipe" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["zeroshot", "--scale-floor", "1"])
+
+
 def test_cli_feature_kinds_match_the_recipes():
     from projections.train import FEATURE_KINDS
     from rram_lsm.app.commands import zeroshot

@@ -114,9 +114,9 @@ def test_protocol_fits_the_whitener_on_seen_training_rows_only(synthetic, monkey
         fitted.append((np.unique(idx), shrinkage))
         return real_whitener(values, labels, idx, shrinkage)
 
-    def standardizer_spy(values, idx):
+    def standardizer_spy(values, idx, scale_floor):
         standardised.append(np.unique(idx))
-        return real_standardizer(values, idx)
+        return real_standardizer(values, idx, scale_floor)
 
     monkeypatch.setattr(protocol, "within_class_whitener", whitener_spy)
     monkeypatch.setattr(protocol, "_standardizer", standardizer_spy)

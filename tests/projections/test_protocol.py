@@ -67,9 +67,9 @@ def test_standardisation_stats_come_from_training_rows_only(synthetic, monkeypat
     seen_rows = []
     real = protocol._standardizer
 
-    def spy(values, idx):
+    def spy(values, idx, scale_floor):
         seen_rows.append(np.asarray(idx))
-        return real(values, idx)
+        return real(values, idx, scale_floor)
 
     monkeypatch.setattr(protocol, "_standardizer", spy)
     run_protocol(synthetic, "raw", unseen=(3, 8), seeds=1, shots=(2,), episodes=2,

@@ -20,13 +20,15 @@ def ablations():
     d = METHODS["default"]
     # the default's few-shot metric as an untrained twin (rounds 11-13): counts beside the
     # cochlea channels' envelope in 5 windows of the active span, sqrt, whitened 0.9,
-    # soft k-means, then EM of a tied-covariance mixture (round 13)
+    # soft k-means, then EM of a tied-covariance mixture (round 13), standardisation floor
+    # 0.3 x the median std (round 14)
     twin = d.fewshot_twin()
     # rounds 11-12's metric: the same without EM
     no_em = twin.replace(fewshot_em_steps=0)
-    # round 8's metric (the default of rounds 8-10): whole-utterance counts+input, 0.7
+    # round 8's metric (the default of rounds 8-10): whole-utterance counts+input, 0.7,
+    # standardised as it was then (the floor of round 14 is the current metric's)
     round8 = no_em.replace(features="counts+input", feature_transform="none",
-                           fewshot_whiten=0.7)
+                           fewshot_whiten=0.7, scale_floor=0.0)
     return {
         # the few-shot metric of the default before issue 17 (round 5)
         "ablation_old_default": round8.replace(name="old_default_fewshot", fewshot_whiten=0.5,

@@ -1,6 +1,7 @@
 """Summarise the zero-/few-shot records in this folder (issue 17's figures).
 
     python docs/results/zeroshot/summarize.py   # reads default_36x3.json, paper_36x3.json,
+                                                # default_round13_36x3.json,
                                                 # default_round12_36x3.json and
                                                 # default_round8_36x3.json (paired against
                                                 # the defaults it replaced) and any
@@ -29,9 +30,10 @@ FS1 = "fewshot.1.unseen.audio_to_image.top1"
 FS5_I2A = "fewshot.5.unseen.image_to_audio.top1"
 ZS = "unseen.audio_to_image.top1"
 SEEN = ("seen_test.audio_to_image.top1", "seen_test.image_to_audio.top1")
-# earlier defaults the default is paired against: round 12's (replaced by round 13) and
-# round 8's (replaced by rounds 11-12)
-PREVIOUS = {"minus_round12": "default_round12_36x3.json",
+# earlier defaults the default is paired against: round 13's (replaced by round 14),
+# round 12's (replaced by round 13) and round 8's (replaced by rounds 11-12)
+PREVIOUS = {"minus_round13": "default_round13_36x3.json",
+            "minus_round12": "default_round12_36x3.json",
             "minus_round8": "default_round8_36x3.json"}
 SPLIT_SEEDS = range(10)
 

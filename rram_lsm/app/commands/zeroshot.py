@@ -42,6 +42,17 @@ def _shrinkage(text: str) -> float:
     return value
 
 
+def _floor(text: str) -> float:
+    """``--scale-floor``: a fraction in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"the scale floor must be in [0, 1), got {value}")
+    return value
+
+
 def _steps(text: str) -> int:
     """``--fewshot-em``: a count of steps, 0 or more."""
     return _whole(text, 0, "a whole number of steps >= 0")
@@ -111,6 +122,10 @@ def register(sub) -> None:
                    help="EM steps of the tied-covariance mixture over each few-shot episode "
                         "(the default recipe's 10; 0: off, the queries take the prototypes' "
                         "classes)")
+    p.add_argument("--scale-floor", default=None, type=_floor, metavar="F",
+                   help="standardisation divides no feature by less than F x the median "
+                        "feature std of the training samples (heads and few-shot; 0: the "
+                        "absolute 1e-6 of recipes before round 14)")
     p.add_argument("--image-input", default=None, choices=("crop", "full"),
                    help="N-MNIST front end of the image reservoir: crop (the paper's 16 x 16 "
                         "ON crop, 256 inputs; default) or full (34 x 34, both polarities, "
@@ -198,6 +213,11 @@ def _run(args) -> int:
         method = method.replace(epochs=args.epochs)
     if args.patience is not None:
         method = method.replace(patience=None if args.patience == "none" else args.patience)
+    if args.scale_floor is not None:
+        if args.select:
+            raise ConfigError("--scale-floor overrides one recipe; --select compares the "
+                              "candidates as they are: drop one of them")
+        method = method.replace(scale_floor=args.scale_floor)
     if args.feature_kind is not None:
         if args.select:
             raise ConfigError("--feature-kind overrides one recipe; --select compares the "
