@@ -214,7 +214,7 @@ def _round12() -> list[MethodConfig]:
 
 
 def _default_of_round12() -> MethodConfig:
-    """The default of rounds 11-12: today's, its few-shot without the EM step."""
+    """The default of rounds 11-12: round 13's, its few-shot without the EM step."""
     return _default_of_round13().replace(name="default_round12", fewshot_em_steps=0)
 
 
@@ -231,7 +231,9 @@ def _round13() -> list[MethodConfig]:
 
 
 def _default_of_round13() -> MethodConfig:
-    """The default of round 13: today's, standardised with the absolute floor 1e-6."""
+    """The default of round 13: today's standardised with the absolute floor 1e-6 (derived
+    from ``METHODS["default"]``: a later default that changes another field must pin
+    this one; ``tests/projections/test_scale_floor.py`` checks it against its record)."""
     return METHODS["default"].replace(name="default_round13", scale_floor=0.0)
 
 

@@ -108,12 +108,30 @@ def test_both_engines_train_heads_with_the_recipes_floor(synthetic):
 
 
 def test_only_the_defaults_from_round_14_on_carry_a_floor():
-    from projections.recipes import _default_of_round14, _round14, _round15, candidates
+    from projections.recipes import _round14, _round15, candidates
 
     d = METHODS["default"]
     assert d.scale_floor == 0.3 and d.fewshot_twin().scale_floor == 0.3
-    assert d.replace(name="default_round14") == _default_of_round14()
     floored = {c.name for c in _round14() + _round15()} | {"default", "default_round14"}
     for c in candidates():
         if c.name not in floored:
             assert c.scale_floor == 0.0, c.name
+
+
+@pytest.mark.parametrize("name, record", [
+    ("default_round13", "default_round13_36x3.json"),
+    ("default_round14", "selection_round15.json")])
+def test_earlier_defaults_by_name_are_the_recipes_their_records_ran(name, record):
+    """A default that is changed later must leave the recipes of the records alone."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from projections import get_method
+
+    path = Path(__file__).resolve().parents[2] / "docs/results/zeroshot" / record
+    config = json.loads(path.read_text())["config"]
+    ran = config.get("method_config") or config["adopted"]
+    got = dataclasses.asdict(get_method(name))
+    assert {k: v for k, v in got.items() if k != "name"} == \
+        {k: v for k, v in ran.items() if k != "name"}

@@ -31,26 +31,27 @@ def _patience(text: str):
     return _whole(text, 1, "a number of epochs >= 1 or none")
 
 
-def _shrinkage(text: str) -> float:
-    """``--fewshot-whiten``: a shrinkage in [0, 1]."""
+def _fraction(text: str, closed: bool, what: str) -> float:
+    """``text`` as a number in [0, 1] (``closed``) or [0, 1), or an argparse error naming
+    ``what``."""
+    interval = "[0, 1]" if closed else "[0, 1)"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"shrinkage must be in [0, 1], got {value}")
+        raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text!r}")
+    if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+        raise argparse.ArgumentTypeError(f"{what} must be in {interval}, got {value}")
     return value
+
+
+def _shrinkage(text: str) -> float:
+    """``--fewshot-whiten``: a shrinkage in [0, 1]."""
+    return _fraction(text, True, "shrinkage")
 
 
 def _floor(text: str) -> float:
     """``--scale-floor``: a fraction in [0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"the scale floor must be in [0, 1), got {value}")
-    return value
+    return _fraction(text, False, "the scale floor")
 
 
 def _steps(text: str) -> int:
