@@ -83,9 +83,11 @@ def resolve_config(name: str, lsm_preset=None) -> LsmConfig:
 
 def dataset_meta(ds) -> dict:
     """Provenance of an EventDataset as features record it."""
+    cochlea = getattr(ds, "cochlea", None)
     return {"dataset": ds.name, "synthetic": bool(ds.synthetic),
             "fingerprint": ds.fingerprint(None), "n_classes": int(ds.n_classes),
-            "class_names": list(ds.class_names)}
+            "class_names": list(ds.class_names),
+            **({} if cochlea is None else {"cochlea": dataclasses.asdict(cochlea)})}
 
 
 def _check_shape(ds, cfg: LsmConfig, shape) -> None:
@@ -316,7 +318,8 @@ def encode_dataset(reservoir: Reservoir, ds, options: EncodeOptions = EncodeOpti
         hit = cache.load(key)
         if hit is not None:
             return Features(hit.values, hit.labels, hit.is_test,
-                            {**hit.meta, **(meta or {}), "cache": "hit", "cache_key": key})
+                            {**hit.meta, **dataset_meta(ds), **(meta or {}), "cache": "hit",
+                             "cache_key": key})
     values, stats, chosen = encode_range(reservoir, ds, options, 0, len(ds), rasters=rasters)
     feats = features_of(reservoir, ds, options, values, stats, chosen, meta)
     if key is not None:

@@ -236,7 +236,7 @@ class EventDataset:
     Attributes: ``name``, ``split``, ``synthetic`` (bool), ``labels`` (int64, N),
     ``is_test`` (bool, N: official test split), ``n_classes``, ``class_names``, ``meta``
     (one dict per sample), ``raster_config`` (default preprocessing), ``modality``
-    ("vision" or "audio").
+    ("vision" or "audio"), ``cochlea`` (the CochleaConfig of FSDD's front end, else None).
     """
 
     def __init__(self, name: str, split: str, modality: str, labels, is_test, meta: list,
@@ -252,6 +252,12 @@ class EventDataset:
         self.raster_config = raster_config
         self.synthetic = synthetic
         self._source = source
+
+    @property
+    def cochlea(self):
+        """The :class:`CochleaConfig` that turns this dataset's wavs into events (FSDD), or
+        None where the events are recorded (N-MNIST, N-TIDIGITS) or synthetic."""
+        return getattr(self._source, "cochlea", None)
 
     def __len__(self) -> int:
         return len(self.labels)

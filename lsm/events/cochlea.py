@@ -31,7 +31,14 @@ from rram_lsm.errors import ConfigError, EventFileError
 from .formats import AUDIO_EVENT_DTYPE, audio_events
 from .kernels.cochlea import cochlea_spikes
 
-__all__ = ["CochleaConfig", "cochlea_events", "centre_frequencies_hz", "read_wav"]
+__all__ = ["CochleaConfig", "CALIBRATED_GAINS", "cochlea_events", "centre_frequencies_hz",
+           "read_wav", "speech_event_rate"]
+
+CALIBRATED_GAINS = {"utterance": 875.0, "speech": 1750.0}
+"""``gain_per_s`` of the two calibrations on the one real N-TIDIGITS recording (docs/data.md;
+``docs/results/zeroshot/cochlea_gain.py`` measures both): ``utterance`` (the default)
+matches its events per spoken digit (898), ``speech`` its event rate while the digit
+sounds (7,425 events/s over its loud 20 ms bins, :func:`speech_event_rate`)."""
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,10 @@ class CochleaConfig:
     """Filter bandwidth in units of the equivalent rectangular bandwidth (ERB)."""
     exponent: float = 0.3
     """Power-law compression exponent of the hair cell (dimensionless)."""
-    gain_per_s: float = 875.0
+    gain_per_s: float = CALIBRATED_GAINS["utterance"]
     """Integrate-and-fire drive: threshold crossings per second for unit compressed input
-    (875: FSDD's mean events per recording match the real recording's 898)."""
+    (875: FSDD's mean events per recording match the real recording's 898;
+    :data:`CALIBRATED_GAINS`)."""
     leak_tau_s: float = 0.005
     """Membrane leak time constant in seconds (sets the quiet-sound floor)."""
     refractory_s: float = 0.002
@@ -71,6 +79,20 @@ class CochleaConfig:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.refractory_s < 0 or not 0 <= self.gate_rel < 1:
             raise ConfigError("need refractory_s >= 0 and 0 <= gate_rel < 1")
+
+
+def speech_event_rate(t_us: np.ndarray, bin_s: float = 0.02, rel: float = 0.1) -> float:
+    """Events per second of one recording while it sounds: over its ``bin_s`` bins that
+    hold at least ``rel`` of the fullest bin's events (the silence around a word left
+    out). ``t_us``: event timestamps in µs; 0 for no events."""
+    t = np.asarray(t_us)
+    if not bin_s > 0 or not 0 < rel <= 1:
+        raise ConfigError(f"need bin_s > 0 and 0 < rel <= 1, got {bin_s}, {rel}")
+    if len(t) == 0:
+        return 0.0
+    counts = np.bincount(((t - t.min()) / (bin_s * 1e6)).astype(np.int64))
+    loud = counts >= rel * counts.max()
+    return float(counts[loud].sum() / (loud.sum() * bin_s))
 
 
 def centre_frequencies_hz(config: CochleaConfig) -> np.ndarray:

@@ -20,8 +20,8 @@ from .session import ChipSession
 from .settings import cache_dir, resolve_data_dir
 from .threads import repin_torch_threads
 
-__all__ = ["AUDIO_CHOICES", "resolve_audio", "feature_cache", "open_data", "encode",
-           "encode_pair", "encode_distributed", "EncodePart", "encode_part", "split_parts",
+__all__ = ["AUDIO_CHOICES", "resolve_audio", "feature_cache", "open_data", "cochlea_for",
+           "encode", "encode_pair", "encode_distributed", "EncodePart", "encode_part", "split_parts",
            "max_macros_for", "lsm_config_for", "pair_configs"]
 
 AUDIO_CHOICES = ("auto", "fsdd", "ntidigits")
@@ -47,14 +47,28 @@ def feature_cache() -> FeatureCache:
     return FeatureCache(cache_dir() / "lsm-features")
 
 
-def open_data(name: str, data_dir=None, *, progress: bool = True, input: str | None = None):
+def open_data(name: str, data_dir=None, *, progress: bool = True, input: str | None = None,
+              cochlea=None):
     """Dataset ``name`` from ``data_dir`` or $RRAM_LSM_DATA (synthetic when neither), with
     the cochlea's event cache in the user cache directory. ``input``: the front end
-    (N-MNIST ``crop`` or ``full``, see ``lsm.data.datasets.INPUTS``; None: the default)."""
+    (N-MNIST ``crop`` or ``full``, see ``lsm.data.datasets.INPUTS``; None: the default).
+    ``cochlea``: FSDD's :class:`~lsm.events.CochleaConfig` (None: the calibrated one;
+    :func:`cochlea_for`)."""
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; choose one of {DATASETS}")
     return open_dataset(name, resolve_data_dir(data_dir), split="all", progress=progress,
-                        cache_dir=cache_dir(), input=input)
+                        cache_dir=cache_dir(), input=input, cochlea=cochlea)
+
+
+def cochlea_for(gain_per_s: float | None):
+    """The FSDD front end with the cochlea's drive ``gain_per_s`` (None: the calibrated
+    default; 875 gives the same events and cache entries); what ``--cochlea-gain`` gives. ``lsm.events.cochlea.CALIBRATED_GAINS`` names the two
+    calibrations on the real recording."""
+    from lsm.events import CochleaConfig
+
+    if gain_per_s is None:
+        return None
+    return CochleaConfig(gain_per_s=float(gain_per_s))
 
 
 def _profile_name(profile, macro):
@@ -131,6 +145,8 @@ class EncodePart:
     """Where FSDD's cochlea events are cached (the client's setting, passed on)."""
     synthetic_per_class: tuple = (40, 10)
     """Synthetic dataset size (data_dir None)."""
+    cochlea: object = None
+    """FSDD's CochleaConfig (None: the calibrated default)."""
 
 
 def max_macros_for(cfg, backend: str, array=(512, 512)):
@@ -199,7 +215,7 @@ def _session_reservoir(session: ChipSession, part: EncodePart):
 def _open_part_data(part: EncodePart):
     return open_dataset(part.dataset, part.data_dir, split="all", progress=False,
                         cache_dir=part.cache_dir, input=part.input,
-                        synthetic_per_class=part.synthetic_per_class)
+                        synthetic_per_class=part.synthetic_per_class, cochlea=part.cochlea)
 
 
 def encode_part(part: EncodePart):
@@ -239,7 +255,7 @@ def encode_distributed(scheduler: str, name: str, data_dir=None, lsm_preset=None
                        input: str | None = None, backend: str = "sim", chip_seed: int = 0,
                        profile=None, noise: bool = True, chip_age_s: float = 0.0,
                        options: EncodeOptions = EncodeOptions(), parts: int | None = None,
-                       cache: bool = True, synthetic_per_class=(40, 10)):
+                       cache: bool = True, synthetic_per_class=(40, 10), cochlea=None):
     """:func:`encode` spread over a Dask cluster: features identical to a serial run.
 
     ``scheduler``: a scheduler address (``tcp://host:8786``, workers must have this
@@ -249,9 +265,9 @@ def encode_distributed(scheduler: str, name: str, data_dir=None, lsm_preset=None
     seed and floorplan) and runs :func:`encode_part`. The client forms one too, for the
     cache key, the provenance and the placement record. Returns ``(Features, chip
     record)``. Backends whose read noise cannot be replayed (a physical chip) cannot give
-    identical features: ``serial:`` is refused.
+    identical features: ``serial:`` is refused. ``cochlea``: as :func:`open_data`'s.
     """
-    from lsm.encode import SpikeStats, encode_key, features_of
+    from lsm.encode import SpikeStats, dataset_meta, encode_key, features_of
 
     from .experiments.sweep import map_tasks
 
@@ -263,13 +279,14 @@ def encode_distributed(scheduler: str, name: str, data_dir=None, lsm_preset=None
                           "serially")
     root = resolve_data_dir(data_dir)
     ds = open_dataset(name, root, split="all", progress=False, cache_dir=cache_dir(),
-                      input=input, synthetic_per_class=synthetic_per_class)
+                      input=input, synthetic_per_class=synthetic_per_class, cochlea=cochlea)
     cfg = resolve_config(name, lsm_preset)
     with ChipSession(backend, chip_seed=chip_seed, profile=profile, noise=noise,
                      max_macros=max_macros_for(cfg, backend)) as session:
         template = EncodePart(name, None if root is None else str(root), input, cfg, backend,
                               int(chip_seed), profile, bool(noise), float(chip_age_s),
-                              options, 0, 0, str(cache_dir()), tuple(synthetic_per_class))
+                              options, 0, 0, str(cache_dir()), tuple(synthetic_per_class),
+                              cochlea)
         res = _session_reservoir(session, template)
         store = feature_cache() if cache else None
         key = encode_key(res, ds, options, store) if store is not None else None
@@ -284,7 +301,8 @@ def encode_distributed(scheduler: str, name: str, data_dir=None, lsm_preset=None
                 from lsm import Features
 
                 return Features(hit.values, hit.labels, hit.is_test,
-                                {**hit.meta, **meta, "cache": "hit", "cache_key": key}), record
+                                {**hit.meta, **dataset_meta(ds), **meta, "cache": "hit",
+                                 "cache_key": key}), record
         if parts is None:
             parts = _n_workers(scheduler)
         ranges = split_parts(len(ds), parts, options.batch_size)
@@ -324,7 +342,7 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
                 noise: bool = True, audio: str = "auto", kind: str = "counts+input",
                 progress: bool = True, session: ChipSession | None = None,
                 image_input: str | None = None, image_neurons: int | None = None,
-                audio_neurons: int | None = None, n_windows: int = 5):
+                audio_neurons: int | None = None, n_windows: int = 5, cochlea=None):
     """Encode N-MNIST and the audio dataset on one chip (feature cache on).
 
     Both modalities use the same chip: ``session`` if given (its backend and seed win),
@@ -340,7 +358,8 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
     (:func:`lsm_config_for`; a reservoir larger than one array is split over tiles);
     ``meta["reservoirs"]`` records each modality's preset, inputs and neurons. None keeps
     the paper's reservoirs (and their cache entries). ``n_windows``: time windows of the
-    ``windowed``, ``span`` and ``input_span`` kinds (``meta["n_windows"]``).
+    ``windowed``, ``span`` and ``input_span`` kinds (``meta["n_windows"]``). ``cochlea``:
+    the audio front end (FSDD only; :func:`open_data`), recorded in ``meta["cochlea"]``.
     Returns :class:`projections.PairedFeatures`.
     """
     # projections loads torch: only a pair needs it, not every encode or data check
@@ -359,13 +378,17 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
                          max_macros=_pair_macros(resolved, backend)) as s:
             return encode_pair(data_dir, audio=audio, kind=kind, progress=progress, session=s,
                                image_input=image_input, image_neurons=image_neurons,
-                               audio_neurons=audio_neurons, n_windows=n_windows)
+                               audio_neurons=audio_neurons, n_windows=n_windows,
+                               cochlea=cochlea)
     kinds = kind.split("+")
     by_role, reservoirs = {}, {}
     for role, name in (("image", "nmnist"), ("audio", audio_name)):
         cfg = resolve_config(name, configs[name])
         ds = open_data(name, root, progress=progress,
-                       input=image_input if role == "image" else None)
+                       input=image_input if role == "image" else None,
+                       cochlea=cochlea if role == "audio" else None)
+        if role == "audio":
+            front_end = ds.cochlea
         # one raster pass serves the input rates and, on a cache miss, the reservoir
         rasters = (ds.rasters(None, progress=progress)
                    if set(kinds) & set(INPUT_KINDS) else None)
@@ -387,5 +410,5 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
         first.image_is_test, np.concatenate([p.audio_values for p in parts], axis=1),
         first.audio_labels, first.audio_is_test,
         {**first.meta, "feature_kind": kind, "feature_blocks": blocks,
-         "n_windows": int(n_windows),
-         "reservoirs": reservoirs, "chip": session.record()})
+         "n_windows": int(n_windows), "reservoirs": reservoirs, "chip": session.record(),
+         **({} if front_end is None else {"cochlea": dataclasses.asdict(front_end)})})

@@ -135,3 +135,22 @@ def test_earlier_defaults_by_name_are_the_recipes_their_records_ran(name, record
     got = dataclasses.asdict(get_method(name))
     assert {k: v for k, v in got.items() if k != "name"} == \
         {k: v for k, v in ran.items() if k != "name"}
+
+
+def test_analog_head_studies_rerun_by_the_name_the_docs_give():
+    """docs/analog-heads.md reruns its studies with ``--method default_round6``: their
+    recorded method configs must be that recipe, field for field."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from projections import get_method
+
+    want = dataclasses.asdict(get_method("default_round6"))
+    folder = Path(__file__).resolve().parents[2] / "docs" / "results" / "analog_heads"
+    studies = sorted(folder.glob("study*.json"))
+    assert len(studies) == 4
+    for path in studies:
+        recorded = json.loads(path.read_text())["config"]["method_config"]
+        assert {k: want[k] for k in recorded if k != "name"} == \
+            {k: v for k, v in recorded.items() if k != "name"}, path.name

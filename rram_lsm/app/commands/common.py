@@ -9,8 +9,8 @@ from ...errors import OutputError
 from ..backends import BACKEND_HELP
 from ..settings import DATA_ENV
 
-__all__ = ["add_data_dir", "add_json", "add_backend", "add_seeds", "check_output_dir",
-           "check_output_file"]
+__all__ = ["add_data_dir", "add_json", "add_backend", "add_seeds", "add_cochlea",
+           "cochlea_option", "check_output_dir", "check_output_file"]
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -35,6 +35,53 @@ def add_backend(p: argparse.ArgumentParser) -> None:
                    help="device profile: preset name (macro40nm) or JSON file")
     p.add_argument("--no-noise", action="store_true",
                    help="switch read/programming noise off on a virtual chip")
+
+
+def _cochlea_gain(text: str) -> float:
+    """``--cochlea-gain``: a drive > 0, or a calibration's name."""
+    from lsm.events import CALIBRATED_GAINS
+
+    if text in CALIBRATED_GAINS:
+        return CALIBRATED_GAINS[text]
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a drive in crossings/s or one of {sorted(CALIBRATED_GAINS)}, got "
+            f"{text!r}")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"the cochlea's gain must be > 0, got {value}")
+    return value
+
+
+def add_cochlea(p: argparse.ArgumentParser) -> None:
+    """``--cochlea-gain``: the drive of FSDD's silicon cochlea (a sensor co-design knob)."""
+    p.add_argument(
+        "--cochlea-gain", type=_cochlea_gain, default=None, metavar="G|utterance|speech",
+        help="drive of FSDD's silicon cochlea, threshold crossings per second for unit "
+             "input, or a calibration on the real N-TIDIGITS recording: utterance (875, "
+             "the default: its events per digit) or speech (1750: its event rate while "
+             "the digit sounds); docs/data.md")
+
+
+def cochlea_option(args, audio: str):
+    """The CochleaConfig of ``--cochlea-gain`` for dataset ``audio`` (a dataset name or an
+    ``--audio`` choice; None without the option); a
+    ConfigError where there is no cochlea to set (recorded or synthetic events)."""
+    from ...errors import ConfigError
+    from ..features import AUDIO_CHOICES, cochlea_for, resolve_audio
+    from ..settings import resolve_data_dir
+
+    gain = getattr(args, "cochlea_gain", None)
+    if gain is None:
+        return None
+    root = resolve_data_dir(args.data_dir)
+    name = resolve_audio(audio, root) if audio in AUDIO_CHOICES else audio
+    if root is None or name != "fsdd":
+        raise ConfigError("--cochlea-gain sets the cochlea that turns FSDD's wavs into "
+                          "events: it needs real FSDD (a data directory, audio fsdd); "
+                          "recorded N-TIDIGITS and synthetic events have none")
+    return cochlea_for(gain)
 
 
 def add_seeds(p: argparse.ArgumentParser, default: int = 3) -> None:

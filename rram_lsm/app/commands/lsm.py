@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from ...errors import ConfigError
-from .common import add_backend, add_data_dir, add_json, add_seeds
+from .common import add_backend, add_cochlea, add_data_dir, add_json, add_seeds, cochlea_option
 
 DATASETS = ("nmnist", "fsdd", "ntidigits")
 # lsm.features.FEATURE_KINDS (a test keeps them in step; importing lsm here would load numba
@@ -52,7 +52,9 @@ def _encode(args) -> int:
     cfg = _lsm_config(args)
     progress = not args.no_progress
     # before the chip forms: a wrong data directory or input fails first
-    ds = open_data(args.dataset, args.data_dir, progress=progress, input=args.input)
+    cochlea = cochlea_option(args, args.dataset)
+    ds = open_data(args.dataset, args.data_dir, progress=progress, input=args.input,
+                   cochlea=cochlea)
     options = EncodeOptions(kind=args.kind, progress=progress, chunk_size=args.chunk_size,
                             n_windows=args.n_windows)
     if args.scheduler is not None:
@@ -62,7 +64,7 @@ def _encode(args) -> int:
             args.scheduler, args.dataset, args.data_dir, cfg, input=args.input,
             backend=args.backend, chip_seed=args.chip_seed, profile=args.profile,
             noise=not args.no_noise, chip_age_s=args.chip_age_s, options=options,
-            parts=args.parts, cache=not args.no_cache)
+            parts=args.parts, cache=not args.no_cache, cochlea=cochlea)
         figure = None
         if args.plot:
             with ChipSession(args.backend, chip_seed=args.chip_seed, profile=args.profile,
@@ -129,7 +131,8 @@ def _finish_encode(args, feats, placement, figure) -> int:
                    "n_test": int(feats.is_test.sum()),
                    "feature_mean": float(np.mean(feats.values)),
                    **{k: m[k] for k in ("synthetic", "firing_rate_per_step", "silent_fraction",
-                                        "path", "kind", "g_ref_us", "forming", "cache_key")
+                                        "path", "kind", "g_ref_us", "forming", "cochlea",
+                                        "cache_key")
                       if k in m}, "chip": placement}
         write_record(args.json_path, results, command="encode", config=_config(args),
                      seeds={"chip_seed": args.chip_seed})
@@ -141,7 +144,8 @@ def _activity_figure(args, cfg, chip):
 
     from ..features import open_data
 
-    ds = open_data(args.dataset, args.data_dir, progress=False, input=args.input)
+    ds = open_data(args.dataset, args.data_dir, progress=False, input=args.input,
+                   cochlea=cochlea_option(args, args.dataset))
     raster = ds.rasters(None, progress=False, indices=[args.plot_sample])[0]
     spikes, membrane = chip.reservoir(args.dataset, cfg).trace(raster)
     label = ds.class_names[ds.labels[args.plot_sample]]
@@ -247,6 +251,7 @@ def register(sub) -> None:
     add_json(p)
     p.add_argument("--chip-age-s", type=float, default=0.0,
                    help="seconds the chip ages (drift) after forming, before encoding")
+    add_cochlea(p)
     p.add_argument("--n-windows", type=int, default=5, metavar="K",
                    help="time windows of the windowed and span kinds")
     p.add_argument("--out", default=None, metavar="NPZ", help="also save the features here")

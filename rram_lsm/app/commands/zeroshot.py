@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from .common import add_backend, add_data_dir, add_json, add_seeds
+from .common import add_backend, add_cochlea, add_data_dir, add_json, add_seeds, cochlea_option
 
 # the CLI's choices, kept in step with projections.train.FEATURE_KINDS by a test (importing
 # projections here would load torch for every rram-lsm command)
@@ -107,6 +107,7 @@ def register(sub) -> None:
     p.add_argument("--episodes", type=int, default=50, help="few-shot episodes per run")
     p.add_argument("--audio", default="auto", choices=("auto", "fsdd", "ntidigits"),
                    help="audio dataset (auto: ntidigits if its hdf5 is present, else fsdd)")
+    add_cochlea(p)
     p.add_argument("--feature-kind", default=None, choices=FEATURE_KINDS,
                    help="run the whole recipe (heads and few-shot) on these LSM features; "
                         "input = the reservoir's input rates with the reservoir bypassed "
@@ -252,14 +253,16 @@ def _run(args) -> int:
                               f"{getattr(args, flag)}")
     reservoirs = {k: getattr(args, k) for k in ("image_input", "image_neurons",
                                                 "audio_neurons")}
-    if args.features and any(v is not None for v in reservoirs.values()):
+    if args.features and (any(v is not None for v in reservoirs.values())
+                          or args.cochlea_gain is not None):
         raise ConfigError("--features are already encoded: drop --image-input, "
-                          "--image-neurons and --audio-neurons")
+                          "--image-neurons, --audio-neurons and --cochlea-gain")
+    cochlea = cochlea_option(args, args.audio)
 
     def encode(kind):
         return encode_pair(args.data_dir, backend=args.backend, chip_seed=args.chip_seed,
                            profile=args.profile, noise=not args.no_noise, audio=args.audio,
-                           kind=kind, progress=progress, **reservoirs)
+                           kind=kind, progress=progress, cochlea=cochlea, **reservoirs)
 
     seeds = list(range(args.seed, args.seed + args.seeds))
     if args.select:
@@ -422,7 +425,7 @@ def _provenance(data) -> dict:
         meta = data.meta.get(m, {})
         out[m] = {k: meta.get(k) for k in ("dataset", "synthetic", "fingerprint", "backend",
                                            "chip_seed", "profile", "cache_key") if k in meta}
-    for k in ("source", "feature_kind", "reservoirs"):
+    for k in ("source", "feature_kind", "reservoirs", "cochlea"):
         if k in data.meta:
             out[k] = data.meta[k]
     return out
