@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import pathlib
 
 import numpy as np
 import pytest
@@ -19,6 +21,19 @@ from .test_datasets import make_fsdd, make_nmnist
 def test_default_drive_is_the_per_utterance_calibration():
     assert CochleaConfig().gain_per_s == CALIBRATED_GAINS["utterance"] == 875.0
     assert CALIBRATED_GAINS["speech"] == 1750.0
+
+
+def test_default_drive_is_the_one_seen_class_validation_kept():
+    """Round 16 let validation choose the drive within the two calibrations; the
+    default must be what its record adopted, with the default recipe it scored."""
+    from projections import METHODS
+
+    here = pathlib.Path(__file__).resolve().parents[2] / "docs" / "results" / "zeroshot"
+    rec = read_record(here / "selection_round16.json")
+    assert rec["config"]["adopted_gain_per_s"] == CochleaConfig().gain_per_s
+    assert rec["config"]["gains_per_s"] == [CALIBRATED_GAINS["utterance"], 1237.0,
+                                           CALIBRATED_GAINS["speech"]]
+    assert rec["config"]["method"] == dataclasses.asdict(METHODS["default"])
 
 
 def test_speech_event_rate_counts_only_the_loud_bins():
