@@ -252,8 +252,13 @@ def _select(data: PairedFeatures, cfg: MethodConfig, kind: str | None = None
     try:
         return data.select_kind(kind)
     except ConfigError as exc:
-        raise ConfigError(f"method {cfg.name!r} runs on {kind!r} features: {exc}") \
-            from None
+        # the hint names what serves the whole recipe, not only the part that failed
+        held = data.meta.get("feature_kind")
+        why = (f"the data hold {held!r} features" if held is not None
+               and "lack" in str(exc) else str(exc))
+        raise ConfigError(f"method {cfg.name!r} runs on {kind!r} features, but {why}; "
+                          f"encode with encode_pair(kind={cfg.encoded_kind!r}), the "
+                          f"recipe's .encoded_kind") from None
 
 
 def _transformed(data: PairedFeatures, cfg: MethodConfig):

@@ -13,6 +13,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import stat
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,29 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _read_umask() -> int:
+    """The process's umask (reading it means setting it, briefly: done once, at import)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def _set_mode(fd: int, path: Path) -> None:
+    """mkstemp makes the file 0600; give it the mode of the file it replaces, else what
+    any file written here gets (0666 less the umask). Best effort: a file system without
+    modes keeps mkstemp's."""
+    if not hasattr(os, "fchmod"):   # POSIX (and Windows from Python 3.13)
+        return
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o666 & ~_UMASK
+        os.fchmod(fd, mode)
+    except OSError:
+        pass
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
     """Write ``path`` so that it holds either its old content or the complete new one,
     whatever happens: ``write(fh)`` fills a temporary binary file in the same directory,
@@ -129,6 +153,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
         raise OutputError(f"cannot write here: {exc.strerror or exc}", path) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
+            _set_mode(fh.fileno(), path)
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

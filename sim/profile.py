@@ -195,6 +195,21 @@ _SECTIONS = {
 }
 
 
+def _check_types(name: str, klass, section: dict) -> None:
+    """A value of a number field must be a number (JSON gives strings, lists, ...);
+    ConfigError naming the key, before the dataclass compares it."""
+    defaults = klass()
+    for key, value in section.items():
+        default = getattr(defaults, key)
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        # None stays allowed (optional fields such as an ideal ADC's bits); the dataclass
+        # checks the ranges
+        if numeric and isinstance(value, (str, list, dict, bool)):
+            raise ConfigError(f"profile {name}.{key} must be a number, got {value!r}")
+        if isinstance(default, bool) and isinstance(value, (str, list, dict)):
+            raise ConfigError(f"profile {name}.{key} must be true or false, got {value!r}")
+
+
 @dataclass(frozen=True)
 class DeviceProfile:
     """All parameters of a virtual macro. Defaults are the ``macro40nm`` preset."""
@@ -253,6 +268,7 @@ class DeviceProfile:
             if bad:
                 raise ConfigError(f"unknown keys {sorted(bad)} in profile section {key!r}; "
                                   f"known: {sorted(known)}")
+            _check_types(key, klass, section)
             kwargs[key] = klass(**section)
         return cls(**kwargs)
 

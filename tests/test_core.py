@@ -84,6 +84,45 @@ def test_write_record_is_atomic_and_keeps_the_old_file_on_failure(tmp_path):
         get_path(read_record(path), "lsm.nope")
 
 
+def test_written_records_take_the_umask_or_keep_the_replaced_files_mode(tmp_path):
+    import os
+    import stat
+
+    from rram_lsm import records
+
+    path = tmp_path / "r.json"
+    write_record(path, {"a": 1}, command="x")
+    # what open() would give, not mkstemp's 0600 (the umask is read once, at import)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~records._UMASK != 0o600
+    path.chmod(0o640)
+    write_record(path, {"a": 2}, command="x")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and read_record(path)["a"] == 2
+    assert os.umask(records._UMASK) == records._UMASK   # left as it was
+
+
+def test_cache_directory_that_cannot_be_one_is_a_typed_error(tmp_path, monkeypatch, capsys):
+    from rram_lsm.app.settings import cache_dir
+    from rram_lsm.errors import OutputError
+
+    (tmp_path / "f").write_text("")
+    monkeypatch.setenv("RRAM_LSM_CACHE", str(tmp_path / "f"))
+    with pytest.raises(OutputError, match="is a file"):
+        cache_dir()
+    assert main(["encode", "--dataset", "nmnist"]) == 1
+    assert "RRAM_LSM_CACHE" in capsys.readouterr().err
+
+
+def test_negative_seeds_are_refused_by_the_parser(capsys):
+    for argv in (["zeroshot", "--seed", "-1"], ["zeroshot", "--split-seed", "-1"],
+                 ["demo", "--seed", "-1"], ["sweep", "--data-seed", "-1"],
+                 ["energy", "--seed", "-1"], ["chip", "inspect", "--seed", "-2"],
+                 ["classify", "--chip-seed", "-3"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert "a seed is an integer >= 0" in capsys.readouterr().err, argv
+
+
 def test_cli_reports_typed_errors_without_traceback(capsys, tmp_path):
     code = main(["data", "info", "--data-dir", str(tmp_path / "missing")])
     assert code == 1

@@ -110,7 +110,9 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, float]:
     except FileNotFoundError as exc:
         raise EventFileError("file not found", path) from exc
     except (wave.Error, EOFError) as exc:
-        raise EventFileError(f"not a PCM wav file ({exc})", path) from exc
+        # EOFError carries no message: a file that ends inside its header
+        raise EventFileError(f"not a PCM wav file ({str(exc) or 'it ends inside its header'})",
+                             path) from exc
     if width not in (1, 2, 4):
         raise EventFileError(f"unsupported sample width {width} bytes (8/16/32-bit PCM)", path)
     usable = len(data) - len(data) % (width * n_ch)

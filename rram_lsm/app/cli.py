@@ -38,10 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if getattr(args, "json_path", None):
-            from .commands.common import check_output_file
+        from .commands.common import check_output_file, check_plot_file
 
+        if getattr(args, "json_path", None):
             check_output_file(args.json_path, "--json")  # before the work, not after it
+        if getattr(args, "plot", None):
+            check_plot_file(args.plot)
         return int(args.handler(args) or 0)
     except RramLsmError as exc:
         print(f"rram-lsm: error: {exc}", file=sys.stderr)

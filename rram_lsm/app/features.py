@@ -14,6 +14,7 @@ import numpy as np
 
 from lsm import EncodeOptions, FeatureCache, encode_dataset, open_dataset
 from lsm.encode import DATASETS, encode_inputs, resolve_config
+from lsm.events import CALIBRATED_GAINS, CochleaConfig
 from lsm.features import INPUT_KINDS
 from ..errors import ConfigError
 from .session import ChipSession
@@ -21,6 +22,7 @@ from .settings import cache_dir, resolve_data_dir
 from .threads import repin_torch_threads
 
 __all__ = ["AUDIO_CHOICES", "resolve_audio", "feature_cache", "open_data", "cochlea_for",
+           "drives_of", "PAIR_DRIVES", "SINGLE_DRIVE",
            "encode", "encode_pair", "encode_distributed", "EncodePart", "encode_part", "split_parts",
            "max_macros_for", "lsm_config_for", "pair_configs"]
 
@@ -60,11 +62,40 @@ def open_data(name: str, data_dir=None, *, progress: bool = True, input: str | N
                         cache_dir=cache_dir(), input=input, cochlea=cochlea)
 
 
+SINGLE_DRIVE = CochleaConfig()
+"""The one calibrated drive (``utterance``, 875) that every pair read before round 17;
+``encode_pair(cochlea=SINGLE_DRIVE)`` gives those features and cache entries."""
+
+PAIR_DRIVES = ("utterance", "speech")
+"""The drives (names in ``lsm.events.CALIBRATED_GAINS``) at which :func:`encode_pair` reads
+FSDD's cochlea by default, side by side: selection round 17 (docs/zeroshot.md)."""
+
+
+def drives_of(cochlea, audio_name: str | None = None) -> tuple:
+    """``encode_pair``'s ``cochlea`` as a tuple of front ends: one
+    :class:`~lsm.events.CochleaConfig`, or several (one audio pass per drive); None is
+    :data:`PAIR_DRIVES` for real FSDD (``audio_name`` ``"fsdd"``) and the dataset's own
+    front end otherwise (recorded or synthetic events: ``audio_name`` None)."""
+    if cochlea is None and audio_name == "fsdd":
+        return tuple(cochlea_for(CALIBRATED_GAINS[d]) for d in PAIR_DRIVES)
+    drives = tuple(cochlea) if isinstance(cochlea, (list, tuple)) else (cochlea,)
+    if not drives:
+        raise ConfigError("need at least one cochlea front end")
+    if audio_name != "fsdd":
+        # no cochlea to set: the calibrated one (SINGLE_DRIVE) means "as recorded"
+        if any(d is not None and d != SINGLE_DRIVE for d in drives) or len(drives) > 1:
+            raise ConfigError("cochlea drives configure the front end that turns FSDD's "
+                              "wavs into events: recorded N-TIDIGITS and synthetic audio "
+                              "have one front end")
+        return (None,)
+    return drives
+
+
 def cochlea_for(gain_per_s: float | None):
     """The FSDD front end with the cochlea's drive ``gain_per_s`` (None: the calibrated
     default; 875 gives the same events and cache entries); what ``--cochlea-gain`` gives. ``lsm.events.cochlea.CALIBRATED_GAINS`` names the two
     calibrations on the real recording."""
-    from lsm.events import CochleaConfig
+    from lsm.events import CALIBRATED_GAINS, CochleaConfig
 
     if gain_per_s is None:
         return None
@@ -339,7 +370,7 @@ def _n_workers(scheduler) -> int:
 
 
 def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, profile=None,
-                noise: bool = True, audio: str = "auto", kind: str = "counts+input",
+                noise: bool = True, audio: str = "auto", kind: str | None = None,
                 progress: bool = True, session: ChipSession | None = None,
                 image_input: str | None = None, image_neurons: int | None = None,
                 audio_neurons: int | None = None, n_windows: int = 5, cochlea=None):
@@ -350,8 +381,10 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
     reservoir on a tile of its own. ``kind`` is one of
     :data:`projections.train.FEATURE_KINDS`; ``a+b`` puts both side by side. It is recorded
     in ``meta["feature_kind"]``, and each part's columns in ``meta["feature_blocks"]``, so
-    the default ``counts+input`` serves recipes on ``counts``, ``input`` or both
-    (:meth:`PairedFeatures.select_kind`). ``meta["chip"]`` is the session's record.
+    data of ``a+b`` serve recipes on ``a``, ``b`` or both
+    (:meth:`PairedFeatures.select_kind`). None (the default) encodes what the default
+    recipe reads (``METHODS["default"].encoded_kind``); another recipe's is its
+    ``.encoded_kind``. ``meta["chip"]`` is the session's record.
 
     ``image_input`` (N-MNIST ``crop`` or ``full``), ``image_neurons`` and ``audio_neurons``
     pick other reservoirs, as ``rram-lsm encode --input/--neurons`` does
@@ -359,56 +392,86 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
     ``meta["reservoirs"]`` records each modality's preset, inputs and neurons. None keeps
     the paper's reservoirs (and their cache entries). ``n_windows``: time windows of the
     ``windowed``, ``span`` and ``input_span`` kinds (``meta["n_windows"]``). ``cochlea``:
-    the audio front end (FSDD only; :func:`open_data`), recorded in ``meta["cochlea"]``.
+    the audio front end (FSDD only; :func:`open_data`), recorded in ``meta["cochlea"]``;
+    a sequence of them reads the sensor at several drives: each drive's events pass
+    through the same audio reservoir as a pair of its own would (its own chip session and
+    cache entries; with ``session`` given, one pass after the other on it) and every
+    kind's audio columns hold the drives side by side, in order (``meta["cochlea"]`` a
+    list, ``meta["audio_drives"]`` each pass's record). None: real FSDD at
+    :data:`PAIR_DRIVES` (round 17), any other audio at its own front end;
+    :data:`SINGLE_DRIVE` is the one drive of earlier records.
     Returns :class:`projections.PairedFeatures`.
     """
     # projections loads torch: only a pair needs it, not every encode or data check
     from projections import PairedFeatures
-    from projections.train import FEATURE_KINDS
+    from projections.train import FEATURE_KINDS, METHODS
 
+    kind = METHODS["default"].encoded_kind if kind is None else kind
     if kind not in FEATURE_KINDS:
         raise ConfigError(f"unknown feature kind {kind!r}; choose one of {FEATURE_KINDS}")
     root = resolve_data_dir(data_dir)
     audio_name = resolve_audio(audio, root)
+    # recorded and synthetic audio have one front end: checked before any encoding
+    drives = drives_of(cochlea, audio_name if root is not None else None)
     configs = pair_configs(audio_name, image_input=image_input,
                            image_neurons=image_neurons, audio_neurons=audio_neurons)
+    resolved = {n: resolve_config(n, c) for n, c in configs.items()}
     if session is None:
-        resolved = {n: resolve_config(n, c) for n, c in configs.items()}
         with ChipSession(backend, chip_seed=chip_seed, profile=profile, noise=noise,
                          max_macros=_pair_macros(resolved, backend)) as s:
             return encode_pair(data_dir, audio=audio, kind=kind, progress=progress, session=s,
                                image_input=image_input, image_neurons=image_neurons,
                                audio_neurons=audio_neurons, n_windows=n_windows,
-                               cochlea=cochlea)
+                               cochlea=list(drives))
     kinds = kind.split("+")
-    by_role, reservoirs = {}, {}
-    for role, name in (("image", "nmnist"), ("audio", audio_name)):
-        cfg = resolve_config(name, configs[name])
+
+    def side(chip, role, name, front_end):
         ds = open_data(name, root, progress=progress,
-                       input=image_input if role == "image" else None,
-                       cochlea=cochlea if role == "audio" else None)
-        if role == "audio":
-            front_end = ds.cochlea
+                       input=image_input if role == "image" else None, cochlea=front_end)
         # one raster pass serves the input rates and, on a cache miss, the reservoir
         rasters = (ds.rasters(None, progress=progress)
                    if set(kinds) & set(INPUT_KINDS) else None)
-        by_role[role] = [encode(session, name, ds, rasters=rasters, lsm_preset=configs[name],
-                                options=EncodeOptions(kind=k, progress=progress,
-                                                      n_windows=n_windows))
-                         for k in kinds]
-        reservoirs[role] = {"preset": cfg.name, "n_inputs": int(cfg.n_inputs),
-                            "n_neurons": int(cfg.n_neurons), "n_steps": int(cfg.n_steps)}
-    parts = [PairedFeatures.from_features(i, a)
-             for i, a in zip(by_role["image"], by_role["audio"])]
-    first = parts[0]
+        return ds, [encode(chip, name, ds, rasters=rasters, lsm_preset=configs[name],
+                           options=EncodeOptions(kind=k, progress=progress,
+                                                 n_windows=n_windows)) for k in kinds]
+
+    _, image = side(session, "image", "nmnist", None)
+    ds, first = side(session, "audio", audio_name, drives[0])
+    front_ends, audio_passes = [ds.cochlea], [first]
+    for drive in drives[1:]:
+        if session.backend.split(":")[0] in ("sim", "emulator"):
+            # a fresh copy of the chip, its tiles placed as a pair's (image first), so each
+            # drive's pass is the one-drive pair's: same features, same cache entry
+            with ChipSession(session.backend, chip_seed=session.chip_seed,
+                             profile=session.profile, noise=session.noise,
+                             max_macros=_pair_macros(resolved, session.backend)) as copy:
+                copy.reservoir("nmnist", resolved["nmnist"])
+                ds, feats = side(copy, "audio", audio_name, drive)
+        else:   # one physical chip: the drives run one after the other on it
+            ds, feats = side(session, "audio", audio_name, drive)
+        front_ends.append(ds.cochlea)
+        audio_passes.append(feats)
+    reservoirs = {role: {"preset": c.name, "n_inputs": int(c.n_inputs),
+                         "n_neurons": int(c.n_neurons), "n_steps": int(c.n_steps)}
+                  for role, c in (("image", resolved["nmnist"]),
+                                  ("audio", resolved[audio_name]))}
+    image_cols = [f.values for f in image]
+    audio_cols = [np.concatenate([p[j].values for p in audio_passes], axis=1)
+                  for j in range(len(kinds))]
     blocks = {}
-    for m in ("image", "audio"):
-        edges = np.cumsum([0] + [getattr(p, f"{m}_values").shape[1] for p in parts])
+    for m, cols in (("image", image_cols), ("audio", audio_cols)):
+        edges = np.cumsum([0] + [c.shape[1] for c in cols])
         blocks[m] = {k: [int(a), int(b)] for k, a, b in zip(kinds, edges[:-1], edges[1:])}
+    meta = {"image": dict(image[0].meta or {}), "audio": dict(first[0].meta or {}),
+            "feature_kind": kind, "feature_blocks": blocks, "n_windows": int(n_windows),
+            "reservoirs": reservoirs, "chip": session.record()}
+    if front_ends[0] is not None:
+        cochleas = [dataclasses.asdict(f) for f in front_ends]
+        meta["cochlea"] = cochleas[0] if len(cochleas) == 1 else cochleas
+    if len(audio_passes) > 1:
+        meta["audio_drives"] = [dict(p[0].meta or {}) for p in audio_passes]
     return PairedFeatures(
-        np.concatenate([p.image_values for p in parts], axis=1), first.image_labels,
-        first.image_is_test, np.concatenate([p.audio_values for p in parts], axis=1),
-        first.audio_labels, first.audio_is_test,
-        {**first.meta, "feature_kind": kind, "feature_blocks": blocks,
-         "n_windows": int(n_windows), "reservoirs": reservoirs, "chip": session.record(),
-         **({} if front_end is None else {"cochlea": dataclasses.asdict(front_end)})})
+        np.concatenate(image_cols, axis=1).astype(np.float32),
+        np.asarray(image[0].labels, np.int64), np.asarray(image[0].is_test, bool),
+        np.concatenate(audio_cols, axis=1).astype(np.float32),
+        np.asarray(first[0].labels, np.int64), np.asarray(first[0].is_test, bool), meta)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lsm.data.datasets import DOWNLOAD_HELP
 
-from ..errors import DataNotFoundError
+from ..errors import DataNotFoundError, OutputError
 
 __all__ = ["DATA_ENV", "CACHE_ENV", "DOWNLOAD_HELP", "resolve_data_dir", "cache_dir"]
 
@@ -51,5 +51,16 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     else:
         base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
         path = Path(base) / "rram-lsm"
-    path.mkdir(parents=True, exist_ok=True)
+    origin = ("given" if override else f"from ${CACHE_ENV}" if os.environ.get(CACHE_ENV)
+              else "the default")
+    try:
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"the cache directory ({origin}) is a file, not a directory",
+                              path)
+        path.mkdir(parents=True, exist_ok=True)
+    except OutputError:
+        raise
+    except OSError as exc:   # no permission, a read-only or virtual file system
+        raise OutputError(f"cannot create the cache directory ({origin}): "
+                          f"{exc.strerror or exc}", path) from None
     return path

@@ -97,6 +97,10 @@ def test_wav_round_trip_and_truncation(tmp_path):
     (tmp_path / "junk.wav").write_bytes(b"RIFFxxxx")
     with pytest.raises(EventFileError):
         read_wav(tmp_path / "junk.wav")
+    # a file cut inside its header: a reason, not "()" (EOFError has no message)
+    (tmp_path / "header.wav").write_bytes(data[:30])
+    with pytest.raises(EventFileError, match="ends inside its header"):
+        read_wav(tmp_path / "header.wav")
 
 
 def test_events_per_utterance_match_the_real_cochlea_recording(shared_data_dir):

@@ -36,6 +36,19 @@ def test_default_drive_is_the_one_seen_class_validation_kept():
     assert rec["config"]["method"] == dataclasses.asdict(METHODS["default"])
 
 
+def test_pair_drives_are_the_ones_round_17_adopted():
+    """Round 17 adopted the two calibrations side by side; the pairs' default must be
+    what its record adopted, with the default recipe it scored."""
+    from projections import METHODS
+    from rram_lsm.app.features import PAIR_DRIVES
+
+    here = pathlib.Path(__file__).resolve().parents[2] / "docs" / "results" / "zeroshot"
+    rec = read_record(here / "selection_round17.json")
+    assert rec["adopted"] == "875+1750"
+    assert rec["config"]["adopted_drives_per_s"] == [CALIBRATED_GAINS[d] for d in PAIR_DRIVES]
+    assert rec["config"]["method"] == dataclasses.asdict(METHODS["default"])
+
+
 def test_speech_event_rate_counts_only_the_loud_bins():
     # 100 events in the first 20 ms, 1 stray event 0.5 s later (below 10 % of the peak)
     t_us = np.concatenate([np.linspace(0, 19_000, 100), [500_000]]).astype(np.int64)
@@ -81,3 +94,48 @@ def test_gain_without_a_cochlea_is_a_clear_error(tmp_path, monkeypatch, capsys):
                  ["zeroshot", "--splits", "1", "--shots", "1"]):
         assert main(argv + ["--cochlea-gain", "speech", "--no-progress"]) == 1  # ConfigError
         assert "--cochlea-gain sets the cochlea" in capsys.readouterr().err
+
+
+def test_pairs_read_fsdd_at_both_drives_side_by_side(tmp_path, monkeypatch, capsys):
+    """encode_pair's default front end on real FSDD (round 17): every kind's audio
+    columns hold the one-drive encodings at 875 and at 1,750, in that order; the image
+    side is the one-drive pair's; --cochlea-gain picks one drive or several."""
+    from rram_lsm.app.features import SINGLE_DRIVE, cochlea_for, encode_pair
+
+    from rram_lsm.app.session import ChipSession
+
+    root = make_fsdd(make_nmnist(tmp_path / "data", n_train=3, n_test=1))
+    kind = "counts+input"
+    # the one-drive pairs in a cache of their own, so that nothing below is a hit of them
+    monkeypatch.setenv("RRAM_LSM_CACHE", str(tmp_path / "cache_one"))
+    one = encode_pair(root, kind=kind, progress=False, audio="fsdd", cochlea=SINGLE_DRIVE)
+    two = encode_pair(root, kind=kind, progress=False, audio="fsdd",
+                      cochlea=cochlea_for(1750.0))
+    monkeypatch.setenv("RRAM_LSM_CACHE", str(tmp_path / "cache"))
+    both = encode_pair(root, kind=kind, progress=False, audio="fsdd")
+    assert [d["cache"] for d in both.meta["audio_drives"]] == ["miss", "miss"]
+    # on a given session (the demo's), cold or warm: the same features
+    for cache in ("cache_session", "cache_session"):   # a miss, then a hit
+        monkeypatch.setenv("RRAM_LSM_CACHE", str(tmp_path / cache))
+        with ChipSession("sim", chip_seed=0) as session:
+            on_session = encode_pair(root, kind=kind, progress=False, audio="fsdd",
+                                     session=session)
+        np.testing.assert_array_equal(on_session.audio_values, both.audio_values)
+        np.testing.assert_array_equal(on_session.image_values, both.image_values)
+    assert [c["gain_per_s"] for c in both.meta["cochlea"]] == [875.0, 1750.0]
+    assert one.meta["cochlea"]["gain_per_s"] == 875.0
+    np.testing.assert_array_equal(both.image_values, one.image_values)
+    for k in ("counts", "input"):
+        np.testing.assert_array_equal(both.select_kind(k).audio_values, np.concatenate(
+            [one.select_kind(k).audio_values, two.select_kind(k).audio_values], axis=1))
+    assert both.meta["feature_blocks"]["audio"] == {"counts": [0, 400], "input": [400, 528]}
+    assert [d["cache_key"] for d in both.meta["audio_drives"]] == \
+        [one.meta["audio"]["cache_key"], two.meta["audio"]["cache_key"]]
+
+    out = tmp_path / "z.json"
+    base = ["zeroshot", "--data-dir", str(root), "--audio", "fsdd", "--splits", "1",
+            "--seeds", "1", "--no-progress", "--epochs", "2", "--json", str(out)]
+    assert main(base + ["--cochlea-gain", "utterance"]) == 0
+    assert read_record(out)["data"]["cochlea"]["gain_per_s"] == 875.0
+    assert main(base + ["--cochlea-gain", "utterance", "3500"]) == 0
+    assert [c["gain_per_s"] for c in read_record(out)["data"]["cochlea"]] == [875.0, 3500.0]

@@ -101,3 +101,16 @@ def test_rerun_output_directory_blocked_by_a_file(tmp_path, capsys):
     (tmp_path / "rerun").write_text("not a directory")
     assert main(["rerun", str(rec)]) == ERROR_EXIT
     assert "rerun" in _one_error_line(capsys)
+
+
+def test_plot_names_are_checked_before_the_work(tmp_path, capsys):
+    """A --plot without a figure suffix (matplotlib would write NAME.png and the CLI
+    report NAME) or naming a directory is refused first; a missing folder is created."""
+    for bad, match in ((tmp_path / "fig.xyz", "needs a figure file name"),
+                       (tmp_path / "fig", "needs a figure file name"),
+                       (tmp_path, "names a directory")):
+        assert main(["chip", "inspect", "--plot", str(bad)]) == ERROR_EXIT
+        assert match in _one_error_line(capsys)
+    target = tmp_path / "new" / "fig.png"
+    assert main(["chip", "inspect", "--plot", str(target)]) == 0
+    assert target.stat().st_size > 0 and str(target) in capsys.readouterr().out

@@ -54,8 +54,10 @@ def test_run_then_rerun_reproduces_the_numbers(tmp_path, capsys):
     exp = _write(tmp_path / "e.toml",
                  'experiment = "energy"\ndescription = "tiny"\ndataset = "nmnist"\n'
                  f'samples = 4\njson = "{first}"\n')
-    with pytest.raises(ConfigError, match="'json'"):  # the output goes with `run --json`
-        argv_for(*load_experiment(exp))
+    # option names as on the command line: ``json`` is --json (argparse's json_path)
+    assert argv_for(*load_experiment(exp))[-2:] == ["--json", str(first)]
+    with pytest.raises(ConfigError, match="given twice"):
+        argv_for("energy", {"json": "a.json", "json_path": "b.json"})
     exp.write_text('experiment = "energy"\ndataset = "nmnist"\nsamples = 4\n'
                    'projection_dim = 32\nprogress = false\n')
     assert main(["run", str(exp), "--json", str(first)]) == 0
@@ -141,3 +143,28 @@ def test_an_option_whose_type_makes_a_list_goes_back_as_one_word():
     with pytest.raises(ConfigError, match="cannot rebuild --region"):
         argv_for("chip inspect", {"region": [0, 0, 8]})
 
+
+
+def test_flags_are_not_aliased_to_their_opposite():
+    # --no-progress stores False in `progress`: `no_progress = true` must not become
+    # progress = true (and so no flag at all)
+    with pytest.raises(ConfigError, match="no_progress"):
+        argv_for("energy", {"no_progress": True, "samples": 4})
+    assert "--no-progress" in argv_for("energy", {"progress": False, "samples": 4})
+
+
+def test_reruns_of_paired_records_read_the_drives_they_read():
+    from rram_lsm.app.experiments.runfile import recorded_drives
+
+    real = {"audio": {"dataset": "fsdd", "synthetic": False}}
+    old = {"command": "zeroshot", "config": {"splits": "all"}, "data": real}
+    assert recorded_drives(old) == [875.0]             # before the cochlea was recorded
+    argv = argv_from_record(old)
+    assert argv[argv.index("--cochlea-gain") + 1] == "875.0"
+    two = {**old, "data": {**real, "cochlea": [{"gain_per_s": 875.0},
+                                               {"gain_per_s": 1750.0}]}}
+    assert recorded_drives(two) == [875.0, 1750.0]
+    assert recorded_drives({**old, "config": {"cochlea_gain": [1750.0]}}) is None
+    synthetic = {"audio": {"dataset": "fsdd", "synthetic": True}}
+    assert recorded_drives({**old, "data": synthetic}) is None
+    assert recorded_drives({**old, "command": "energy"}) is None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import numpy as np
 import pytest
@@ -67,3 +68,19 @@ def test_zeroshot_cli_takes_the_reservoir_options(synthetic, capsys):
     assert "--audio-neurons must be >= 1" in capsys.readouterr().err
     assert main(["zeroshot", "--features", "x.npz", "--audio-neurons", "300"]) == 1
     assert "already encoded" in capsys.readouterr().err
+
+
+def test_the_default_encoding_serves_the_default_recipe(synthetic):
+    """The README's two lines: ``encode_pair(root)`` then ``run_protocol(data,
+    "default")``; data of another kind say which kind serves the whole recipe."""
+    from projections import METHODS
+    from projections.protocol import _transformed
+
+    cfg = METHODS["default"]
+    data = encode_pair(None, progress=False)
+    assert data.meta["feature_kind"] == cfg.encoded_kind
+    x_i, x_a, f_i, f_a = _transformed(data, cfg)
+    assert x_a.shape[1] != f_a.shape[1]   # heads and few-shot read two kinds of it
+    partial = encode_pair(None, kind="counts+input", progress=False)
+    with pytest.raises(ConfigError, match=re.escape(f"encode_pair(kind='{cfg.encoded_kind}')")):
+        _transformed(partial, cfg)

@@ -38,6 +38,8 @@ def test_partial_json_fills_defaults(tmp_path):
     ({"read": {"noise_rel": -1}}, "noise_rel"),
     ({"forming": {"formed_distribution": "uniform"}}, "formed_distribution"),
     ({"forming": {"formed_min_us": 20.0}}, "formed_min_us"),
+    ({"array": {"rows": "oops"}}, "array.rows must be a number"),   # was a TypeError
+    ({"read": {"noise_rel": [0.1]}}, "read.noise_rel must be a number"),
 ])
 def test_bad_profiles_raise_config_error(tmp_path, data, match):
     path = tmp_path / "bad.json"

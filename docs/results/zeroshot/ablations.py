@@ -60,7 +60,7 @@ def main(stems=()) -> None:
     import torch
 
     from projections import run_protocol
-    from rram_lsm.app.features import encode_pair
+    from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
     from rram_lsm.records import write_record
 
     torch.set_num_threads(1)
@@ -71,7 +71,7 @@ def main(stems=()) -> None:
         kind = "counts+input" if cfg.features in ("counts", "input", "counts+input") \
             else cfg.encoded_kind
         if kind not in cache:
-            cache[kind] = encode_pair(None, kind=kind, progress=False)
+            cache[kind] = encode_pair(None, cochlea=SINGLE_DRIVE, kind=kind, progress=False)
         res = run_protocol(cache[kind], cfg, splits="all", seeds=3, shots=(1, 5),
                            progress=False)
         rec = res.to_dict()

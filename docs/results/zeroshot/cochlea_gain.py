@@ -78,7 +78,7 @@ def main(gains=GAINS) -> dict:
         out["gains"] = read_record(HERE / "cochlea_gain.json")["gains"]
     reference = read_record(HERE / "default_36x3.json")["per_split"]
     for gain in gains:
-        cochlea = None if gain == CALIBRATED else cochlea_for(gain)
+        cochlea = cochlea_for(gain)   # 875: the one calibrated drive (SINGLE_DRIVE)
         ds = open_data("fsdd", root, progress=False, cochlea=cochlea)
         entry = {"gain_per_s": gain, **front_end(ds)}
         data = encode_pair(root, kind=METHODS["default"].encoded_kind, progress=False,

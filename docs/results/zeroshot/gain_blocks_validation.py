@@ -36,7 +36,7 @@ def main() -> dict:
     with torch_threads(1), threadpool_limits(1):
         for gain in GAINS:
             data = encode_pair(None, kind=twin.encoded_kind, progress=False,
-                               cochlea=None if gain == GAINS[0] else cochlea_for(gain))
+                               cochlea=cochlea_for(gain))
             view = validation_view(data, SEEN)
             entry = out["gains"][f"{gain:g}"] = {}
             for block in BLOCKS:

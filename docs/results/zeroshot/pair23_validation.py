@@ -28,14 +28,15 @@ def main() -> dict:
     from projections.metric import within_class_whitener
     from projections.protocol import _prepare, _standardizer
     from projections.selection import validation_view
-    from rram_lsm.app.features import encode_pair
+    from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
     from rram_lsm.records import write_record
 
     d = get_method("default_round13")  # as it ran: round 13's metric, the 1e-6 floor
     twin = get_method("raw").replace(features=d.fewshot_kind,
                                      feature_transform=d.fewshot_feature_transform,
                                      fewshot_sources="own", fewshot_whiten=d.fewshot_whiten)
-    view = validation_view(encode_pair(None, kind=d.encoded_kind, progress=False),
+    view = validation_view(encode_pair(None, cochlea=SINGLE_DRIVE,
+                                       kind=d.encoded_kind, progress=False),
                            (1, 2, 3, 4, 5, 6, 7)).select_kind(twin.encoded_kind)
     plan = _prepare(view, SEEN, UNSEEN, twin, 0, 0.2)
     raw = _standardizer(plan.f_a, plan.sp.audio["train"])(plan.f_a)

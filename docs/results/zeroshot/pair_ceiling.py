@@ -51,10 +51,10 @@ def main() -> dict:
     from sklearn.preprocessing import StandardScaler
 
     from projections.train import transform_features
-    from rram_lsm.app.features import encode_pair
+    from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
     from rram_lsm.records import write_record
 
-    data = encode_pair(None, kind="counts+input+input_span", progress=False)
+    data = encode_pair(None, cochlea=SINGLE_DRIVE, kind="counts+input+input_span", progress=False)
     out = {}
     for kind, transform in KINDS.items():
         x = transform_features(data.select_kind(kind).audio_values, transform)

@@ -23,7 +23,7 @@ from projections import run_protocol
 from projections.evaluate import paired_difference
 from projections.selection import validation_view
 from projections.train import METHODS
-from rram_lsm.app.features import encode_pair
+from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
 from rram_lsm.app.threads import torch_threads
 from rram_lsm.records import write_record
 
@@ -48,7 +48,8 @@ def main():
 
 def run():
     t0 = time.time()
-    view = validation_view(encode_pair(None, kind="counts+input", progress=False), SEEN)
+    view = validation_view(encode_pair(None, cochlea=SINGLE_DRIVE,
+                                       kind="counts+input", progress=False), SEEN)
     records, out = {}, {}
     for cfg in candidates():
         res = run_protocol(view, cfg, splits=N_SPLITS, split_seed=0, unseen=(0, 1),

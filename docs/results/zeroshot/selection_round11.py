@@ -123,13 +123,14 @@ def main() -> dict:
     from threadpoolctl import threadpool_limits
 
     from projections.selection import validation_view
-    from rram_lsm.app.features import encode_pair
+    from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
     from rram_lsm.app.threads import torch_threads
     from rram_lsm.records import write_record
 
     t0 = time.time()
     with torch_threads(1), threadpool_limits(1):
-        view = validation_view(encode_pair(None, kind="counts+span+input+input_span",
+        view = validation_view(encode_pair(None, cochlea=SINGLE_DRIVE,
+                                           kind="counts+span+input+input_span",
                                            progress=False), SEEN)
         few = fewshot_half(view)
         print("few-shot: best", few["best"], "adopted", few["adopted"], flush=True)

@@ -52,7 +52,7 @@ def main() -> dict:
 
     from projections.selection import validation_view
     from projections.train import MethodConfig
-    from rram_lsm.app.features import encode_pair
+    from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
     from rram_lsm.app.threads import torch_threads
     from rram_lsm.records import read_record, write_record
 
@@ -62,7 +62,8 @@ def main() -> dict:
     cands = [ref] + candidates(ref)
     scores, records = {}, {}
     with torch_threads(1), threadpool_limits(1):
-        view = validation_view(encode_pair(None, kind=ref.encoded_kind, progress=False),
+        view = validation_view(encode_pair(None, cochlea=SINGLE_DRIVE,
+                                           kind=ref.encoded_kind, progress=False),
                                SEEN)
         for cfg in cands:
             rec = records[cfg.name] = _protocol(view, cfg, (1, 5))

@@ -66,7 +66,7 @@ def main() -> dict:
     with torch_threads(1), threadpool_limits(1):
         for gain in GAINS:
             name = f"{gain:g}"
-            cochlea = None if gain == GAINS[0] else cochlea_for(gain)
+            cochlea = cochlea_for(gain)   # 875: the one calibrated drive (SINGLE_DRIVE)
             data = encode_pair(None, kind=cfg.encoded_kind, progress=False,
                                cochlea=cochlea)
             rec = records[name] = _protocol(validation_view(data, SEEN), cfg, (1, 5))

@@ -4,14 +4,15 @@ docs/results/zeroshot/selection_round6.py (writes selection_round6.json beside i
 import json, time, torch
 torch.set_num_threads(1)
 from threadpoolctl import threadpool_limits; threadpool_limits(1)
-from rram_lsm.app.features import encode_pair
+from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
 from projections import select_method
 from projections.recipes import _round6, candidates
 from projections.train import METHODS
 from rram_lsm.records import write_record
 if __name__ != "__main__": raise SystemExit
 t = time.time()
-data = {k: encode_pair(None, kind=k, progress=False) for k in ("counts+input",)}
+data = {k: encode_pair(None, cochlea=SINGLE_DRIVE,
+                       kind=k, progress=False) for k in ("counts+input",)}
 print("encoded", time.time() - t, flush=True)
 cands = [c for c in candidates() if c.name == "raw_whiten0.5_counts+input"] + [c for c in _round6() if not c.trained]
 best, scores = select_method(data, cands, n_splits=6, seeds=3, shots=5, progress=False)

@@ -7,7 +7,7 @@ RRAM_LSM_DATA=../shared/data python docs/results/zeroshot/selection_round7.py
 import json, sys, time, torch
 torch.set_num_threads(1)
 from threadpoolctl import threadpool_limits; threadpool_limits(1)
-from rram_lsm.app.features import encode_pair
+from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
 from projections import select_method
 from projections.train import METHODS
 from rram_lsm.records import write_record
@@ -30,7 +30,7 @@ scores, cands_all = {}, []
 for n in SIZES:
     # one encode per size holds every kind: counts run first, so their columns (and cache
     # entry) are those of a counts+input encode
-    data = encode_pair(None, kind="counts+windowed+input", progress=False,
+    data = encode_pair(None, cochlea=SINGLE_DRIVE, kind="counts+windowed+input", progress=False,
                        audio_neurons=None if n == 200 else n)
     by_kind = {k: data.select_kind(k) for k in {k for k, _ in GRID[n]}}
     cands = [twin.replace(name=f"raw_a{n}_{k}_w{w}_trans3", features=k, fewshot_whiten=w)

@@ -22,7 +22,7 @@ from projections import run_protocol
 from projections.evaluate import paired_difference
 from projections.selection import validation_view
 from projections.train import METHODS
-from rram_lsm.app.features import encode_pair
+from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
 from rram_lsm.app.threads import torch_threads
 from rram_lsm.records import write_record
 
@@ -44,7 +44,8 @@ def main():
 
 def run():
     t0 = time.time()
-    view = validation_view(encode_pair(None, kind="counts+input", progress=False), SEEN)
+    view = validation_view(encode_pair(None, cochlea=SINGLE_DRIVE,
+                                       kind="counts+input", progress=False), SEEN)
     records, out = {}, {}
     for p in PATIENCE:
         cfg = METHODS["default"].replace(name=f"default_patience{p}", patience=p)

@@ -11,7 +11,7 @@ RRAM_LSM_DATA=../shared/data python docs/results/zeroshot/selection_round9.py
 import json, sys, time, torch
 torch.set_num_threads(1)
 from threadpoolctl import threadpool_limits; threadpool_limits(1)
-from rram_lsm.app.features import encode_pair
+from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
 from projections import select_method
 from projections.recipes import _round9
 from projections.train import METHODS
@@ -24,7 +24,7 @@ twin = METHODS["raw"].replace(fewshot_sources="own", fewshot_transductive=3,
 # then the ablations; (features, transform, whitening shrinkage)
 REFERENCE = [("counts+input", "none", 0.7)]
 ABLATIONS = [("input_span", "sqrt", 0.7), ("input", "none", 0.7)]
-data = encode_pair(None, kind="counts+span+input+input_span", progress=False)
+data = encode_pair(None, cochlea=SINGLE_DRIVE, kind="counts+span+input+input_span", progress=False)
 
 
 def named(rows):

@@ -38,12 +38,12 @@ def main() -> dict:
     from projections import get_method
     from projections.protocol import _prepare
     from projections.selection import validation_view
-    from rram_lsm.app.features import encode_pair
+    from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
     from rram_lsm.records import write_record
 
     d = get_method("default")
     twin = d.fewshot_twin()
-    data = encode_pair(None, kind=d.encoded_kind, progress=False)
+    data = encode_pair(None, cochlea=SINGLE_DRIVE, kind=d.encoded_kind, progress=False)
     views = {"evaluation": (data, tuple(range(1, 10))),
              "validation": (validation_view(data, (1, 2, 3, 4, 5, 6, 7)),
                             (1, 2, 3, 4, 5, 6, 7))}

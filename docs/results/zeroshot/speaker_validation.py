@@ -78,11 +78,11 @@ def main() -> dict:
     from projections import get_method
     from projections.protocol import _prepare, _standardizer
     from projections.selection import validation_view
-    from rram_lsm.app.features import encode_pair, open_data
+    from rram_lsm.app.features import SINGLE_DRIVE, encode_pair, open_data
     from rram_lsm.records import write_record
 
     twin = get_method("default").fewshot_twin()
-    data = encode_pair(None, kind=twin.encoded_kind, progress=False)
+    data = encode_pair(None, cochlea=SINGLE_DRIVE, kind=twin.encoded_kind, progress=False)
     meta = open_data("fsdd", None, progress=False).meta
     if [m["digit"] for m in meta] != data.audio_labels.tolist():
         raise RuntimeError("the FSDD listing and the encoded audio are not in one order")

@@ -8,6 +8,11 @@
                                                 # ablation_*.json; writes summary.json
     python docs/results/zeroshot/summarize.py ablation_span.json summary_span.json
                                                 # the same figures of another record
+    python docs/results/zeroshot/summarize.py default_round17_36x3.json \
+        summary_round17.json paper_round17_36x3.json default_36x3.json
+                                                # round 17's default against the paper
+                                                # recipe on its features and paired with
+                                                # round 14's default (default_36x3.json)
 
 Every run of a protocol is one (split, seed) and does not depend on which other splits are
 evaluated with it, so the 10 seeded splits of any split seed are a subset of the 36 x 3
@@ -51,7 +56,10 @@ def _subset(rows, key, unseen_sets):
 def main(argv=()) -> dict:
     argv = list(argv)
     default = read_record(HERE / argv[0] if argv else HERE / "default_36x3.json")
-    paper = read_record(HERE / "paper_36x3.json")
+    paper_name = argv[2] if len(argv) > 2 else "paper_36x3.json"
+    paper = read_record(HERE / paper_name)
+    previous = ({f"minus_{Path(a).stem}": a for a in argv[3:]} if len(argv) > 3
+                else {} if argv else PREVIOUS)
     rows_d, rows_p = default["per_split"], paper["per_split"]
     out: dict = {"all_36": {}, "by_split_seed": {}, "per_split": []}
     every = [tuple(r["unseen"]) for r in rows_d]
@@ -91,8 +99,8 @@ def main(argv=()) -> dict:
         if ZS in rec["per_split"][0]:
             ablations[path.stem]["zeroshot_a2i"] = _subset(rec["per_split"], ZS, every)
     out["ablations"] = ablations
-    for label, stem in PREVIOUS.items():
-        if zs and not argv and (HERE / stem).exists():
+    for label, stem in previous.items():
+        if zs and (HERE / stem).exists():
             rows_prev = read_record(HERE / stem)["per_split"]
             out[label] = {
                 name: {k: v for k, v in paired_difference(rows_d, rows_prev, key).items()
@@ -105,7 +113,7 @@ def main(argv=()) -> dict:
     write_record(HERE / (argv[1] if len(argv) > 1 else "summary.json"), out,
                  command="summarize",
                  config={"default": argv[0] if argv else "default_36x3.json",
-                         "paper": "paper_36x3.json"})
+                         "paper": paper_name, "paired_with": list(previous.values())})
     a = out["all_36"]
     print(f"all 36 x 3: 5-shot a2i {a['fewshot5_a2i']['mean']:.3f} {a['fewshot5_a2i']['ci95']}, "
           f"1-shot {a['fewshot1_a2i']['mean']:.3f} {a['fewshot1_a2i']['ci95']}")
@@ -113,7 +121,7 @@ def main(argv=()) -> dict:
         d = a["zeroshot_a2i_minus_paper"]
         print(f"zero-shot a2i {a['zeroshot_a2i']['mean']:.3f} - paper "
               f"{a['zeroshot_a2i_paper']['mean']:.3f} = {d['mean']:+.3f} {d['ci95']}")
-    for label in PREVIOUS:
+    for label in previous:
         for name, d in out.get(label, {}).items():
             print(f"default {label.replace('_', ' ')}'s default, {name}: {d['mean']:+.3f} "
                   f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")

@@ -25,7 +25,7 @@ def main() -> dict:
     from projections import METHODS, run_protocol
     from projections.evaluate import paired_difference
     from projections.selection import validation_view
-    from rram_lsm.app.features import encode_pair
+    from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
     from rram_lsm.app.threads import torch_threads
     from rram_lsm.records import write_record
 
@@ -37,7 +37,8 @@ def main() -> dict:
     key = "fewshot.5.unseen.audio_to_image.top1"
     out = {}
     with torch_threads(1), threadpool_limits(1):
-        view = validation_view(encode_pair(None, kind="counts+input+input_span",
+        view = validation_view(encode_pair(None, cochlea=SINGLE_DRIVE,
+                                           kind="counts+input+input_span",
                                            progress=False), SEEN)
         for n_splits in (6, "all"):
             recs = {c.name: run_protocol(view.select_kind(c.features), c, splits=n_splits,

@@ -32,6 +32,8 @@ RSS_LIMIT_BYTES = 2 * 1024 ** 3
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Benchmark options."""
+    from ..commands.common import seed
+
     parser.add_argument("--data-dir", default=None,
                         help="data directory with the source recordings (default: "
                         "$RRAM_LSM_DATA, else synthetic sources)")
@@ -46,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest spatial shift in pixels per axis")
     parser.add_argument("--jitter-us", type=float, default=500.0,
                         help="std of the per-event time jitter (µs)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of shifts and jitter")
-    parser.add_argument("--chip-seed", type=int, default=0, help="seed of the virtual chip")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of shifts and jitter")
+    parser.add_argument("--chip-seed", type=seed, default=0, help="seed of the virtual chip")
     parser.add_argument("--no-noise", action="store_true",
                         help="read noise off (the fused multi-tile kernel reproduces the "
                         "column read noise, so both settings run fused)")

@@ -43,6 +43,8 @@ DESCRIPTION = "LSM fast path vs dense torch vs snntorch: equality, throughput, l
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Benchmark options."""
+    from ..commands.common import seed
+
     parser.add_argument("--data-dir", default=None,
                         help="data directory (default $RRAM_LSM_DATA, else synthetic rasters)")
     parser.add_argument("--batch", type=int, default=256, help="throughput batch size")
@@ -60,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input sizes of the multi-tile sweep (crop, full sensor)")
     parser.add_argument("--size-samples", type=int, default=32,
                         help="samples per size of the multi-tile sweep")
-    parser.add_argument("--seed", type=int, default=0, help="chip seed")
+    parser.add_argument("--seed", type=seed, default=0, help="chip seed")
 
 
 def _rasters(data_dir, n: int):

@@ -14,13 +14,15 @@ DESCRIPTION = "batched binary MVM throughput of the simulator, read noise off vs
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Benchmark options."""
+    from ..commands.common import seed
+
     parser.add_argument("--batch", type=int, default=256, help="input vectors per mvm call")
     parser.add_argument("--rows", type=int, default=456, help="tile rows (inputs)")
     parser.add_argument("--cols", type=int, default=400, help="tile columns (outputs)")
     parser.add_argument("--densities", type=float, nargs="+", default=[0.5, 0.13],
                         help="fractions of active input rows; the first is the headline")
     parser.add_argument("--rounds", type=int, default=30, help="timed rounds per setting")
-    parser.add_argument("--seed", type=int, default=0, help="chip and input seed")
+    parser.add_argument("--seed", type=seed, default=0, help="chip and input seed")
 
 
 def _time_once(fn) -> tuple[float, float]:

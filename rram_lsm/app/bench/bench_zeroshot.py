@@ -39,6 +39,8 @@ TARGETS_WALL_S = {"10x3": 60.0, "36x3": 120.0}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Benchmark options."""
+    from ..commands.common import seed
+
     parser.add_argument("--data-dir", default=None,
                         help="data directory (default $RRAM_LSM_DATA, else synthetic data)")
     parser.add_argument("--method", default="default", help="recipe (projections.METHODS)")
@@ -56,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs per stack (default: the runs divided among the workers)")
     parser.add_argument("--per-run-runs", type=int, default=2,
                         help="runs of the per-run loop to time and compare")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed drawing the splits")
+    parser.add_argument("--split-seed", type=seed, default=0, help="seed drawing the splits")
 
 
 def _blas_one_thread():
@@ -133,7 +135,9 @@ def run(args) -> dict:
         "input": source,
         "data": {"data_dir": None if root is None else str(root),
                  "n_image": int(len(data.image_labels)), "n_audio": int(len(data.audio_labels)),
-                 "feature_kind": data.meta.get("feature_kind")},
+                 "feature_kind": data.meta.get("feature_kind"),
+                 "cochlea": data.meta.get("cochlea"),
+                 "audio_features": int(data.audio_values.shape[1])},
         "method": method.name, "epochs": method.epochs, "seeds": args.seeds,
         "shots": list(shots), "episodes": args.episodes, "workers": args.workers,
         "stack_size": args.stack_size, "worker_kind": "processes", "torch_threads": 1,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_backend, add_json
+from .common import add_backend, add_json, seed
 
 DEFAULT_REGION = "0,0,456,400"
 
@@ -154,7 +154,7 @@ def register(sub) -> None:
 
     ins = chip_sub.add_parser("inspect", help="form a fresh virtual chip's reservoir tile "
                                               "and report its statistics")
-    ins.add_argument("--seed", type=int, default=0, help="chip seed")
+    ins.add_argument("--seed", type=seed, default=0, help="chip seed")
     ins.add_argument("--profile", default=None, help="preset name (macro40nm) or JSON file")
     ins.add_argument("--region", type=_region, default=_region(DEFAULT_REGION),
                      help=f"tile row0,col0,rows,cols (default {DEFAULT_REGION})")

@@ -9,8 +9,9 @@ from ...errors import OutputError
 from ..backends import BACKEND_HELP
 from ..settings import DATA_ENV
 
-__all__ = ["add_data_dir", "add_json", "add_backend", "add_seeds", "add_cochlea",
-           "cochlea_option", "check_output_dir", "check_output_file"]
+__all__ = ["add_data_dir", "add_json", "add_backend", "add_seeds", "add_cochlea", "seed",
+           "cochlea_option", "pin_cochlea_drives", "check_output_dir", "check_output_file", "check_plot_file",
+           "FIGURE_FORMATS"]
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -27,10 +28,22 @@ def add_json(p: argparse.ArgumentParser, required: bool = False) -> None:
                    metavar="FILE", help="write results (with config, seeds, versions) as JSON")
 
 
+def seed(text: str) -> int:
+    """argparse type of every seed option: an integer >= 0 (numpy's generators and the
+    chip's streams take no negative seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {value}")
+    return value
+
+
 def add_backend(p: argparse.ArgumentParser) -> None:
     """``--backend``, ``--chip-seed``, ``--profile``, ``--no-noise``."""
     p.add_argument("--backend", default="sim", help=BACKEND_HELP)
-    p.add_argument("--chip-seed", type=int, default=0, help="seed of the virtual chip")
+    p.add_argument("--chip-seed", type=seed, default=0, help="seed of the virtual chip")
     p.add_argument("--profile", default=None,
                    help="device profile: preset name (macro40nm) or JSON file")
     p.add_argument("--no-noise", action="store_true",
@@ -54,8 +67,19 @@ def _cochlea_gain(text: str) -> float:
     return value
 
 
-def add_cochlea(p: argparse.ArgumentParser) -> None:
-    """``--cochlea-gain``: the drive of FSDD's silicon cochlea (a sensor co-design knob)."""
+def add_cochlea(p: argparse.ArgumentParser, several: bool = False) -> None:
+    """``--cochlea-gain``: the drive of FSDD's silicon cochlea (a sensor co-design knob);
+    ``several``: the command reads the sensor at one or more drives side by side."""
+    if several:
+        p.add_argument(
+            "--cochlea-gain", type=_cochlea_gain, nargs="+", default=None,
+            metavar="G|utterance|speech",
+            help="drives of FSDD's silicon cochlea, each in threshold crossings per second "
+                 "for unit input or a calibration on the real N-TIDIGITS recording "
+                 "(utterance 875: its events per digit; speech 1750: its event rate while "
+                 "the digit sounds); several read the sensor at each, side by side. "
+                 "Default: utterance speech (selection round 17); docs/data.md")
+        return
     p.add_argument(
         "--cochlea-gain", type=_cochlea_gain, default=None, metavar="G|utterance|speech",
         help="drive of FSDD's silicon cochlea, threshold crossings per second for unit "
@@ -66,7 +90,7 @@ def add_cochlea(p: argparse.ArgumentParser) -> None:
 
 def cochlea_option(args, audio: str):
     """The CochleaConfig of ``--cochlea-gain`` for dataset ``audio`` (a dataset name or an
-    ``--audio`` choice; None without the option); a
+    ``--audio`` choice; None without the option; a list for several drives); a
     ConfigError where there is no cochlea to set (recorded or synthetic events)."""
     from ...errors import ConfigError
     from ..features import AUDIO_CHOICES, cochlea_for, resolve_audio
@@ -81,13 +105,32 @@ def cochlea_option(args, audio: str):
         raise ConfigError("--cochlea-gain sets the cochlea that turns FSDD's wavs into "
                           "events: it needs real FSDD (a data directory, audio fsdd); "
                           "recorded N-TIDIGITS and synthetic events have none")
+    if isinstance(gain, list):
+        return [cochlea_for(g) for g in gain] if len(gain) > 1 else cochlea_for(gain[0])
     return cochlea_for(gain)
+
+
+def pin_cochlea_drives(args, audio: str) -> None:
+    """Write the drives a paired command reads into ``args.cochlea_gain`` when the option
+    was left out and the audio is real FSDD (``rram_lsm.app.features.PAIR_DRIVES``), so
+    the record's config names them and a rerun reads the same drives after the default
+    changes."""
+    from lsm.events import CALIBRATED_GAINS
+
+    from ..features import PAIR_DRIVES, resolve_audio
+    from ..settings import resolve_data_dir
+
+    if getattr(args, "cochlea_gain", None) is not None:
+        return
+    root = resolve_data_dir(args.data_dir)
+    if root is not None and resolve_audio(audio, root) == "fsdd":
+        args.cochlea_gain = [CALIBRATED_GAINS[d] for d in PAIR_DRIVES]
 
 
 def add_seeds(p: argparse.ArgumentParser, default: int = 3) -> None:
     """``--seeds N`` (repetitions over chip and training seeds) and ``--seed`` (base)."""
     p.add_argument("--seeds", type=int, default=default, help="number of seeds to average over")
-    p.add_argument("--seed", type=int, default=0, help="base seed")
+    p.add_argument("--seed", type=seed, default=0, help="base seed")
 
 
 def check_output_dir(path, option: str = "--out") -> Path:
@@ -124,6 +167,20 @@ def check_output_file(path, option: str = "--json") -> Path:
         raise OutputError(f"{option}: cannot create or write its directory "
                           f"({exc.strerror or exc})", path) from exc
     return path
+
+
+FIGURE_FORMATS = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "tif", "tiff", "webp", "eps",
+                  "ps")
+"""File name suffixes ``--plot`` takes (formats matplotlib's standard backends write)."""
+
+
+def check_plot_file(path) -> Path:
+    """:func:`check_output_file` for ``--plot``, which also needs a figure format in its
+    suffix (matplotlib would otherwise add ``.png`` to a bare name, or fail at the end)."""
+    if Path(path).suffix.lower().lstrip(".") not in FIGURE_FORMATS and not Path(path).is_dir():
+        raise OutputError(f"--plot needs a figure file name ending in one of "
+                          f".{', .'.join(FIGURE_FORMATS)}", path)
+    return check_output_file(path, "--plot")
 
 
 def _no_file_above(path: Path, option: str) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_backend, add_data_dir, add_json, check_output_dir
+from .common import (add_backend, add_cochlea, add_data_dir, add_json, check_output_dir,
+                     cochlea_option, pin_cochlea_drives, seed)
 
 _DATASETS = ("nmnist", "fsdd", "ntidigits")
 
@@ -34,10 +35,12 @@ def _demo(args) -> int:
     from ..experiments.demo import DemoOptions, run_demo
 
     check_output_dir(args.out, "--out")  # minutes of work must not end in a traceback
+    pin_cochlea_drives(args, "auto")
     opts = DemoOptions(
         data_dir=args.data_dir, backend=args.backend, chip_seed=args.chip_seed,
         profile=args.profile, noise=not args.no_noise, out=args.out, quick=args.quick,
-        seed=args.seed, method=args.method, progress=args.progress)
+        seed=args.seed, method=args.method, progress=args.progress,
+        cochlea=cochlea_option(args, "auto"))
     result = run_demo(opts, config=_config(args), json_path=args.json_path)
     print(result.table_text())
     print(f"\nresults: {result.results_path}\nfigures: {', '.join(map(str, result.figures))}")
@@ -177,6 +180,8 @@ def _energy(args) -> int:
 
 def register(sub) -> None:
     """Register demo, run, rerun, sweep and energy."""
+    from hardware.spawn import positive_int
+
     p = sub.add_parser(
         "demo", help="the whole co-design end to end: chip, LSM, contrastive heads, zero-shot",
         description="Form a virtual chip, encode vision and audio digits with the LSM, train "
@@ -186,8 +191,10 @@ def register(sub) -> None:
     add_backend(p)
     p.add_argument("--out", default="out/demo", help="output directory (default out/demo)")
     p.add_argument("--quick", action="store_true",
-                   help="smaller subsets and fewer epochs (about a minute)")
-    p.add_argument("--seed", type=int, default=0, help="training and split seed")
+                   help="one training seed, at most 30 epochs, 20 few-shot episodes (the data "
+                        "are encoded in full)")
+    p.add_argument("--seed", type=seed, default=0, help="training and split seed")
+    add_cochlea(p, several=True)
     p.add_argument("--method", default="default",
                    help="projection recipe (as rram-lsm zeroshot --method); the paper's "
                         "recipe always runs beside it as a baseline")
@@ -228,8 +235,8 @@ def register(sub) -> None:
     p.add_argument("--values", action="append", metavar="AXIS=V1,V2",
                    help="values of one axis (repeatable); adds the axis if --axes is not given")
     p.add_argument("--chip-seeds", type=int, default=3, help="virtual chips per setting (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="first chip seed")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the data subset")
+    p.add_argument("--seed", type=seed, default=0, help="first chip seed")
+    p.add_argument("--data-seed", type=seed, default=0, help="seed of the data subset")
     p.add_argument("--metric", choices=("logistic", "prototype"), default="logistic",
                    help="readout scored on the features (default logistic)")
     p.add_argument("--train-per-class", type=int, default=20,
@@ -255,8 +262,8 @@ def register(sub) -> None:
     add_data_dir(p)
     add_backend(p)
     p.add_argument("--samples", type=int, default=64, help="samples counted per dataset")
-    p.add_argument("--seed", type=int, default=0, help="seed choosing the samples")
-    p.add_argument("--projection-dim", type=int, default=64, help="embedding dimension")
+    p.add_argument("--seed", type=seed, default=0, help="seed choosing the samples")
+    p.add_argument("--projection-dim", type=positive_int, default=64, help="embedding dimension")
     p.add_argument("--heads", choices=("digital", "analogue", "both"), default="both",
                    help="projection heads digital (the paper's split), on macro tiles "
                         "(the whole inference in memory) or both rows (default)")

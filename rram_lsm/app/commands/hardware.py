@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .common import add_backend, add_json
+from .common import add_backend, add_json, seed
 
 
 def _devices(args) -> int:
@@ -126,12 +126,15 @@ def register(sub) -> None:
     add_json(p)
     p.add_argument("--plot", default=None, metavar="PNG", help="write the parity figure")
     p.add_argument("--lsm-preset", default="nmnist", help="reservoir preset (nmnist, ntidigits)")
-    p.add_argument("--inputs", type=int, default=None, help="override the preset's inputs")
-    p.add_argument("--neurons", type=int, default=None, help="override the preset's neurons")
-    p.add_argument("--steps", type=int, default=None, help="override the preset's steps")
-    p.add_argument("--vectors", type=int, default=256, help="random MVM input vectors")
-    p.add_argument("--samples", type=int, default=32, help="random input rasters")
+    p.add_argument("--inputs", type=positive_int, default=None,
+                   help="override the preset's inputs")
+    p.add_argument("--neurons", type=positive_int, default=None,
+                   help="override the preset's neurons")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="override the preset's steps")
+    p.add_argument("--vectors", type=positive_int, default=256, help="random MVM input vectors")
+    p.add_argument("--samples", type=positive_int, default=32, help="random input rasters")
     p.add_argument("--raster-rate", type=float, default=0.05,
                    help="input spike probability per input and step in the rasters")
-    p.add_argument("--seed", type=int, default=0, help="seed of the inputs and the twin")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the inputs and the twin")
     p.set_defaults(handler=_parity)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from .common import add_backend, add_cochlea, add_data_dir, add_json, add_seeds, cochlea_option
+from .common import (add_backend, add_cochlea, add_data_dir, add_json, add_seeds,
+                     cochlea_option, pin_cochlea_drives, seed)
 
 # the CLI's choices, kept in step with projections.train.FEATURE_KINDS by a test (importing
 # projections here would load torch for every rram-lsm command)
@@ -101,20 +102,23 @@ def register(sub) -> None:
     p.add_argument("--unseen", type=int, nargs="+", default=None, help="unseen classes (8 9)")
     p.add_argument("--splits", type=_splits, default=None,
                    help="N seeded random 7/2 splits of digits 1-9, or 'all' (36)")
-    p.add_argument("--split-seed", type=int, default=0, help="seed drawing the random splits")
+    p.add_argument("--split-seed", type=seed, default=0, help="seed drawing the random splits")
     p.add_argument("--shots", type=int, nargs="+", default=None,
                    help="few-shot support sizes per unseen class, e.g. --shots 1 5")
     p.add_argument("--episodes", type=int, default=50, help="few-shot episodes per run")
     p.add_argument("--audio", default="auto", choices=("auto", "fsdd", "ntidigits"),
                    help="audio dataset (auto: ntidigits if its hdf5 is present, else fsdd)")
-    add_cochlea(p)
-    p.add_argument("--feature-kind", default=None, choices=FEATURE_KINDS,
-                   help="run the whole recipe (heads and few-shot) on these LSM features; "
-                        "input = the reservoir's input rates with the reservoir bypassed "
-                        "(an ablation)")
-    p.add_argument("--fewshot-kind", default=None, choices=FEATURE_KINDS,
-                   help="features of the few-shot metric alone (after --feature-kind); "
-                        "span / input_span count in windows of each sample's active span")
+    add_cochlea(p, several=True)
+    # metavar: the 31 kinds would fill every usage line (and so every usage error) twice
+    p.add_argument("--feature-kind", default=None, choices=FEATURE_KINDS, metavar="KIND",
+                   help="run the whole recipe (heads and few-shot) on these LSM features: "
+                        "counts, windowed, span, input, input_span or several joined by + "
+                        "(projections.train.FEATURE_KINDS); input = the reservoir's input rates "
+                        "with the reservoir bypassed (an ablation)")
+    p.add_argument("--fewshot-kind", default=None, choices=FEATURE_KINDS, metavar="KIND",
+                   help="features of the few-shot metric alone (after --feature-kind; kinds "
+                        "as there); span / input_span count in windows of each sample's "
+                        "active span")
     p.add_argument("--fewshot-transform", default=None, choices=("none", "sqrt"),
                    help="element-wise transform of those features (sqrt: signed square root)")
     p.add_argument("--fewshot-whiten", default=None, type=_shrinkage, metavar="S",
@@ -170,7 +174,7 @@ def register(sub) -> None:
                         "noise, ADC, input quantisation and drift in the forward pass)")
     p.add_argument("--no-plain", action="store_true",
                    help="with --heads analogue --hw-aware: skip the plainly trained heads")
-    p.add_argument("--chip-seeds", type=int, nargs="+", default=[0, 1, 2],
+    p.add_argument("--chip-seeds", type=seed, nargs="+", default=[0, 1, 2],
                    help="with --heads analogue: chip seeds the heads are programmed on")
     p.add_argument("--ages", type=float, nargs="+", default=None,
                    help="with --heads analogue: read-out ages after programming (s); "
@@ -257,6 +261,8 @@ def _run(args) -> int:
                           or args.cochlea_gain is not None):
         raise ConfigError("--features are already encoded: drop --image-input, "
                           "--image-neurons, --audio-neurons and --cochlea-gain")
+    if not args.features:
+        pin_cochlea_drives(args, args.audio)
     cochlea = cochlea_option(args, args.audio)
 
     def encode(kind):
@@ -428,6 +434,9 @@ def _provenance(data) -> dict:
     for k in ("source", "feature_kind", "reservoirs", "cochlea"):
         if k in data.meta:
             out[k] = data.meta[k]
+    if "audio_drives" in data.meta:   # each drive's pass of the audio side
+        out["audio_drives"] = [{k: m.get(k) for k in ("cache_key", "fingerprint")}
+                               for m in data.meta["audio_drives"]]
     return out
 
 

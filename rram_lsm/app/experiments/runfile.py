@@ -134,7 +134,18 @@ def argv_for(command: str, config: dict, *, strict: bool = True,
     words = _command_words(command)
     sub = _subparser(build_parser(), words)
     options = _options(sub)
-    merged = {str(k).replace("-", "_"): v for k, v in config.items()}
+    # keys as on the command line (``json``, ``cochlea-gain``) or as argparse dests
+    # (``json_path``): experiment files may use either
+    alias = {o[2:].replace("-", "_"): dest for dest, a in options.items()
+             if a.nargs != 0   # a flag's dest may mean its opposite (--no-progress)
+             for o in a.option_strings if o.startswith("--")}
+    merged = {}
+    for k, v in config.items():
+        key = str(k).replace("-", "_")
+        key = alias.get(key, key) if key not in options else key
+        if key in merged:
+            raise ConfigError(f"option {k!r} is given twice (as {key!r} too)")
+        merged[key] = v
     for k, v in (overrides or {}).items():
         if k in options:
             merged[k] = v
@@ -175,11 +186,37 @@ def load_experiment(path: str | Path) -> tuple[str, dict]:
     return command, options
 
 
+def recorded_drives(record: dict) -> list[float] | None:
+    """The cochlea drives a paired record on real FSDD read, for records whose config does
+    not name them (written before the pair's default became two drives): from its
+    ``data.cochlea``, else the one drive (875) every earlier pair read. None where the
+    config names them or there is no FSDD cochlea."""
+    config = record.get("config") or {}
+    if record.get("command") not in ("zeroshot", "demo") or \
+            config.get("cochlea_gain") is not None or config.get("features"):
+        return None
+    data = record.get("data") or {}
+    audio = data.get("audio") or {}
+    if audio.get("dataset") != "fsdd" or audio.get("synthetic") is not False:
+        return None
+    cochlea = data.get("cochlea")
+    if isinstance(cochlea, list):
+        return [float(c["gain_per_s"]) for c in cochlea]
+    if isinstance(cochlea, dict):
+        return [float(cochlea["gain_per_s"])]
+    return [875.0]
+
+
 def argv_from_record(record: dict, *, overrides: dict | None = None) -> list[str]:
-    """The argv that reproduces a JSON record (its ``command`` and ``config``)."""
+    """The argv that reproduces a JSON record (its ``command`` and ``config``; a paired
+    record that predates the pinned cochlea drives gets the drives it read,
+    :func:`recorded_drives`)."""
     if "command" not in record or "config" not in record:
         raise ConfigError("not a result record: it needs 'command' and 'config' keys "
                           "(written by rram_lsm.records.write_record)")
+    drives = recorded_drives(record)
+    if drives is not None:
+        overrides = {"cochlea_gain": drives, **(overrides or {})}
     return argv_for(record["command"], record["config"] or {}, strict=False,
                     overrides=overrides)
 
