@@ -344,8 +344,14 @@ def _score(plan: _Plan, members: list, shots, episodes: int,
         if cfg.fewshot_whiten is not None:
             def whitened(values, m):
                 labels = getattr(data, f"{m}_labels")
-                return within_class_whitener(values, labels, getattr(sp, m)["train"],
-                                             cfg.fewshot_whiten)(values)
+                whiten = within_class_whitener(values, labels, getattr(sp, m)["train"],
+                                               cfg.fewshot_whiten)
+                # few-shot reads only the unseen pool's rows (its episodes and its principal
+                # directions): the others stay zero instead of costing an F x F product each
+                pool = np.unique(getattr(sp, m)["unseen"])
+                out = np.zeros(values.shape, np.float32)
+                out[pool] = whiten(values[pool])
+                return out
             fs_raw_i, fs_raw_a = whitened(raw_i, "image"), whitened(raw_a, "audio")
             if not cfg.trained:
                 fs_i, fs_a = fs_raw_i, fs_raw_a

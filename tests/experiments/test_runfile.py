@@ -90,7 +90,8 @@ def test_compare_records_reports_differences():
     b = {"x": {"mean": 0.6, "list": [1, 2]}, "environment": {"t": 2}, "y": 1}
     cmp = compare_records(a, b)
     assert cmp["differ"] == [("x.mean", 0.5, 0.6)]
-    assert cmp["missing"] == ["y"] and cmp["compared"] == 3
+    assert cmp["missing"] == [] and cmp["added"] == ["y"] and cmp["compared"] == 3
+    assert compare_records(b, a)["missing"] == ["y"]   # a rerun that lost a number
 
 
 def test_records_without_command_are_rejected():

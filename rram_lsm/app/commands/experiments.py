@@ -71,7 +71,9 @@ def _rerun(args) -> int:
     for key, a, b in cmp["differ"][:20]:
         print(f"  {key}: {a!r} -> {b!r}")
     if cmp["missing"]:
-        print(f"  keys in only one record: {cmp['missing'][:20]}")
+        print(f"  numbers the rerun lacks: {cmp['missing'][:20]}")
+    if cmp["added"]:
+        print(f"  numbers only the rerun records (not a difference): {cmp['added'][:20]}")
     return 0 if same or not args.check else 3
 
 

@@ -292,10 +292,13 @@ def _numbers(node, prefix="") -> dict:
 def compare_records(a: dict, b: dict, *, rtol: float = 1e-9, atol: float = 1e-12) -> dict:
     """Compare the numbers of two records (provenance and wall times left out).
 
-    Returns ``{"compared": n, "differ": [(key, a, b), ...], "missing": [keys]}``.
+    Returns ``{"compared": n, "differ": [(key, a, b), ...], "missing": [keys of ``a``
+    that ``b`` lacks], "added": [keys only ``b`` has]}``: a rerun (``b``) that lost a
+    number differs; one that records more (provenance a later version adds, such as the
+    cochlea's config) does not.
     """
     na, nb = _numbers(a), _numbers(b)
     differ = [(k, na[k], nb[k]) for k in sorted(set(na) & set(nb))
               if not math.isclose(na[k], nb[k], rel_tol=rtol, abs_tol=atol)]
-    missing = sorted(set(na) ^ set(nb))
-    return {"compared": len(set(na) & set(nb)), "differ": differ, "missing": missing}
+    return {"compared": len(set(na) & set(nb)), "differ": differ,
+            "missing": sorted(set(na) - set(nb)), "added": sorted(set(nb) - set(na))}
