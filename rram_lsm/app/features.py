@@ -93,10 +93,8 @@ def drives_of(cochlea, audio_name: str | None = None) -> tuple:
 
 def cochlea_for(gain_per_s: float | None):
     """The FSDD front end with the cochlea's drive ``gain_per_s`` (None: the calibrated
-    default; 875 gives the same events and cache entries); what ``--cochlea-gain`` gives. ``lsm.events.cochlea.CALIBRATED_GAINS`` names the two
-    calibrations on the real recording."""
-    from lsm.events import CALIBRATED_GAINS, CochleaConfig
-
+    default; 875 gives the same events and cache entries); what ``--cochlea-gain`` gives.
+    ``lsm.events.CALIBRATED_GAINS`` names the two calibrations on the real recording."""
     if gain_per_s is None:
         return None
     return CochleaConfig(gain_per_s=float(gain_per_s))
@@ -394,8 +392,9 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
     ``windowed``, ``span`` and ``input_span`` kinds (``meta["n_windows"]``). ``cochlea``:
     the audio front end (FSDD only; :func:`open_data`), recorded in ``meta["cochlea"]``;
     a sequence of them reads the sensor at several drives: each drive's events pass
-    through the same audio reservoir as a pair of its own would (its own chip session and
-    cache entries; with ``session`` given, one pass after the other on it) and every
+    through the same audio reservoir as a pair of its own would (on a virtual chip a fresh
+    copy of it per extra drive, so the same features and cache entries whether or not
+    ``session`` is given; a serial chip runs the drives one after the other) and every
     kind's audio columns hold the drives side by side, in order (``meta["cochlea"]`` a
     list, ``meta["audio_drives"]`` each pass's record). None: real FSDD at
     :data:`PAIR_DRIVES` (round 17), any other audio at its own front end;
@@ -439,7 +438,7 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
     ds, first = side(session, "audio", audio_name, drives[0])
     front_ends, audio_passes = [ds.cochlea], [first]
     for drive in drives[1:]:
-        if session.backend.split(":")[0] in ("sim", "emulator"):
+        if session.backend.split(":")[0] != "serial":
             # a fresh copy of the chip, its tiles placed as a pair's (image first), so each
             # drive's pass is the one-drive pair's: same features, same cache entry
             with ChipSession(session.backend, chip_seed=session.chip_seed,

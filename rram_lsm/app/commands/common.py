@@ -70,22 +70,15 @@ def _cochlea_gain(text: str) -> float:
 def add_cochlea(p: argparse.ArgumentParser, several: bool = False) -> None:
     """``--cochlea-gain``: the drive of FSDD's silicon cochlea (a sensor co-design knob);
     ``several``: the command reads the sensor at one or more drives side by side."""
-    if several:
-        p.add_argument(
-            "--cochlea-gain", type=_cochlea_gain, nargs="+", default=None,
-            metavar="G|utterance|speech",
-            help="drives of FSDD's silicon cochlea, each in threshold crossings per second "
-                 "for unit input or a calibration on the real N-TIDIGITS recording "
-                 "(utterance 875: its events per digit; speech 1750: its event rate while "
-                 "the digit sounds); several read the sensor at each, side by side. "
-                 "Default: utterance speech (selection round 17); docs/data.md")
-        return
+    default = ("utterance speech, side by side (selection round 17)" if several
+               else "utterance")
     p.add_argument(
-        "--cochlea-gain", type=_cochlea_gain, default=None, metavar="G|utterance|speech",
-        help="drive of FSDD's silicon cochlea, threshold crossings per second for unit "
-             "input, or a calibration on the real N-TIDIGITS recording: utterance (875, "
-             "the default: its events per digit) or speech (1750: its event rate while "
-             "the digit sounds); docs/data.md")
+        "--cochlea-gain", type=_cochlea_gain, nargs="+" if several else None, default=None,
+        metavar="G|utterance|speech",
+        help="drive" + ("s" if several else "") + " of FSDD's silicon cochlea, threshold "
+             "crossings per second for unit input, or a calibration on the real "
+             "N-TIDIGITS recording: utterance (875: its events per digit) or speech (1750: "
+             f"its event rate while the digit sounds); default {default}; docs/data.md")
 
 
 def cochlea_option(args, audio: str):
@@ -115,16 +108,16 @@ def pin_cochlea_drives(args, audio: str) -> None:
     was left out and the audio is real FSDD (``rram_lsm.app.features.PAIR_DRIVES``), so
     the record's config names them and a rerun reads the same drives after the default
     changes."""
-    from lsm.events import CALIBRATED_GAINS
-
-    from ..features import PAIR_DRIVES, resolve_audio
+    from ..features import drives_of, resolve_audio
     from ..settings import resolve_data_dir
 
     if getattr(args, "cochlea_gain", None) is not None:
         return
     root = resolve_data_dir(args.data_dir)
-    if root is not None and resolve_audio(audio, root) == "fsdd":
-        args.cochlea_gain = [CALIBRATED_GAINS[d] for d in PAIR_DRIVES]
+    if root is not None:
+        drives = drives_of(None, resolve_audio(audio, root))
+        if drives != (None,):
+            args.cochlea_gain = [d.gain_per_s for d in drives]
 
 
 def add_seeds(p: argparse.ArgumentParser, default: int = 3) -> None:

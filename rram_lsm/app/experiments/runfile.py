@@ -204,7 +204,9 @@ def recorded_drives(record: dict) -> list[float] | None:
         return [float(c["gain_per_s"]) for c in cochlea]
     if isinstance(cochlea, dict):
         return [float(cochlea["gain_per_s"])]
-    return [875.0]
+    from ..features import SINGLE_DRIVE
+
+    return [SINGLE_DRIVE.gain_per_s]
 
 
 def argv_from_record(record: dict, *, overrides: dict | None = None) -> list[str]:
