@@ -28,6 +28,12 @@ def within_class_whitener(values: np.ndarray, labels: np.ndarray, idx: np.ndarra
     ``labels[idx]`` must hold at least two classes with two samples or more; the mean
     removed is that of ``values[idx]``. ``shrinkage`` in [0, 1]: 0 is the sample
     within-class covariance, 1 is plain per-sample centring with isotropic scaling.
+
+    The whitened coordinates are defined up to a rotation: any ``W`` with
+    ``W W^T = S^-1`` for the shrunk within-class scatter ``S`` whitens, and which one is
+    used depends on the path (fewer samples than features: ``S^-1/2``; else, for
+    shrinkage > 0, ``L^-T`` from ``S``'s Cholesky factor; shrinkage 0: ``S^-1/2``). Inner products, norms, cosines and distances of whitened
+    rows, all that few-shot scoring reads, are those of the metric ``S^-1`` on every path.
     """
     if not 0.0 <= shrinkage <= 1.0:
         raise ConfigError(f"shrinkage must be in [0, 1], got {shrinkage}")
@@ -52,6 +58,8 @@ def within_class_whitener(values: np.ndarray, labels: np.ndarray, idx: np.ndarra
     mean = ref_t.mean(0)
     if 0.0 < shrinkage and n_samples < n_features:
         apply = _low_rank_inverse_sqrt(centred, shrinkage)
+    elif 0.0 < shrinkage:
+        apply = _cholesky_whitening(centred, shrinkage)
     else:
         apply = _full_inverse_sqrt(centred, shrinkage)
 
@@ -73,19 +81,35 @@ def _spread(total_square: float, n_features: int) -> float:
     return scale
 
 
-def _full_inverse_sqrt(centred: torch.Tensor, shrinkage: float):
-    """``x -> x S^-1/2`` for the shrunk scatter ``S``, from the eigenvectors of ``S``
-    (``F x F``): the reference, and the only way when ``S`` may be singular."""
+def _shrunk_scatter(centred: torch.Tensor, shrinkage: float):
+    """``(S, scale)``: the within-class scatter shrunk towards ``scale`` times the identity."""
     n_features = centred.shape[1]
     scatter = centred.T @ centred / len(centred)
     scale = _spread(float(torch.trace(scatter)), n_features)
-    scatter = (1.0 - shrinkage) * scatter + shrinkage * scale * torch.eye(
-        n_features, dtype=torch.float64)
+    return (1.0 - shrinkage) * scatter + shrinkage * scale * torch.eye(
+        n_features, dtype=torch.float64), scale
+
+
+def _full_inverse_sqrt(centred: torch.Tensor, shrinkage: float):
+    """``x -> x S^-1/2`` for the shrunk scatter ``S``, from the eigenvectors of ``S``
+    (``F x F``): the reference, and the only way when ``S`` may be singular."""
+    scatter, scale = _shrunk_scatter(centred, shrinkage)
     eigval, eigvec = torch.linalg.eigh(scatter)
     # a rank-deficient scatter only reaches here with shrinkage 0; floor keeps it finite
     eigval = eigval.clamp_min(1e-9 * scale)
     transform = (eigvec / eigval.sqrt()) @ eigvec.T
     return lambda x: x @ transform
+
+
+def _cholesky_whitening(centred: torch.Tensor, shrinkage: float):
+    """``x -> x L^-T`` for ``S = L L^T``: a whitening of the same metric as ``S^-1/2``
+    (``L^-T`` is ``S^-1/2`` times a rotation) for a tenth of the cost: a Cholesky
+    factorisation and a triangular solve per call instead of an ``F x F``
+    eigendecomposition and ``F x F`` products (the seen-class audio of a pair: 1,900
+    training samples of 1,168 features). ``S`` is positive definite: ``shrinkage`` > 0
+    puts its eigenvalues at ``shrinkage x scale`` or above."""
+    factor = torch.linalg.cholesky(_shrunk_scatter(centred, shrinkage)[0])
+    return lambda x: torch.linalg.solve_triangular(factor, x.T, upper=False).T
 
 
 def _low_rank_inverse_sqrt(centred: torch.Tensor, shrinkage: float):

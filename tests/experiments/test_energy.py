@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rram_lsm.errors import ConfigError, ShapeError
-from rram_lsm.app.experiments.energy import count_operations, estimate_energy, load_energy_params
+from rram_lsm.app.experiments.energy import (count_operations, estimate_energy,
+                                             load_energy_params, sum_passes)
 
 
 def _hand_example():
@@ -173,3 +174,72 @@ def test_a_tiled_reservoir_is_priced_tile_by_tile():
     # a row tile converts only on its own active steps: never more than one big tile x 3
     single = count_operations(x, spikes, projection_dim=4, projection_in=10)
     assert single.adc_conversions < report.counts.adc_conversions <= 3 * single.adc_conversions
+
+
+def test_an_inference_of_two_passes_counts_both_and_one_head_reading_both():
+    """FSDD's cochlea at two drives: the reservoir runs once per drive; its operations
+    and steps add, the head runs once on both passes' features."""
+    x, s = _hand_example()
+    one = count_operations(x, s, projection_dim=3)
+    assert sum_passes([one]) == one                      # one pass: the same counts
+    louder = np.maximum(x, np.roll(x, 1, axis=2))        # more input events
+    other = count_operations(louder, s, projection_dim=3)
+    both = sum_passes([one, other])
+    assert both.passes == 2 and both.steps == 6 and both.projection_in == 4
+    assert both.input_events == one.input_events + other.input_events
+    assert both.rram_cell_reads == one.rram_cell_reads + other.rram_cell_reads
+    assert both.neuron_updates == 2 * one.neuron_updates
+    assert both.digital_macs == 2 * one.digital_macs
+    assert both.projection_macs == 2 * one.projection_macs   # one head, twice the inputs
+    p = load_energy_params()
+    e1, e2, e = (estimate_energy(c, p) for c in (one, other, both))
+    assert e.rram_energy_j["adc"] == pytest.approx(e1.rram_energy_j["adc"]
+                                                   + e2.rram_energy_j["adc"])
+    # a head on twice the inputs costs both halves' MACs: every energy adds up
+    assert e.rram_total_j == pytest.approx(e1.rram_total_j + e2.rram_total_j)
+    assert e.digital_total_j == pytest.approx(e1.digital_total_j + e2.digital_total_j)
+    with pytest.raises(ConfigError, match="n_neurons"):
+        sum_passes([one, count_operations(x, np.zeros((2, 3, 5), np.uint8))])
+    with pytest.raises(ConfigError, match="at least one"):
+        sum_passes([])
+
+
+def test_energy_of_real_fsdd_counts_the_pairs_two_drives(tmp_path, monkeypatch):
+    from rram_lsm.app.cli import main
+    from rram_lsm.app.experiments.runfile import argv_from_record, recorded_drives
+    from rram_lsm.records import read_record
+
+    from ..events.test_datasets import make_fsdd, make_nmnist
+
+    monkeypatch.setenv("RRAM_LSM_CACHE", str(tmp_path / "cache"))
+    root = make_fsdd(make_nmnist(tmp_path / "data", n_train=2, n_test=1))
+    base = ["energy", "--dataset", "fsdd", "--data-dir", str(root), "--samples", "4",
+            "--heads", "digital", "--no-progress"]
+    records = {}
+    for name, extra in (("default", []), ("one", ["--cochlea-gain", "utterance"])):
+        assert main(base + extra + ["--json", str(tmp_path / f"{name}.json")]) == 0
+        records[name] = read_record(tmp_path / f"{name}.json")
+    two, one = records["default"], records["one"]
+    assert two["data"]["fsdd"]["cochlea_gain_per_s"] == [875.0, 1750.0]
+    assert two["config"]["cochlea_gain"] == [875.0, 1750.0]   # pinned for reruns
+    assert one["data"]["fsdd"]["cochlea_gain_per_s"] == [875.0]
+    c2, c1 = two["fsdd"]["counts"], one["fsdd"]["counts"]
+    assert (c2["passes"], c1["passes"]) == (2, 1)
+    assert c2["steps"] == 2 * c1["steps"] and c2["projection_in"] == 2 * c1["projection_in"]
+    assert c2["input_events"] > 2 * c1["input_events"]        # the second drive is louder
+    assert two["fsdd"]["rram"]["energy_j"] > one["fsdd"]["rram"]["energy_j"]
+    # a record written before energy counted the drives reruns at the one drive it read
+    old = {**one, "config": {k: v for k, v in one["config"].items() if k != "cochlea_gain"},
+           "data": {"fsdd": {"synthetic": False, "samples": 4}}}
+    assert recorded_drives(old) == [875.0]
+    argv = argv_from_record(old)
+    assert argv[argv.index("--cochlea-gain") + 1] == "875.0"
+    assert recorded_drives(two) is None
+
+    # N-MNIST has one front end: no drives to pin, and none to set
+    image = ["energy", "--dataset", "nmnist", "--data-dir", str(root), "--samples", "2",
+             "--heads", "digital", "--no-progress", "--json", str(tmp_path / "n.json")]
+    assert main(image) == 0
+    n = read_record(tmp_path / "n.json")
+    assert n["config"]["cochlea_gain"] is None and n["nmnist"]["counts"]["passes"] == 1
+    assert main(image + ["--cochlea-gain", "speech"]) == 1     # a ConfigError, said plainly

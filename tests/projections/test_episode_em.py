@@ -162,3 +162,28 @@ def test_em_settings_are_checked():
         MethodConfig(fewshot_raw_weight=1.0, fewshot_em_steps=3, fewshot_em_shrinkage=2.0)
     em = MethodConfig(fewshot_raw_weight=1.0, fewshot_em_steps=3)
     assert (em.fewshot_em_dims, em.fewshot_em_shrinkage) == (16, 0.2)  # the default's
+
+
+def test_raw_spaces_wider_than_their_pool_give_the_full_width_figures(monkeypatch):
+    """With fewer pool rows than features, few-shot works in the rows' span coordinates;
+    prototypes, soft k-means and EM must classify every query as at full width."""
+    from projections import evaluate
+
+    rng = np.random.default_rng(7)
+    y = np.repeat([0, 1, 2], 30)
+    x = rng.normal(size=(3, 200))[y] * 0.15 + rng.normal(size=(90, 200))
+    eps = list(fewshot_episodes(y, np.arange(90), y, np.arange(90), 3, 6,
+                                np.random.default_rng(2)))
+    kw = dict(sources="own", raw_image=x, raw_audio=x, raw_weight=1.0, transductive=3,
+              em_dims=8, em_steps=5, em_shrinkage=0.2)
+    widths = []
+    span = evaluate._span_coordinates
+    monkeypatch.setattr(evaluate, "_span_coordinates",
+                        lambda rows: widths.append(rows.shape) or span(rows))
+    compact = fewshot_accuracies(eps, x, x, y, y, **kw)
+    assert widths == [(90, 200), (90, 200)]  # both modalities: 90 rows of 200 features
+    monkeypatch.setattr(evaluate, "_span_coordinates", lambda rows: rows)
+    full = fewshot_accuracies(eps, x, x, y, y, **kw)
+    for d in compact:
+        np.testing.assert_array_equal(compact[d]["top1"], full[d]["top1"])
+    assert 0.4 < compact["audio_to_image"]["top1"].mean() < 1.0  # not a trivial task

@@ -144,3 +144,27 @@ def test_whitening_leaves_zero_shot_figures_alone(kinded):
     for key in ("unseen", "seen_test"):  # json: a NaN CI (one run) compares equal
         assert json.dumps(runs[0][key], sort_keys=True) == json.dumps(runs[1][key],
                                                                        sort_keys=True)
+
+
+@pytest.mark.parametrize("shrinkage", [0.1, 0.9])
+def test_cholesky_whitening_keeps_the_metric_of_the_symmetric_map(shrinkage, monkeypatch):
+    """More samples than features: the whitener uses ``S``'s Cholesky factor; its
+    coordinates are a rotation of ``x S^-1/2``, so every inner product is the
+    eigendecomposition's."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(300, 40)) * rng.uniform(0.1, 3.0, 40)
+    x[:, :5] += 4.0 * rng.normal(size=(300, 1))  # a shared oblique nuisance
+    y = rng.integers(0, 5, 300)
+    idx = np.arange(240)
+    paths = []
+    cholesky = metric._cholesky_whitening
+    monkeypatch.setattr(metric, "_cholesky_whitening",
+                        lambda *a: paths.append("cholesky") or cholesky(*a))
+    fast = within_class_whitener(x, y, idx, shrinkage)(x).astype(np.float64)
+    assert paths == ["cholesky"]
+    monkeypatch.setattr(metric, "_cholesky_whitening", metric._full_inverse_sqrt)
+    reference = within_class_whitener(x, y, idx, shrinkage)(x).astype(np.float64)
+    assert not np.allclose(fast, reference, atol=1e-3)  # other coordinates ...
+    gram, gram_ref = fast @ fast.T, reference @ reference.T
+    # ... the same metric (float32 output: relative 1e-5)
+    assert np.abs(gram - gram_ref).max() < 1e-5 * np.abs(gram_ref).max()

@@ -160,12 +160,17 @@ def _energy(args) -> int:
         datasets = ("nmnist", resolve_audio("auto", resolve_data_dir(args.data_dir)))
     else:
         datasets = (args.dataset,)
+    audio = next((d for d in datasets if d != "nmnist"), None)
+    if audio is not None:
+        # the drives are written into the record's config, so a rerun reads the same ones
+        pin_cochlea_drives(args, audio)
     reports, meta = energy_reports(
         datasets, data_dir=args.data_dir, backend=args.backend, chip_seed=args.chip_seed,
         profile=args.profile, noise=not args.no_noise, samples=args.samples,
         projection_dim=args.projection_dim, params=params, seed=args.seed,
         heads=args.heads, head_input_bits=args.head_input_bits,
-        head_tile_rows=args.head_tile_rows, progress=args.progress)
+        head_tile_rows=args.head_tile_rows, cochlea=cochlea_option(args, audio or "nmnist"),
+        progress=args.progress)
     print(energy_text(reports))
     if args.plot:
         from ..experiments.plots import plot_energy
@@ -275,6 +280,7 @@ def register(sub) -> None:
                    help="rows per tile of the analogue heads (each tile converts every "
                         "plane: fewer, taller tiles mean fewer conversions)")
     p.add_argument("--params", default=None, help="energy parameter TOML (default: packaged)")
+    add_cochlea(p, several=True)
     p.add_argument("--plot", default=None, metavar="PNG", help="write the energy figure")
     _progress(p)
     add_json(p)

@@ -165,22 +165,25 @@ def _form_tiles(chip, names, opts: DemoOptions, announce: bool = True) -> dict:
 def _chip_step(reservoirs: dict, root, opts: DemoOptions, dim: int,
                head_features: str) -> dict:
     """Read each formed tile back and run 32 examples through it; per name: chip summary,
-    tile conductances, example rasters/labels/spikes and the energy report."""
-    from ..features import open_data
+    tile conductances, example rasters/labels/spikes (the first drive's) and the energy
+    report (an inference of real FSDD is a pass per drive the pairs read)."""
+    from ..features import drives_of, open_data
     from .energy import measure_energy
     from .pipeline import pick_samples, subset_rasters
 
     out = {}
     for name, res in reservoirs.items():
-        ds = open_data(name, root, progress=False)
-        idx = pick_samples(ds.labels, 32, opts.seed)
-        rasters = subset_rasters(ds, idx)
+        drives = drives_of(opts.cochlea if name == "fsdd" else None,
+                           name if root is not None else None)
+        sets = [open_data(name, root, progress=False, cochlea=d) for d in drives]
+        idx = pick_samples(sets[0].labels, 32, opts.seed)
+        passes = [subset_rasters(ds, idx) for ds in sets]
         summary, g = _chip_summary(res)
-        spikes = res.run(rasters)
-        energy = measure_energy(res, rasters, projection_dim=dim, spikes=spikes,
+        spikes = [res.run(r) for r in passes]
+        energy = measure_energy(res, passes, projection_dim=dim, spikes=spikes,
                                 head_features=head_features)
-        out[name] = {"chip": summary, "g": g, "rasters": rasters, "labels": ds.labels[idx],
-                     "spikes": spikes, "energy": energy}
+        out[name] = {"chip": summary, "g": g, "rasters": passes[0],
+                     "labels": sets[0].labels[idx], "spikes": spikes[0], "energy": energy}
     return out
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "EnergyReport",
     "load_energy_params",
     "count_operations",
+    "sum_passes",
     "estimate_energy",
     "measure_energy",
 ]
@@ -170,7 +171,7 @@ class OpCounts:
     n_neurons: int
     """Reservoir neurons."""
     steps: int
-    """Time steps per sample."""
+    """Time steps per sample (over all passes: :func:`sum_passes`)."""
     projection_in: int
     """Features entering the projection head."""
     projection_dim: int
@@ -199,6 +200,9 @@ class OpCounts:
     """Rows per tile of an analogue head."""
     head_bit_density: float = 0.5
     """Fraction of an input's bits that are 1 (an assumption: uniform quantised values)."""
+    passes: int = 1
+    """Reservoir passes per inference: one per drive of FSDD's cochlea read side by side
+    (the pairs' default reads two, docs/zeroshot.md round 17); the head reads them all."""
 
     def __post_init__(self):
         if self.head not in ("digital", "analogue"):
@@ -332,6 +336,35 @@ def count_operations(rasters, spikes, *, projection_dim: int = 64,
         head=head, head_input_bits=int(head_input_bits), head_tile_rows=int(head_tile_rows),
         **tiled,
     )
+
+
+def sum_passes(passes) -> OpCounts:
+    """One inference that runs the reservoir once per pass (the same samples through the
+    same tile, e.g. FSDD's cochlea at two drives): the passes' reservoir operations and
+    steps add, and the head runs once on every pass's features side by side (its inputs:
+    the passes' widths added)."""
+    passes = list(passes)
+    if not passes:
+        raise ConfigError("need at least one pass to count")
+    first = passes[0]
+    fixed = ("n_inputs", "n_neurons", "projection_dim", "samples", "head", "head_input_bits",
+             "head_tile_rows", "head_bit_density")
+    for c in passes[1:]:
+        odd = [f for f in fixed if getattr(c, f) != getattr(first, f)]
+        if odd or (c.tile_conversions is None) != (first.tile_conversions is None):
+            raise ConfigError(f"passes of one inference need the same reservoir, samples "
+                              f"and head; they differ in {odd or ['tiles']}")
+
+    def total(name):
+        return sum(getattr(c, name) for c in passes)
+
+    return dataclasses.replace(
+        first, steps=total("steps"), projection_in=total("projection_in"),
+        input_events=total("input_events"), recurrent_rows=total("recurrent_rows"),
+        spikes=total("spikes"), active_steps=total("active_steps"),
+        tile_conversions=None if first.tile_conversions is None
+        else total("tile_conversions"),
+        partial_sum_adds=total("partial_sum_adds"), passes=total("passes"))
 
 
 def _tile_counts(x, s, tiles) -> dict:
@@ -488,7 +521,9 @@ def measure_energy(reservoir, rasters, *, projection_dim: int = 64,
     through the interface) replace the parameter file's values, so the report describes
     the chip that ran. ``spikes`` skips the run when they are already at hand.
     ``head_features`` is the feature kind the projection head reads (its input width:
-    :func:`head_inputs`); ``head="analogue"`` prices the head on macro tiles.
+    :func:`head_inputs`, per pass); ``head="analogue"`` prices the head on macro tiles.
+    ``rasters`` (and ``spikes``) may be a list: one batch of the same samples per pass of
+    an inference (FSDD's cochlea at several drives), counted by :func:`sum_passes`.
     """
     p = load_energy_params() if params is None else params
     tilemap = getattr(reservoir, "tilemap", None)
@@ -510,14 +545,21 @@ def measure_energy(reservoir, rasters, *, projection_dim: int = 64,
     p = dataclasses.replace(p, sources=tuple(
         (n, "measured", f"read back from the chip that ran ({type(macro).__name__})")
         if n in chip else (n, st, src) for n, st, src in p.sources))
+    several = isinstance(rasters, (list, tuple))
+    batches = list(rasters) if several else [rasters]
     if spikes is None:
-        spikes = reservoir.run(rasters)
+        runs = [reservoir.run(r) for r in batches]
+    else:
+        runs = list(spikes) if several else [spikes]
+        if len(runs) != len(batches):
+            raise ShapeError(f"{len(batches)} raster batches but {len(runs)} spike batches")
     spec = reservoir.spec
-    counts = count_operations(rasters, spikes, projection_dim=projection_dim,
-                              projection_in=head_inputs(head_features, spec.n_inputs,
-                                                        spec.n_neurons),
-                              tiles=tiles, head=head, head_input_bits=head_input_bits,
-                              head_tile_rows=head_tile_rows)
+    width = head_inputs(head_features, spec.n_inputs, spec.n_neurons)
+    counts = sum_passes(
+        count_operations(r, s, projection_dim=projection_dim, projection_in=width,
+                         tiles=tiles, head=head, head_input_bits=head_input_bits,
+                         head_tile_rows=head_tile_rows)
+        for r, s in zip(batches, runs))
     return estimate_energy(counts, p)
 
 

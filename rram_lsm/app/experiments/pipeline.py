@@ -61,7 +61,7 @@ def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: 
                    projection_dim: int = 64, params=None, seed: int = 0,
                    head_features: str | None = None, heads: str = "digital",
                    head_input_bits: int = 6, head_tile_rows: int = 512,
-                   progress: bool = True):
+                   cochlea=None, progress: bool = True):
     """Energy reports ``{label: EnergyReport}`` and data provenance for ``datasets``.
 
     ``heads``: "digital" (the paper's split: reservoir in memory, heads digital; label
@@ -71,12 +71,15 @@ def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: 
     ``samples`` samples per dataset (spread over classes, seeded) run through the LSM on the
     chip; their operation counts are priced with ``params`` (default parameter file).
     ``head_features``: the feature kind the projection head reads (None: the default
-    recipe's, ``projections.METHODS["default"].features``).
+    recipe's, ``projections.METHODS["default"].features``). ``cochlea``: FSDD's front
+    end, as ``encode_pair`` takes it (None: real FSDD at the pairs' drives,
+    ``PAIR_DRIVES``): an inference runs the reservoir once per drive, and the head reads
+    every drive's features (:func:`~rram_lsm.app.experiments.energy.sum_passes`).
     """
     from tqdm.auto import tqdm
 
     from ...errors import ConfigError
-    from ..features import open_data
+    from ..features import drives_of, open_data
     from ..settings import resolve_data_dir
     from .energy import measure_energy
 
@@ -92,18 +95,23 @@ def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: 
     root = resolve_data_dir(data_dir)
     reports, meta = {}, {}
     for name in tqdm(list(datasets), desc="energy", disable=not progress):
-        ds = open_data(name, root, progress=False)
-        idx = pick_samples(ds.labels, samples, seed)
-        rasters = subset_rasters(ds, idx)
+        drives = drives_of(cochlea if name == "fsdd" else None,
+                           name if root is not None else None)
+        sets = [open_data(name, root, progress=False, cochlea=d) for d in drives]
+        idx = pick_samples(sets[0].labels, samples, seed)
+        # the same samples at every drive: one inference is a pass per drive
+        passes = [subset_rasters(ds, idx) for ds in sets]
         with reservoir_on_chip(name, backend=backend, chip_seed=chip_seed, profile=profile,
                                noise=noise) as res:
-            spikes = res.run(rasters)
+            spikes = [res.run(r) for r in passes]
             for kind in kinds:
                 label = name if kind == "digital" else f"{name}, heads in RRAM"
                 reports[label] = measure_energy(
-                    res, rasters, projection_dim=projection_dim, params=params,
+                    res, passes, projection_dim=projection_dim, params=params,
                     spikes=spikes, head_features=head_features, head=kind,
                     head_input_bits=head_input_bits, head_tile_rows=head_tile_rows)
-        meta[name] = {"synthetic": bool(ds.synthetic), "samples": int(len(idx)),
+        meta[name] = {"synthetic": bool(sets[0].synthetic), "samples": int(len(idx)),
                       "data_dir": None if root is None else str(root)}
+        if drives != (None,):
+            meta[name]["cochlea_gain_per_s"] = [ds.cochlea.gain_per_s for ds in sets]
     return reports, meta

@@ -189,9 +189,18 @@ def load_experiment(path: str | Path) -> tuple[str, dict]:
 def recorded_drives(record: dict) -> list[float] | None:
     """The cochlea drives a paired record on real FSDD read, for records whose config does
     not name them (written before the pair's default became two drives): from its
-    ``data.cochlea``, else the one drive (875) every earlier pair read. None where the
-    config names them or there is no FSDD cochlea."""
+    ``data.cochlea``, else the one drive (875) every earlier pair read; an energy record
+    of real FSDD without ``data.fsdd.cochlea_gain_per_s`` counted one pass at 875. None
+    where the config names them or there is no FSDD cochlea."""
     config = record.get("config") or {}
+    if record.get("command") == "energy" and config.get("cochlea_gain") is None:
+        # energy counted one pass at the one drive before it counted the pairs' drives
+        fsdd = ((record.get("data") or {}).get("fsdd") or {})
+        if fsdd.get("synthetic") is False and "cochlea_gain_per_s" not in fsdd:
+            from ..features import SINGLE_DRIVE
+
+            return [SINGLE_DRIVE.gain_per_s]
+        return None
     if record.get("command") not in ("zeroshot", "demo") or \
             config.get("cochlea_gain") is not None or config.get("features"):
         return None
