@@ -64,7 +64,7 @@ def candidates() -> list[MethodConfig]:
         joint.replace(name="joint_structure", structure_weight=1.0),
         joint.replace(name="joint_audio", fewshot_sources="audio"),
     ] + _round3() + _round4() + _round5() + _round6() + _round8() + _round9() + \
-        _round10() + _round12() + _round13() + _round14() + _round15() + \
+        _round10() + _round12() + _round13() + _round14() + _round15() + _round18() + \
         [_default_of_round12(), _default_of_round13(), _default_of_round14(),
          METHODS["default"]]
 
@@ -257,3 +257,14 @@ def _round15() -> list[MethodConfig]:
     beat 0.3 by the rule's margin)."""
     return [_default_of_round14().replace(name=f"default_floor{f:g}", scale_floor=f)
             for f in (0.5, 0.7, 0.9)]
+
+
+def _round18() -> list[MethodConfig]:
+    """Round 18 (issue 17): the default's whitening shrinkage and EM directions re-chosen
+    for the two-drive features, as untrained twins (none beat the default's 0.9 / 16 by
+    the rule's 0.005: ``docs/results/zeroshot/selection_round18.py``/``.json``). Derived
+    from ``METHODS["default"]``: a later default that changes its metric must pin them."""
+    twin = METHODS["default"].fewshot_twin()
+    return [twin.replace(name=f"{twin.name}_w{w:g}_d{d}", fewshot_whiten=w,
+                         fewshot_em_dims=d)
+            for w in (0.8, 0.9, 0.95) for d in (16, 24, 32) if (w, d) != (0.9, 16)]
