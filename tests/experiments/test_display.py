@@ -56,3 +56,21 @@ def test_every_public_name_is_documented():
         obj = getattr(module, name)
         if inspect.isclass(obj) or inspect.isfunction(obj):
             assert inspect.getdoc(obj), name
+
+
+def test_energy_text_says_what_was_counted_and_on_what_data():
+    from rram_lsm.app.experiments.display import energy_text
+    from rram_lsm.app.experiments.energy import sum_passes
+
+    x = np.zeros((2, 3, 4), np.uint8)
+    x[0, 0, 1] = 1
+    s = np.zeros((2, 3, 2), np.uint8)
+    one = count_operations(x, s, projection_dim=2)
+    reports = {"nmnist": estimate_energy(one), "fsdd": estimate_energy(sum_passes([one, one]))}
+    text = energy_text(reports, {"nmnist": {"synthetic": True, "samples": 2},
+                                 "fsdd": {"synthetic": False, "samples": 2,
+                                          "cochlea_gain_per_s": [875.0, 1750.0]}})
+    assert "fsdd (2 drives)" in text and "nmnist (" not in text
+    assert "nmnist: 2 samples, SYNTHETIC" in text
+    assert "fsdd: 2 samples, real data, cochlea at 2 drives (875, 1750 per s)" in text
+    assert "SYNTHETIC" not in energy_text(reports)      # no provenance given: none claimed

@@ -171,7 +171,7 @@ def _energy(args) -> int:
         heads=args.heads, head_input_bits=args.head_input_bits,
         head_tile_rows=args.head_tile_rows, cochlea=cochlea_option(args, audio or "nmnist"),
         progress=args.progress)
-    print(energy_text(reports))
+    print(energy_text(reports, meta))
     if args.plot:
         from ..experiments.plots import plot_energy
 

@@ -34,14 +34,16 @@ def text_table(header, rows) -> str:
     return "\n".join([fmt(cells[0]), rule] + [fmt(r) for r in cells[1:]])
 
 
-_ENERGY_HEADER = ["", "RRAM nJ", "digital nJ", "energy ratio", "RRAM µs", "digital µs",
+_ENERGY_HEADER = ["inference", "RRAM nJ", "digital nJ", "energy ratio", "RRAM µs", "digital µs",
                   "latency ratio"]
 
 
 def _energy_rows(reports: dict) -> list:
     rows = []
     for name, r in reports.items():
-        rows.append([name or "inference", f"{r.rram_total_j * 1e9:.3g}",
+        passes = getattr(r.counts, "passes", 1)
+        label = (name or "inference") + (f" ({passes} drives)" if passes > 1 else "")
+        rows.append([label, f"{r.rram_total_j * 1e9:.3g}",
                      f"{r.digital_total_j * 1e9:.3g}", f"{r.energy_ratio:.1f}x",
                      f"{sum(r.rram_latency_s.values()) * 1e6:.3g}",
                      f"{sum(r.digital_latency_s.values()) * 1e6:.3g}",
@@ -54,10 +56,21 @@ def energy_html(reports: dict) -> str:
     return html_table(_ENERGY_HEADER, _energy_rows(reports), "Energy and latency per inference")
 
 
-def energy_text(reports: dict) -> str:
-    """The same as :func:`energy_html`, as terminal text with the caveat spelled out."""
+def energy_text(reports: dict, data: dict | None = None) -> str:
+    """The same as :func:`energy_html`, as terminal text with the caveat spelled out;
+    ``data`` (``energy_reports``' provenance) adds what each dataset's samples were."""
+    lines = []
+    for name, d in (data or {}).items():
+        kind = "SYNTHETIC stand-ins (no data directory)" if d.get("synthetic") else "real data"
+        line = f"  {name}: {d.get('samples')} samples, {kind}"
+        gains = d.get("cochlea_gain_per_s")
+        if gains and len(gains) > 1:
+            line += (f", cochlea at {len(gains)} drives (" + ", ".join(f"{g:g}" for g in gains)
+                     + " per s): a reservoir pass per drive, one head on both")
+        lines.append(line)
     return ("Energy and latency per inference (RRAM co-design vs the same network in digital)\n"
             + text_table(_ENERGY_HEADER, _energy_rows(reports))
+            + "".join("\n" + line for line in lines)
             + "\n(per-operation values and their sources: energy_params.toml; "
               "paper's claims: 23.34x / 160x)")
 
