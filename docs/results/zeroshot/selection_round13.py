@@ -47,6 +47,40 @@ def _shots(rec, k, direction="audio_to_image"):
     return rec["fewshot_by_shots"][str(k)]["unseen"][direction]["top1"]["mean"]
 
 
+def score_twins(view, cands, extra=lambda cfg: {}) -> dict:
+    """Pseudo 1- and 5-shot scores of every twin of ``cands`` (the reference first) on
+    ``view``, with paired differences to the reference; ``extra(cfg)`` adds fields."""
+    ref, scores, records = cands[0], {}, {}
+    for cfg in cands:
+        rec = records[cfg.name] = _protocol(view, cfg, (1, 5))
+        v = scores[cfg.name] = {
+            **extra(cfg),
+            "fewshot5_top1": _mean(rec, "fewshot.unseen.audio_to_image.top1"),
+            "fewshot1_top1": _shots(rec, 1),
+            "fewshot5_i2a_top1": _shots(rec, 5, "image_to_audio"),
+            "per_split_fewshot5": {",".join(map(str, r["unseen"])): sum(r[FS5]) /
+                                   len(r[FS5]) for r in rec["per_split"]}}
+        if cfg is not ref:
+            v["fewshot5_minus_reference"] = _paired(rec, records[ref.name], FS5)
+            v["fewshot1_minus_reference"] = _paired(rec, records[ref.name], FS1)
+        print(cfg.name, json.dumps({k: x for k, x in v.items()
+                                    if k != "per_split_fewshot5"}), flush=True)
+    return scores
+
+
+def fewshot_rule(scores, cands) -> tuple[str, str]:
+    """``(best, adopted)``: the best pseudo 5-shot wins if it beats the reference
+    (``cands[0]``) by more than the margin and its 1-shot is within the slack."""
+    ref = cands[0]
+    best = max((c.name for c in cands[1:]), key=lambda n: scores[n]["fewshot5_top1"])
+    won = (scores[best]["fewshot5_top1"] > scores[ref.name]["fewshot5_top1"] + MARGIN
+           and scores[best]["fewshot1_top1"] >= scores[ref.name]["fewshot1_top1"]
+           - SEEN_TEST_SLACK)
+    adopted = best if won else ref.name
+    print("best", best, "adopted", adopted, flush=True)
+    return best, adopted
+
+
 def main() -> dict:
     from threadpoolctl import threadpool_limits
 
@@ -60,30 +94,12 @@ def main() -> dict:
     ref = MethodConfig(**read_record(HERE / "selection_round12.json")["config"]
                        ["fewshot_adopted"])
     cands = [ref] + candidates(ref)
-    scores, records = {}, {}
     with torch_threads(1), threadpool_limits(1):
         view = validation_view(encode_pair(None, cochlea=SINGLE_DRIVE,
                                            kind=ref.encoded_kind, progress=False),
                                SEEN)
-        for cfg in cands:
-            rec = records[cfg.name] = _protocol(view, cfg, (1, 5))
-            v = scores[cfg.name] = {
-                "fewshot5_top1": _mean(rec, "fewshot.unseen.audio_to_image.top1"),
-                "fewshot1_top1": _shots(rec, 1),
-                "fewshot5_i2a_top1": _shots(rec, 5, "image_to_audio"),
-                "per_split_fewshot5": {",".join(map(str, r["unseen"])): sum(r[FS5]) /
-                                       len(r[FS5]) for r in rec["per_split"]}}
-            if cfg is not ref:
-                v["fewshot5_minus_reference"] = _paired(rec, records[ref.name], FS5)
-                v["fewshot1_minus_reference"] = _paired(rec, records[ref.name], FS1)
-            print(cfg.name, json.dumps({k: x for k, x in v.items()
-                                        if k != "per_split_fewshot5"}), flush=True)
-    best = max((c.name for c in cands[1:]), key=lambda n: scores[n]["fewshot5_top1"])
-    won = (scores[best]["fewshot5_top1"] > scores[ref.name]["fewshot5_top1"] + MARGIN
-           and scores[best]["fewshot1_top1"] >= scores[ref.name]["fewshot1_top1"]
-           - SEEN_TEST_SLACK)
-    adopted = best if won else ref.name
-    print("best", best, "adopted", adopted, flush=True)
+        scores = score_twins(view, cands)
+    best, adopted = fewshot_rule(scores, cands)
     out = {"scores": scores, "reference": ref.name, "best": best, "adopted": adopted,
            "n_pseudo_splits": 21, "seeds": SEEDS, "margin": MARGIN,
            "fewshot1_slack": SEEN_TEST_SLACK,

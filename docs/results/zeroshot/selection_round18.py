@@ -37,9 +37,8 @@ import json
 import pathlib
 import time
 
-from selection_round11 import FS5, MARGIN, SEEDS, SEEN, SEEN_TEST_SLACK, _mean, _paired, \
-    _protocol
-from selection_round13 import FS1, _shots
+from selection_round11 import MARGIN, SEEDS, SEEN, SEEN_TEST_SLACK
+from selection_round13 import fewshot_rule, score_twins
 
 HERE = pathlib.Path(__file__).resolve().parent
 WHITEN = (0.8, 0.9, 0.95)
@@ -68,30 +67,12 @@ def main() -> dict:
     assert (twin.fewshot_whiten, twin.fewshot_em_dims) == (0.9, 16), "the reference moved"
     cands = candidates(twin)
     ref = cands[0]
-    scores, records = {}, {}
     with torch_threads(1), threadpool_limits(1):
         view = validation_view(encode_pair(None, kind=METHODS["default"].encoded_kind,
                                            progress=False), SEEN)
-        for cfg in cands:
-            rec = records[cfg.name] = _protocol(view, cfg, (1, 5))
-            v = scores[cfg.name] = {
-                "fewshot_whiten": cfg.fewshot_whiten, "fewshot_em_dims": cfg.fewshot_em_dims,
-                "fewshot5_top1": _mean(rec, "fewshot.unseen.audio_to_image.top1"),
-                "fewshot1_top1": _shots(rec, 1),
-                "fewshot5_i2a_top1": _shots(rec, 5, "image_to_audio"),
-                "per_split_fewshot5": {",".join(map(str, r["unseen"])): sum(r[FS5]) /
-                                       len(r[FS5]) for r in rec["per_split"]}}
-            if cfg is not ref:
-                v["fewshot5_minus_reference"] = _paired(rec, records[ref.name], FS5)
-                v["fewshot1_minus_reference"] = _paired(rec, records[ref.name], FS1)
-            print(cfg.name, json.dumps({k: x for k, x in v.items()
-                                        if k != "per_split_fewshot5"}), flush=True)
-    best = max((c.name for c in cands[1:]), key=lambda n: scores[n]["fewshot5_top1"])
-    won = (scores[best]["fewshot5_top1"] > scores[ref.name]["fewshot5_top1"] + MARGIN
-           and scores[best]["fewshot1_top1"] >= scores[ref.name]["fewshot1_top1"]
-           - SEEN_TEST_SLACK)
-    adopted = best if won else ref.name
-    print("best", best, "adopted", adopted, flush=True)
+        scores = score_twins(view, cands, lambda cfg: {
+            "fewshot_whiten": cfg.fewshot_whiten, "fewshot_em_dims": cfg.fewshot_em_dims})
+    best, adopted = fewshot_rule(scores, cands)
     out = {"scores": scores, "reference": ref.name, "best": best, "adopted": adopted,
            "n_pseudo_splits": 21, "seeds": SEEDS, "margin": MARGIN,
            "fewshot1_slack": SEEN_TEST_SLACK,
