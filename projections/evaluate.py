@@ -202,29 +202,23 @@ def fewshot_accuracies(episodes, z_image, z_audio, image_labels, audio_labels, *
                                          for k in ("support", "query")]))
             for m in ("image", "audio")}
 
-    def units(z, m):
+    def units(z, m, span=False):
+        # span: a raw space is read within one modality, by inner products of its rows
+        # only, so fewer rows than features can work in their span's coordinates
         if z is None:
             return None
         z = np.asarray(z)
-        u = np.zeros((len(z), z.shape[1]))
-        u[rows[m]] = _unit(z[rows[m]])
+        pool = _unit(z[rows[m]])
+        if span and len(pool) < pool.shape[1]:
+            pool = _span_coordinates(pool)
+        u = np.zeros((len(z), pool.shape[1]))
+        u[rows[m]] = pool
         return u
-
-    def span_units(z, m):
-        # a raw space is read within one modality, by inner products of its rows only
-        u = units(z, m)
-        pool = u[rows[m]]
-        if len(pool) >= pool.shape[1]:
-            return u
-        span = _span_coordinates(pool)
-        coords = np.zeros((len(u), span.shape[1]))
-        coords[rows[m]] = span
-        return coords
 
     emb = {"image": units(z_image, "image"), "audio": units(z_audio, "audio")} \
         if raw_weight < 1.0 else None
-    raw = {"image": span_units(raw_image, "image"), "audio": span_units(raw_audio, "audio")} \
-        if raw_weight > 0.0 else None
+    raw = {"image": units(raw_image, "image", span=True),
+           "audio": units(raw_audio, "audio", span=True)} if raw_weight > 0.0 else None
     labels = {"image": image_labels, "audio": audio_labels}
     coords = {}
     if em_steps:

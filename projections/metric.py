@@ -103,9 +103,9 @@ def _full_inverse_sqrt(centred: torch.Tensor, shrinkage: float):
 
 def _cholesky_whitening(centred: torch.Tensor, shrinkage: float):
     """``x -> x L^-T`` for ``S = L L^T``: a whitening of the same metric as ``S^-1/2``
-    (``L^-T`` is ``S^-1/2`` times a rotation) for a tenth of the cost: a Cholesky
-    factorisation and a triangular solve per call instead of an ``F x F``
-    eigendecomposition and ``F x F`` products (the seen-class audio of a pair: 1,900
+    (``L^-T`` is ``S^-1/2`` times a rotation) for less work: a Cholesky factorisation
+    and a triangular solve per call instead of an ``F x F`` eigendecomposition and
+    ``F x F`` products (the seen-class audio of a pair: 1,900
     training samples of 1,168 features). ``S`` is positive definite: ``shrinkage`` > 0
     puts its eigenvalues at ``shrinkage x scale`` or above."""
     factor = torch.linalg.cholesky(_shrunk_scatter(centred, shrinkage)[0])

@@ -22,7 +22,7 @@ Disclosure: before writing this script I looked, on this view only, at the defau
 per-episode 5-shot accuracies on pseudo 2 vs 3, 3 vs 6 and 2 vs 4 (two seeds), with EM in
 8 and 32 directions beside 16 (32 a little above 16 on 2 vs 3 and 3 vs 6), and at a
 heavier weight of the support against the queries in the transductive steps and EM
-(x4, x16, x64 over all 21 pseudo splits: no gain above 0.0002, 1-shot lower; not a
+(x4, x16, x64 over all 21 pseudo splits: no gain, 1-shot lower; not a
 candidate here); no record of either. No figure of these variants on the evaluation
 splits was read.
 

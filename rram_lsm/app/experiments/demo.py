@@ -167,23 +167,18 @@ def _chip_step(reservoirs: dict, root, opts: DemoOptions, dim: int,
     """Read each formed tile back and run 32 examples through it; per name: chip summary,
     tile conductances, example rasters/labels/spikes (the first drive's) and the energy
     report (an inference of real FSDD is a pass per drive the pairs read)."""
-    from ..features import drives_of, open_data
     from .energy import measure_energy
-    from .pipeline import pick_samples, subset_rasters
+    from .pipeline import sample_passes
 
     out = {}
     for name, res in reservoirs.items():
-        drives = drives_of(opts.cochlea if name == "fsdd" else None,
-                           name if root is not None else None)
-        sets = [open_data(name, root, progress=False, cochlea=d) for d in drives]
-        idx = pick_samples(sets[0].labels, 32, opts.seed)
-        passes = [subset_rasters(ds, idx) for ds in sets]
+        labels, passes, _ = sample_passes(name, root, 32, opts.seed, opts.cochlea)
         summary, g = _chip_summary(res)
         spikes = [res.run(r) for r in passes]
         energy = measure_energy(res, passes, projection_dim=dim, spikes=spikes,
                                 head_features=head_features)
-        out[name] = {"chip": summary, "g": g, "rasters": passes[0],
-                     "labels": sets[0].labels[idx], "spikes": spikes[0], "energy": energy}
+        out[name] = {"chip": summary, "g": g, "rasters": passes[0], "labels": labels,
+                     "spikes": spikes[0], "energy": energy}
     return out
 
 

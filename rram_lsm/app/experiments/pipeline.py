@@ -9,7 +9,8 @@ import contextlib
 
 import numpy as np
 
-__all__ = ["subset_rasters", "pick_samples", "reservoir_on_chip", "energy_reports"]
+__all__ = ["subset_rasters", "pick_samples", "sample_passes", "reservoir_on_chip",
+           "energy_reports"]
 
 
 def subset_rasters(ds, indices) -> np.ndarray:
@@ -37,6 +38,21 @@ def pick_samples(labels, n: int, seed: int) -> np.ndarray:
             if pool and len(chosen) < n:
                 chosen.append(pool.pop())
     return np.sort(np.array(chosen, dtype=np.int64))
+
+
+def sample_passes(name: str, root, n: int, seed: int, cochlea=None):
+    """``(labels, passes, datasets)`` of ``n`` samples of dataset ``name``
+    (:func:`pick_samples`): their rasters once per front end an inference reads, the same
+    samples each time, and the dataset opened for each (real FSDD: a pass per cochlea
+    drive, ``cochlea`` as ``encode_pair`` takes it, None the pairs' drives; any other
+    data: one pass)."""
+    from ..features import drives_of, open_data
+
+    drives = drives_of(cochlea if name == "fsdd" else None,
+                       name if root is not None else None)
+    sets = [open_data(name, root, progress=False, cochlea=d) for d in drives]
+    idx = pick_samples(sets[0].labels, n, seed)
+    return sets[0].labels[idx], [subset_rasters(ds, idx) for ds in sets], sets
 
 
 @contextlib.contextmanager
@@ -79,7 +95,6 @@ def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: 
     from tqdm.auto import tqdm
 
     from ...errors import ConfigError
-    from ..features import drives_of, open_data
     from ..settings import resolve_data_dir
     from .energy import measure_energy
 
@@ -95,12 +110,7 @@ def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: 
     root = resolve_data_dir(data_dir)
     reports, meta = {}, {}
     for name in tqdm(list(datasets), desc="energy", disable=not progress):
-        drives = drives_of(cochlea if name == "fsdd" else None,
-                           name if root is not None else None)
-        sets = [open_data(name, root, progress=False, cochlea=d) for d in drives]
-        idx = pick_samples(sets[0].labels, samples, seed)
-        # the same samples at every drive: one inference is a pass per drive
-        passes = [subset_rasters(ds, idx) for ds in sets]
+        labels, passes, sets = sample_passes(name, root, samples, seed, cochlea)
         with reservoir_on_chip(name, backend=backend, chip_seed=chip_seed, profile=profile,
                                noise=noise) as res:
             spikes = [res.run(r) for r in passes]
@@ -110,8 +120,8 @@ def energy_reports(datasets, *, data_dir=None, backend: str = "sim", chip_seed: 
                     res, passes, projection_dim=projection_dim, params=params,
                     spikes=spikes, head_features=head_features, head=kind,
                     head_input_bits=head_input_bits, head_tile_rows=head_tile_rows)
-        meta[name] = {"synthetic": bool(sets[0].synthetic), "samples": int(len(idx)),
+        meta[name] = {"synthetic": bool(sets[0].synthetic), "samples": int(len(labels)),
                       "data_dir": None if root is None else str(root)}
-        if drives != (None,):
+        if sets[0].cochlea is not None:
             meta[name]["cochlea_gain_per_s"] = [ds.cochlea.gain_per_s for ds in sets]
     return reports, meta
