@@ -18,7 +18,8 @@ _KEYS = ("values", "labels", "is_test")
 
 def load_npz(path: str | os.PathLike) -> PairedFeatures:
     """Features saved by :func:`save_npz` (``image_values``, ``audio_labels``, ...), with
-    their feature kind and column blocks when the file records them."""
+    their feature kind, column blocks and speakers (``audio_speakers``) when the file
+    records them."""
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"feature file {path} does not exist")
@@ -32,10 +33,12 @@ def load_npz(path: str | os.PathLike) -> PairedFeatures:
         meta = {"source": str(path)}
         if "feature_meta" in z.files:
             meta.update(json.loads(str(z["feature_meta"])))
+        speakers = z["audio_speakers"].astype(str) if "audio_speakers" in z.files else None
     return PairedFeatures(
         arrays["image_values"].astype(np.float32), arrays["image_labels"].astype(np.int64),
         arrays["image_is_test"].astype(bool), arrays["audio_values"].astype(np.float32),
-        arrays["audio_labels"].astype(np.int64), arrays["audio_is_test"].astype(bool), meta)
+        arrays["audio_labels"].astype(np.int64), arrays["audio_is_test"].astype(bool), meta,
+        audio_speakers=speakers)
 
 
 def save_npz(data: PairedFeatures, path: str | os.PathLike) -> None:
@@ -46,4 +49,6 @@ def save_npz(data: PairedFeatures, path: str | os.PathLike) -> None:
     arrays = {f"{m}_{k}": getattr(data, f"{m}_{k}") for m in ("image", "audio") for k in _KEYS}
     if extra:
         arrays["feature_meta"] = np.array(json.dumps(extra))
+    if data.audio_speakers is not None:
+        arrays["audio_speakers"] = np.asarray(data.audio_speakers, dtype=str)
     np.savez(path, **arrays)

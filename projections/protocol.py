@@ -23,6 +23,7 @@ from .evaluate import (fewshot_accuracies, fewshot_episodes, prototype_accuracy,
 from .heads import feature_scale
 from .metric import within_class_whitener
 from .recipes import get_method
+from .speakers import speaker_centred, speakers_to_name
 from .train import MethodConfig, TrainResult, train_heads, transform_features
 
 __all__ = ["DIGITS", "PAPER_SPLIT", "ENGINES", "PairedFeatures", "make_splits",
@@ -52,8 +53,16 @@ class PairedFeatures:
     """(N_audio,) bool: sample comes from the official test split."""
     meta: dict = field(default_factory=dict)
     """Provenance (datasets, encoder settings, synthetic flag)."""
+    audio_speakers: np.ndarray | None = None
+    """(N_audio,) str: who spoke each utterance (the dataset's listing); None: unknown.
+    Read only through the seen classes' training rows
+    (``MethodConfig.fewshot_speaker_centring``)."""
 
     def __post_init__(self):
+        if self.audio_speakers is not None and \
+                np.shape(self.audio_speakers) != (self.audio_values.shape[0],):
+            raise ConfigError(f"audio_speakers has shape {np.shape(self.audio_speakers)}; "
+                              f"expected ({self.audio_values.shape[0]},)")
         for m in ("image", "audio"):
             v = getattr(self, f"{m}_values")
             if v.ndim != 2:
@@ -340,7 +349,12 @@ def _score(plan: _Plan, members: list, shots, episodes: int,
     else:
         z_i, z_a = raw_i, raw_a
     if shots:
-        fs_i, fs_a, fs_raw_i, fs_raw_a = z_i, z_a, raw_i, raw_a
+        if cfg.fewshot_speaker_centring is not None and _speakers_known(data, sp):
+            raw_a = speaker_centred(raw_a, data.audio_labels, data.audio_speakers,
+                                    sp.audio["train"], sp.audio["unseen"],
+                                    cfg.fewshot_speaker_centring)[0]
+        # without heads few-shot reads the raw features themselves, centred as well
+        fs_i, fs_a, fs_raw_i, fs_raw_a = z_i, z_a if members else raw_a, raw_i, raw_a
         if cfg.fewshot_whiten is not None:
             def whitened(values, m):
                 labels = getattr(data, f"{m}_labels")
@@ -378,6 +392,14 @@ def _score(plan: _Plan, members: list, shots, episodes: int,
         out.parts = {"image": sp.image, "audio": sp.audio}
         out.embeddings = {"image": z_i, "audio": z_a}
     return out
+
+
+def _speakers_known(data: PairedFeatures, sp) -> bool:
+    """Whether the seen classes' training utterances name two speakers or more, each
+    with two utterances or more (what the discriminant needs)."""
+    if data.audio_speakers is None:
+        return False
+    return len(speakers_to_name(data.audio_speakers, sp.audio["train"])) >= 2
 
 
 def evaluate_split(data: PairedFeatures, seen, unseen, method: MethodConfig | str,

@@ -11,7 +11,7 @@ from rram_lsm.errors import ConfigError
 
 from .train import METHODS, MethodConfig
 
-__all__ = ["candidates", "get_method"]
+__all__ = ["candidates", "get_method", "find_recipe"]
 
 
 def get_method(name: str) -> MethodConfig:
@@ -25,6 +25,33 @@ def get_method(name: str) -> MethodConfig:
             return method
     raise ConfigError(f"unknown method {name!r}; expected one of {sorted(METHODS)} or a "
                       f"candidate of projections.recipes.candidates() (e.g. default_round8)")
+
+
+def find_recipe(fields: dict, prefer: str | None = None) -> MethodConfig | None:
+    """The recipe by name whose fields, name aside, are ``fields`` (a recorded
+    ``MethodConfig`` as a dict; fields added since take their defaults): ``prefer``'s if
+    it has them, else the first of :data:`METHODS` and :func:`candidates`; None if no
+    named recipe has them (or a field is unknown). A record written under ``default``
+    thus reruns as the recipe it ran, after the default has moved on."""
+    try:
+        wanted = MethodConfig(**{**fields, "name": "_"})
+    except (TypeError, ConfigError):
+        return None
+    first = []
+    if prefer is not None:
+        try:
+            first = [get_method(prefer)]
+        except ConfigError:
+            pass
+    # earlier defaults by the name of the round that chose them (the earliest of equal
+    # ones) before the candidates they were
+    every = candidates()
+    named = [m for m in every if m.name.startswith("default_round")] + \
+        [m for m in every if not m.name.startswith("default_round")]
+    for method in (*first, *METHODS.values(), *named):
+        if method.replace(name="_") == wanted:
+            return method
+    return None
 
 
 def candidates() -> list[MethodConfig]:
@@ -65,8 +92,8 @@ def candidates() -> list[MethodConfig]:
         joint.replace(name="joint_audio", fewshot_sources="audio"),
     ] + _round3() + _round4() + _round5() + _round6() + _round8() + _round9() + \
         _round10() + _round12() + _round13() + _round14() + _round15() + _round18() + \
-        [_default_of_round12(), _default_of_round13(), _default_of_round14(),
-         METHODS["default"]]
+        _round19() + [_default_of_round12(), _default_of_round13(), _default_of_round14(),
+                      _default_of_round17(), METHODS["default"]]
 
 
 def _default_before_round4() -> MethodConfig:
@@ -231,10 +258,12 @@ def _round13() -> list[MethodConfig]:
 
 
 def _default_of_round13() -> MethodConfig:
-    """The default of round 13: today's standardised with the absolute floor 1e-6 (derived
-    from ``METHODS["default"]``: a later default that changes another field must pin
-    this one; ``tests/projections/test_scale_floor.py`` checks it against its record)."""
-    return METHODS["default"].replace(name="default_round13", scale_floor=0.0)
+    """The default of round 13: today's standardised with the absolute floor 1e-6 and
+    without round 19's speaker centring (derived from ``METHODS["default"]``: a later
+    default that changes another field must pin this one;
+    ``tests/projections/test_scale_floor.py`` checks it against its record)."""
+    return METHODS["default"].replace(name="default_round13", scale_floor=0.0,
+                                      fewshot_speaker_centring=None)
 
 
 def _round14() -> list[MethodConfig]:
@@ -263,8 +292,23 @@ def _round18() -> list[MethodConfig]:
     """Round 18 (issue 17): the default's whitening shrinkage and EM directions re-chosen
     for the two-drive features, as untrained twins (none beat the default's 0.9 / 16 by
     the rule's 0.005: ``docs/results/zeroshot/selection_round18.py``/``.json``). Derived
-    from ``METHODS["default"]``: a later default that changes its metric must pin them."""
-    twin = METHODS["default"].fewshot_twin()
+    from round 17's default, the default then."""
+    twin = _default_of_round17().fewshot_twin("default_fewshot_twin")
     return [twin.replace(name=f"{twin.name}_w{w:g}_d{d}", fewshot_whiten=w,
                          fewshot_em_dims=d)
             for w in (0.8, 0.9, 0.95) for d in (16, 24, 32) if (w, d) != (0.9, 16)]
+
+
+def _default_of_round17() -> MethodConfig:
+    """The default rounds 14-18 kept (round 17 changed the features it reads, not the
+    recipe): round 14's, without the speaker centring round 19 added."""
+    return _default_of_round14().replace(name="default_round17")
+
+
+def _round19() -> list[MethodConfig]:
+    """Round 19 (issue 17): speaker-centred few-shot features, as untrained twins of
+    round 17's default (``docs/results/zeroshot/selection_round19.py``/``.json``;
+    shrinkage 0.2 won and became the default's)."""
+    twin = _default_of_round17().fewshot_twin("default_fewshot_twin")
+    return [twin.replace(name=f"default_fewshot_twin_speakers{s:g}",
+                         fewshot_speaker_centring=s) for s in (0.2, 0.5)]

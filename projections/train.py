@@ -117,6 +117,14 @@ class MethodConfig:
     fewshot_em_shrinkage: float = 0.2
     """Shrinkage of the mixture's covariance towards a scaled identity, in (0, 1] (the
     default's: 0.2)."""
+    fewshot_speaker_centring: float | None = None
+    """None: off. A shrinkage in (0, 1]: before whitening, each unseen audio utterance has
+    its speaker's mean over the unseen pool taken off, the speakers predicted by a linear
+    discriminant fitted on the seen classes' training utterances with this shrinkage
+    (:mod:`projections.speakers`). Needs data that name each utterance's speaker
+    (``PairedFeatures.audio_speakers``, at least two speakers in training); otherwise it
+    does nothing. Only the raw features few-shot reads are centred, not a learned
+    embedding mixed in with ``fewshot_raw_weight`` < 1."""
     fewshot_features: str | None = None
     """Feature kind of the raw features few-shot scoring compares (see ``features``);
     None: the heads' ``features``. Lets the few-shot metric read time-resolved features
@@ -169,6 +177,10 @@ class MethodConfig:
                               "(give fewshot_em_steps=0 to mix in the learned space), got "
                               f"{self.fewshot_em_steps}, {self.fewshot_raw_weight}, "
                               f"{self.fewshot_em_dims}, {self.fewshot_em_shrinkage}")
+        if self.fewshot_speaker_centring is not None and \
+                not 0.0 < self.fewshot_speaker_centring <= 1.0:
+            raise ConfigError(f"fewshot_speaker_centring must be None or in (0, 1], got "
+                              f"{self.fewshot_speaker_centring}")
         if self.features not in FEATURE_KINDS:
             raise ConfigError(f"features must be one of {FEATURE_KINDS}, got "
                               f"{self.features!r}")
@@ -222,7 +234,9 @@ class MethodConfig:
             fewshot_whiten=self.fewshot_whiten, fewshot_transductive=self.fewshot_transductive,
             fewshot_transductive_temperature=self.fewshot_transductive_temperature,
             fewshot_em_steps=self.fewshot_em_steps, fewshot_em_dims=self.fewshot_em_dims,
-            fewshot_em_shrinkage=self.fewshot_em_shrinkage, scale_floor=self.scale_floor)
+            fewshot_em_shrinkage=self.fewshot_em_shrinkage,
+            fewshot_speaker_centring=self.fewshot_speaker_centring,
+            scale_floor=self.scale_floor)
 
     def replace(self, **changes) -> "MethodConfig":
         """A copy with some fields changed; unknown names raise ConfigError."""
@@ -255,7 +269,10 @@ METHODS: dict[str, MethodConfig] = {
     # tied-covariance mixture in the unseen pool's top 16 principal directions
     # (covariance shrinkage 0.2; round 13). Heads and few-shot standardise with divisors
     # of at least 0.3 x the median feature std (round 14: a feature silent on every seen
-    # training sample no longer becomes an unseen sample's whole vector).
+    # training sample no longer becomes an unseen sample's whole vector). Before
+    # whitening, each unseen utterance has its speaker's pool mean taken off, the
+    # speakers predicted by a discriminant fitted on the seen training utterances
+    # (shrinkage 0.2; round 19).
     "default": MethodConfig(name="default", features="counts+input", standardize=True,
                             temperature=0.2, clip_weight=1.0, supcon_weight=1.0,
                             structure_weight=1.0, patience=10, fewshot_sources="own",
@@ -263,7 +280,8 @@ METHODS: dict[str, MethodConfig] = {
                             fewshot_transform="sqrt", fewshot_whiten=0.9,
                             fewshot_transductive=3, fewshot_transductive_temperature=0.05,
                             fewshot_em_steps=10, fewshot_em_dims=16,
-                            fewshot_em_shrinkage=0.2, scale_floor=0.3),
+                            fewshot_em_shrinkage=0.2, fewshot_speaker_centring=0.2,
+                            scale_floor=0.3),
     # No training: standardised raw reservoir features, nearest prototype (few-shot only).
     "raw": MethodConfig(name="raw", trained=False, fewshot_sources="audio",
                         fewshot_raw_weight=1.0),

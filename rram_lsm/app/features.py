@@ -436,6 +436,7 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
 
     _, image = side(session, "image", "nmnist", None)
     ds, first = side(session, "audio", audio_name, drives[0])
+    speakers = _speakers_of(ds, first[0])
     front_ends, audio_passes = [ds.cochlea], [first]
     for drive in drives[1:]:
         if session.backend.split(":")[0] != "serial":
@@ -473,4 +474,22 @@ def encode_pair(data_dir=None, *, backend: str = "sim", chip_seed: int = 0, prof
         np.concatenate(image_cols, axis=1).astype(np.float32),
         np.asarray(image[0].labels, np.int64), np.asarray(image[0].is_test, bool),
         np.concatenate(audio_cols, axis=1).astype(np.float32),
-        np.asarray(first[0].labels, np.int64), np.asarray(first[0].is_test, bool), meta)
+        np.asarray(first[0].labels, np.int64), np.asarray(first[0].is_test, bool), meta,
+        audio_speakers=speakers)
+
+
+def _speakers_of(ds, features):
+    """Who spoke each of ``features``' rows, from the dataset's listing (its rows' order).
+
+    None where any utterance has no speaker named, or where the official test files
+    have speakers the training files lack (TIDIGITS' speaker-independent split): speaker
+    centring names every unseen utterance after a training speaker, which there would
+    be a stranger's name."""
+    speakers = np.array([str(m.get("speaker") or "") for m in ds.meta])
+    if len(speakers) != len(features.labels) or \
+            not np.array_equal(ds.labels, features.labels) or \
+            not np.array_equal(ds.is_test, features.is_test):
+        raise RuntimeError(f"{ds.name}'s listing and its features are not in one order")
+    if "" in speakers or not set(speakers[ds.is_test]) <= set(speakers[~ds.is_test]):
+        return None
+    return speakers

@@ -169,3 +169,42 @@ def test_reruns_of_paired_records_read_the_drives_they_read():
     synthetic = {"audio": {"dataset": "fsdd", "synthetic": True}}
     assert recorded_drives({**old, "data": synthetic}) is None
     assert recorded_drives({**old, "command": "energy"}) is None
+
+
+def test_reruns_of_zeroshot_records_run_the_recipe_they_ran():
+    import dataclasses
+
+    from projections import METHODS
+    from projections.recipes import find_recipe, get_method
+    from rram_lsm.app.experiments.runfile import recorded_method
+
+    before = dataclasses.asdict(get_method("default_round17"))
+    before.pop("fewshot_speaker_centring")     # a record older than the field
+    old = {"command": "zeroshot", "config": {"method": "default", "method_config":
+                                             {**before, "name": "default"}}}
+    # round 17 ran round 14's recipe: the earliest round that chose it names it
+    assert recorded_method(old) == "default_round14"
+    argv = argv_from_record(old)
+    assert argv[argv.index("--method") + 1] == "default_round14"
+    assert "--fewshot-speakers" not in argv
+    # a record of today's default, of a recipe under its own name, or of fields no named
+    # recipe has, reruns under the name it gives
+    now = {"command": "zeroshot", "config": {"method": "default", "method_config":
+                                             dataclasses.asdict(METHODS["default"])}}
+    assert recorded_method(now) is None
+    named = {"command": "zeroshot", "config": {"method": "default_round17",
+                                               "method_config": before}}
+    assert recorded_method(named) is None
+    odd = {**before, "epochs": 7}
+    assert find_recipe(odd) is None
+    assert recorded_method({"command": "zeroshot", "config": {
+        "method": "default", "method_config": odd}}) is None
+    assert find_recipe({**before, "no_such_field": 1}) is None
+    assert recorded_method({"command": "demo", "config": old["config"]}) is None
+    # such a record, of few-shot from before speaker centring, reruns without it
+    unnamed = {"command": "zeroshot", "config": {"method": "default", "shots": [5],
+                                                 "method_config": odd}}
+    argv = argv_from_record(unnamed)
+    assert argv[argv.index("--fewshot-speakers") + 1] == "none"
+    assert "--fewshot-speakers" not in argv_from_record(
+        {**unnamed, "config": {**unnamed["config"], "shots": None}})

@@ -12,7 +12,9 @@ def test_bench_zeroshot_on_synthetic_features(tmp_path, monkeypatch, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "zeroshot", "--epochs", "2", "--protocols", "2", "--seeds", "2",
                  "--per-run-runs", "3", "--episodes", "2", "--json", str(out)]) == 0
-    assert "SYNTHETIC features" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC features" in printed
+    assert "(chance 0.50 for both)" in printed
     rec = json.loads(out.read_text())
     assert rec["input"] == "synthetic" and rec["command"] == "bench zeroshot"
     assert rec["per_run"]["runs"] == 3

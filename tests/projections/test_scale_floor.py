@@ -8,6 +8,7 @@ import torch
 
 from projections import METHODS, PairedFeatures, run_protocol
 from projections.heads import ProjectionHead, feature_scale
+from projections.train import MethodConfig
 from rram_lsm.errors import ConfigError
 
 
@@ -108,13 +109,13 @@ def test_both_engines_train_heads_with_the_recipes_floor(synthetic):
 
 
 def test_only_the_defaults_from_round_14_on_carry_a_floor():
-    from projections.recipes import _round14, _round15, _round18, candidates
+    from projections.recipes import _round14, _round15, _round18, _round19, candidates
 
     d = METHODS["default"]
     assert d.scale_floor == 0.3 and d.fewshot_twin().scale_floor == 0.3
-    # round 18's twins are of today's default, whose floor is round 14's
-    floored = {c.name for c in _round14() + _round15() + _round18()} | \
-        {"default", "default_round14"}
+    # rounds 18 and 19 ran twins of round 17's default, whose floor is round 14's
+    floored = {c.name for c in _round14() + _round15() + _round18() + _round19()} | \
+        {"default", "default_round14", "default_round17"}
     for c in candidates():
         if c.name not in floored:
             assert c.scale_floor == 0.0, c.name
@@ -135,6 +136,8 @@ def test_earlier_defaults_by_name_are_the_recipes_their_records_ran(name, record
     config = json.loads(path.read_text())["config"]
     ran = config.get("method_config") or config["adopted"]
     got = dataclasses.asdict(get_method(name))
+    # fields added after the record take their defaults (none changes what it ran)
+    ran = dataclasses.asdict(MethodConfig(**ran))
     assert {k: v for k, v in got.items() if k != "name"} == \
         {k: v for k, v in ran.items() if k != "name"}
 

@@ -15,9 +15,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def ablations():
-    from projections import METHODS
+    from projections import get_method
 
-    d = METHODS["default"]
+    # round 14's default (round 19 added speaker centring to today's)
+    d = get_method("default_round14").replace(name="default")
     # the default's few-shot metric as an untrained twin (rounds 11-13): counts beside the
     # cochlea channels' envelope in 5 windows of the active span, sqrt, whitened 0.9,
     # soft k-means, then EM of a tied-covariance mixture (round 13), standardisation floor

@@ -17,9 +17,10 @@ KEY = "fewshot.5.unseen.audio_to_image.top1"
 
 
 def ablations():
-    from projections import METHODS
+    from projections import get_method
 
-    twin = METHODS["default"].fewshot_twin()
+    # round 17's default (round 19 added speaker centring to today's)
+    twin = get_method("default_round17").fewshot_twin("default_fewshot_twin")
     return {
         # the default's few-shot metric on both drives: its figures bit for bit
         "ablation17_span": twin.replace(name="two_drives_counts+input_span_sqrt_em"),
@@ -35,7 +36,11 @@ def ablations():
     }
 
 
-def main(stems=()) -> None:
+def main(stems=(), cases=None, reference="ablation17_span",
+         default_record="default_round17_36x3.json",
+         command="docs/results/zeroshot/ablations_round17.py") -> None:
+    """Run ``cases`` (stem -> twin; default :func:`ablations`), or those of ``stems``;
+    the ``reference`` stem must reproduce ``default_record``'s few-shot rows."""
     import torch
 
     from projections import METHODS, run_protocol
@@ -45,22 +50,22 @@ def main(stems=()) -> None:
     torch.set_num_threads(1)
     data = encode_pair(None, kind=METHODS["default"].encoded_kind, progress=False)
     drives = [c["gain_per_s"] for c in data.meta["cochlea"]]
-    default = read_record(HERE / "default_round17_36x3.json")["per_split"]
-    for stem, cfg in ablations().items():
+    default = read_record(HERE / default_record)["per_split"]
+    for stem, cfg in (cases or ablations()).items():
         if stems and stem not in stems:
             continue
         res = run_protocol(data, cfg, splits="all", seeds=3, shots=(1, 5), progress=False,
                            workers=2)
         rec = res.to_dict()
         rec["data"] = {"feature_kind": cfg.features, "cochlea_drives_per_s": drives}
-        if stem == "ablation17_span":
+        if stem == reference:
             rec["equals_default_fewshot"] = all(
                 r[k] == d[k] for r, d in zip(rec["per_split"], default)
                 for k in r if k.startswith("fewshot."))
             if not rec["equals_default_fewshot"]:
                 raise RuntimeError("the twin does not reproduce the default's few-shot rows")
         write_record(HERE / f"{stem}.json", rec,
-                     command="docs/results/zeroshot/ablations_round17.py",
+                     command=command,
                      config={"method_config": cfg, "cochlea_drives_per_s": drives},
                      seeds=[0, 1, 2])
         fs = rec["fewshot_by_shots"]

@@ -25,13 +25,14 @@ BLOCKS = ("counts+input_span", "counts", "input_span")
 def main() -> dict:
     from threadpoolctl import threadpool_limits
 
-    from projections import METHODS
+    from projections import get_method
     from projections.selection import validation_view
     from rram_lsm.app.features import cochlea_for, encode_pair
     from rram_lsm.app.threads import torch_threads
     from rram_lsm.records import write_record
 
-    twin = METHODS["default"].fewshot_twin()
+    # round 14's default, the default then (round 19 added speaker centring)
+    twin = get_method("default_round14").replace(name="default").fewshot_twin()
     out = {"method": twin.name, "gains": {}}
     with torch_threads(1), threadpool_limits(1):
         for gain in GAINS:

@@ -81,6 +81,21 @@ def fewshot_rule(scores, cands) -> tuple[str, str]:
     return best, adopted
 
 
+def write_twin_round(stem: str, scores: dict, cands, t0: float, view: str) -> dict:
+    """Apply :func:`fewshot_rule` to a round's ``scores`` and write ``{stem}.json`` beside
+    this script (the adopted twin in its config); return the record's body."""
+    from rram_lsm.records import write_record
+
+    best, adopted = fewshot_rule(scores, cands)
+    out = {"scores": scores, "reference": cands[0].name, "best": best, "adopted": adopted,
+           "n_pseudo_splits": 21, "seeds": SEEDS, "margin": MARGIN,
+           "fewshot1_slack": SEEN_TEST_SLACK, "view": view, "wall_s": time.time() - t0}
+    write_record(HERE / f"{stem}.json", out, command=f"docs/results/zeroshot/{stem}.py",
+                 config={"fewshot_adopted": next(c for c in cands if c.name == adopted)},
+                 seeds=list(range(SEEDS)))
+    return out
+
+
 def main() -> dict:
     from threadpoolctl import threadpool_limits
 
@@ -88,7 +103,7 @@ def main() -> dict:
     from projections.train import MethodConfig
     from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
     from rram_lsm.app.threads import torch_threads
-    from rram_lsm.records import read_record, write_record
+    from rram_lsm.records import read_record
 
     t0 = time.time()
     ref = MethodConfig(**read_record(HERE / "selection_round12.json")["config"]
@@ -99,17 +114,8 @@ def main() -> dict:
                                            kind=ref.encoded_kind, progress=False),
                                SEEN)
         scores = score_twins(view, cands)
-    best, adopted = fewshot_rule(scores, cands)
-    out = {"scores": scores, "reference": ref.name, "best": best, "adopted": adopted,
-           "n_pseudo_splits": 21, "seeds": SEEDS, "margin": MARGIN,
-           "fewshot1_slack": SEEN_TEST_SLACK,
-           "view": "official train files of seen classes 1-7, 20 % as pseudo-test",
-           "wall_s": time.time() - t0}
-    write_record(HERE / "selection_round13.json", out,
-                 command="docs/results/zeroshot/selection_round13.py",
-                 config={"fewshot_adopted": next(c for c in cands if c.name == adopted)},
-                 seeds=list(range(SEEDS)))
-    return out
+    return write_twin_round("selection_round13", scores, cands, t0,
+                            "official train files of seen classes 1-7, 20 % as pseudo-test")
 
 
 if __name__ == "__main__":

@@ -61,14 +61,15 @@ def _partial(one, two, blocks):
 def main() -> dict:
     from threadpoolctl import threadpool_limits
 
-    from projections import METHODS
+    from projections import get_method
     from projections.selection import validation_view
     from rram_lsm.app.features import cochlea_for, encode_pair
     from rram_lsm.app.threads import torch_threads
     from rram_lsm.records import write_record
 
     t0 = time.time()
-    cfg = METHODS["default"]
+    # round 14's default, the default then (round 19 added speaker centring)
+    cfg = get_method("default_round14").replace(name="default")
     fronts = {"875": cochlea_for(DRIVES[0]), "875+1750": [cochlea_for(g) for g in DRIVES]}
     scores, records, datas = {}, {}, {}
     with torch_threads(1), threadpool_limits(1):

@@ -33,12 +33,11 @@ writes selection_round18.json beside it.
 from __future__ import annotations
 
 import itertools
-import json
 import pathlib
 import time
 
-from selection_round11 import MARGIN, SEEDS, SEEN, SEEN_TEST_SLACK
-from selection_round13 import fewshot_rule, score_twins
+from selection_round11 import SEEN
+from selection_round13 import score_twins, write_twin_round
 
 HERE = pathlib.Path(__file__).resolve().parent
 WHITEN = (0.8, 0.9, 0.95)
@@ -56,34 +55,25 @@ def candidates(twin):
 def main() -> dict:
     from threadpoolctl import threadpool_limits
 
-    from projections import METHODS
+    from projections import get_method
     from projections.selection import validation_view
     from rram_lsm.app.features import encode_pair
     from rram_lsm.app.threads import torch_threads
-    from rram_lsm.records import write_record
 
     t0 = time.time()
-    twin = METHODS["default"].fewshot_twin()
+    # round 17's default, the default then (round 19 added speaker centring)
+    default = get_method("default_round14").replace(name="default")
+    twin = default.fewshot_twin()
     assert (twin.fewshot_whiten, twin.fewshot_em_dims) == (0.9, 16), "the reference moved"
     cands = candidates(twin)
-    ref = cands[0]
     with torch_threads(1), threadpool_limits(1):
-        view = validation_view(encode_pair(None, kind=METHODS["default"].encoded_kind,
+        view = validation_view(encode_pair(None, kind=default.encoded_kind,
                                            progress=False), SEEN)
         scores = score_twins(view, cands, lambda cfg: {
             "fewshot_whiten": cfg.fewshot_whiten, "fewshot_em_dims": cfg.fewshot_em_dims})
-    best, adopted = fewshot_rule(scores, cands)
-    out = {"scores": scores, "reference": ref.name, "best": best, "adopted": adopted,
-           "n_pseudo_splits": 21, "seeds": SEEDS, "margin": MARGIN,
-           "fewshot1_slack": SEEN_TEST_SLACK,
-           "view": "official train files of seen classes 1-7, 20 % as pseudo-test; FSDD "
-                   "at the default's two drives",
-           "wall_s": time.time() - t0}
-    write_record(HERE / "selection_round18.json", out,
-                 command="docs/results/zeroshot/selection_round18.py",
-                 config={"fewshot_adopted": next(c for c in cands if c.name == adopted)},
-                 seeds=list(range(SEEDS)))
-    return out
+    return write_twin_round("selection_round18", scores, cands, t0,
+                            "official train files of seen classes 1-7, 20 % as pseudo-test; "
+                            "FSDD at the default's two drives")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def main() -> dict:
     from rram_lsm.app.features import SINGLE_DRIVE, encode_pair
     from rram_lsm.records import write_record
 
-    d = get_method("default")
+    # round 14's default (round 19 added speaker centring to today's)
+    d = get_method("default_round14").replace(name="default")
     twin = d.fewshot_twin()
     data = encode_pair(None, cochlea=SINGLE_DRIVE, kind=d.encoded_kind, progress=False)
     views = {"evaluation": (data, tuple(range(1, 10))),

@@ -81,7 +81,8 @@ def main() -> dict:
     from rram_lsm.app.features import SINGLE_DRIVE, encode_pair, open_data
     from rram_lsm.records import write_record
 
-    twin = get_method("default").fewshot_twin()
+    # round 14's default, the default then (round 19 added speaker centring)
+    twin = get_method("default_round14").replace(name="default").fewshot_twin()
     data = encode_pair(None, cochlea=SINGLE_DRIVE, kind=twin.encoded_kind, progress=False)
     meta = open_data("fsdd", None, progress=False).meta
     if [m["digit"] for m in meta] != data.audio_labels.tolist():

@@ -8,6 +8,10 @@
                                                 # ablation_*.json; writes summary.json
     python docs/results/zeroshot/summarize.py ablation_span.json summary_span.json
                                                 # the same figures of another record
+    python docs/results/zeroshot/summarize.py default_round19_36x3.json \
+        summary_round19.json paper_round17_36x3.json default_round17_36x3.json \
+        --ablations=ablation19_*.json       # round 19's, paired with round 17's and
+                                            # with its own ablations
     python docs/results/zeroshot/summarize.py default_round17_36x3.json \
         summary_round17.json paper_round17_36x3.json default_36x3.json
                                                 # round 17's default against the paper
@@ -54,7 +58,10 @@ def _subset(rows, key, unseen_sets):
 
 
 def main(argv=()) -> dict:
-    argv = list(argv)
+    # --ablations=GLOB: which ablation records to summarise (default round 14's)
+    pattern = next((a.split("=", 1)[1] for a in argv if a.startswith("--ablations=")),
+                   "ablation_*.json")
+    argv = [a for a in argv if not a.startswith("--ablations=")]
     default = read_record(HERE / argv[0] if argv else HERE / "default_36x3.json")
     paper_name = argv[2] if len(argv) > 2 else "paper_36x3.json"
     paper = read_record(HERE / paper_name)
@@ -89,13 +96,20 @@ def main(argv=()) -> dict:
                                        if k in rd},
             "paper." + ZS: float(np.mean(rp[ZS])), "paper." + FS5: float(np.mean(rp[FS5]))})
     ablations = {}
-    for path in sorted(HERE.glob("ablation_*.json")):
+    for path in sorted(HERE.glob(pattern)):
         rec = read_record(path)
         ablations[path.stem] = {
             "method": rec.get("method"), "feature_kind": rec.get("data", {}).get("feature_kind"),
             "n_splits": rec.get("n_splits"),
             "fewshot5_a2i": _subset(rec["per_split"], FS5, every),
-            "fewshot1_a2i": _subset(rec["per_split"], FS1, every)}
+            "fewshot1_a2i": _subset(rec["per_split"], FS1, every),
+            "splits_below_0.80": [r["unseen"] for r in rec["per_split"]
+                                  if np.mean(r[FS5]) < 0.80]}
+        if [r["unseen"] for r in rec["per_split"]] == [r["unseen"] for r in rows_d]:
+            ablations[path.stem]["default_minus"] = {
+                name: {k: v for k, v in paired_difference(rows_d, rec["per_split"],
+                                                          key).items() if k != "per_split"}
+                for name, key in (("fewshot5_a2i", FS5), ("fewshot1_a2i", FS1))}
         if ZS in rec["per_split"][0]:
             ablations[path.stem]["zeroshot_a2i"] = _subset(rec["per_split"], ZS, every)
     out["ablations"] = ablations
@@ -113,7 +127,8 @@ def main(argv=()) -> dict:
     write_record(HERE / (argv[1] if len(argv) > 1 else "summary.json"), out,
                  command="summarize",
                  config={"default": argv[0] if argv else "default_36x3.json",
-                         "paper": paper_name, "paired_with": list(previous.values())})
+                         "paper": paper_name, "paired_with": list(previous.values()),
+                         "ablations": pattern})
     a = out["all_36"]
     print(f"all 36 x 3: 5-shot a2i {a['fewshot5_a2i']['mean']:.3f} {a['fewshot5_a2i']['ci95']}, "
           f"1-shot {a['fewshot1_a2i']['mean']:.3f} {a['fewshot1_a2i']['ci95']}")
@@ -140,7 +155,8 @@ def main(argv=()) -> dict:
         print(f"| {r['unseen'][0]} vs {r['unseen'][1]} | {r[FS5]:.3f} | {r[FS1]:.3f} | "
               f"{r[FS5_I2A]:.3f} | {r.get(ZS, float('nan')):.3f} | {r['paper.' + ZS]:.3f} |")
     for name, v in ablations.items():
-        print(name, {k: round(x["mean"], 3) for k, x in v.items() if isinstance(x, dict)})
+        print(name, {k: round(x["mean"], 3) for k, x in v.items()
+                     if isinstance(x, dict) and "mean" in x})
     return out
 
 

@@ -192,6 +192,12 @@ def run(args) -> dict:
                   f"({row['runs_per_s']:.2f} runs/s, {row['gflop_per_s']:.1f} GFLOP/s, "
                   f"{row['speedup'] or float('nan'):.1f}x the per-run loop; {goal})",
                   flush=True)
+            # beside chance: a zero-shot mean of 0.47 is not a bug when chance is 0.5
+            chance = 1.0 / len(res.splits[0][1])
+            fs5, zs = (row["metrics"][k] for k in ("fewshot.unseen.audio_to_image.top1",
+                                                   "unseen.audio_to_image.top1"))
+            print(f"    {max(shots)}-shot audio->image {_fmt(fs5)}, zero-shot audio->image "
+                  f"{_fmt(zs)} (chance {chance:.2f} for both)", flush=True)
     # the per-run runs are the first runs of the first protocol, in the same order
     batched_first = results[_label(len(first), len(seeds))].runs[:len(ref)]
     diffs = [_diff(_record(a), _record(b)) for a, b in zip(ref, batched_first)]
@@ -201,6 +207,10 @@ def run(args) -> dict:
                        "max_abs_diff": max(diffs) if diffs else None}
     out["load_avg_after"] = list(os.getloadavg())
     return out
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,6 +50,17 @@ def _shrinkage(text: str) -> float:
     return _fraction(text, True, "shrinkage")
 
 
+def _speaker_shrinkage(text: str):
+    """``--fewshot-speakers``: ``none`` or a shrinkage in (0, 1]."""
+    if text == "none":
+        return text
+    value = _fraction(text, True, "the speakers' shrinkage")
+    if value == 0.0:
+        raise argparse.ArgumentTypeError("the speakers' shrinkage must be in (0, 1] or "
+                                         "'none', got 0")
+    return value
+
+
 def _floor(text: str) -> float:
     """``--scale-floor``: a fraction in [0, 1)."""
     return _fraction(text, False, "the scale floor")
@@ -128,6 +139,12 @@ def register(sub) -> None:
                    help="EM steps of the tied-covariance mixture over each few-shot episode "
                         "(the default recipe's 10; 0: off, the queries take the prototypes' "
                         "classes)")
+    p.add_argument("--fewshot-speakers", default=None, type=_speaker_shrinkage,
+                   metavar="S|none",
+                   help="speaker-centred audio for few-shot: each unseen utterance loses "
+                        "its predicted speaker's pool mean, the speakers named by a "
+                        "discriminant with shrinkage S fitted on the seen training "
+                        "utterances (the default recipe's 0.2; none: off)")
     p.add_argument("--scale-floor", default=None, type=_floor, metavar="F",
                    help="standardisation divides no feature by less than F x the median "
                         "feature std of the training samples (heads and few-shot; 0: the "
@@ -234,13 +251,16 @@ def _run(args) -> int:
                "fewshot_whiten": args.fewshot_whiten,
                "fewshot_em_steps": args.fewshot_em}
     fewshot = {k: v for k, v in fewshot.items() if v is not None}
+    if args.fewshot_speakers is not None:
+        fewshot["fewshot_speaker_centring"] = (None if args.fewshot_speakers == "none"
+                                               else args.fewshot_speakers)
     if fewshot:
         if not args.shots:
-            raise ConfigError("--fewshot-kind/-transform/-whiten/-em change the few-shot metric: "
-                              "add --shots K")
+            raise ConfigError("--fewshot-kind/-transform/-whiten/-em/-speakers change the "
+                              "few-shot metric: add --shots K")
         if args.select:
-            raise ConfigError("--fewshot-kind/-transform/-whiten/-em override one recipe; "
-                              "--select compares the candidates as they are: drop one")
+            raise ConfigError("--fewshot-kind/-transform/-whiten/-em/-speakers override one "
+                              "recipe; --select compares the candidates as they are: drop one")
         method = method.replace(**fewshot)
     if args.shots and any(k < 1 for k in args.shots):
         raise ConfigError(f"--shots must be >= 1, got {args.shots}")

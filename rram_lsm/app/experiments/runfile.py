@@ -218,6 +218,37 @@ def recorded_drives(record: dict) -> list[float] | None:
     return [SINGLE_DRIVE.gain_per_s]
 
 
+def recorded_method(record: dict) -> str | None:
+    """The name of the recipe a zero-shot record ran, where its config's ``method`` now
+    names another (a record of ``default`` written before the default moved on): the
+    named recipe with the recorded ``method_config``'s fields
+    (:func:`projections.recipes.find_recipe`). None where the name still fits, the record
+    holds no recipe, or no named recipe has its fields (the rerun then runs the name)."""
+    config = record.get("config") or {}
+    fields, name = config.get("method_config"), config.get("method")
+    if record.get("command") != "zeroshot" or not isinstance(fields, dict) \
+            or not isinstance(name, str):
+        return None
+    from projections.recipes import find_recipe
+
+    found = find_recipe(fields, prefer=name)
+    return None if found is None or found.name == name else found.name
+
+
+def _predates_speaker_centring(record: dict) -> bool:
+    """A few-shot record of a recipe no name holds, written before round 19's speaker
+    centring existed: it reruns without it (``--fewshot-speakers none``)."""
+    config = record.get("config") or {}
+    fields = config.get("method_config")
+    if record.get("command") != "zeroshot" or not config.get("shots") \
+            or not isinstance(fields, dict) or "fewshot_speaker_centring" in fields \
+            or config.get("fewshot_speakers") is not None:
+        return False
+    from projections.recipes import find_recipe
+
+    return find_recipe(fields, prefer=config.get("method")) is None
+
+
 def argv_from_record(record: dict, *, overrides: dict | None = None) -> list[str]:
     """The argv that reproduces a JSON record (its ``command`` and ``config``; a paired
     record that predates the pinned cochlea drives gets the drives it read,
@@ -228,6 +259,11 @@ def argv_from_record(record: dict, *, overrides: dict | None = None) -> list[str
     drives = recorded_drives(record)
     if drives is not None:
         overrides = {"cochlea_gain": drives, **(overrides or {})}
+    method = recorded_method(record)
+    if method is not None:
+        overrides = {"method": method, **(overrides or {})}
+    elif _predates_speaker_centring(record):
+        overrides = {"fewshot_speakers": "none", **(overrides or {})}
     return argv_for(record["command"], record["config"] or {}, strict=False,
                     overrides=overrides)
 
