@@ -143,18 +143,24 @@ def test_zeroshot_fewshot_em_turns_the_episode_mixture_on_and_off(tmp_path, monk
         main(["zeroshot", "--fewshot-em", "-1"])
 
 
-def test_zeroshot_fewshot_speakers_sets_or_drops_the_centring(tmp_path, monkeypatch):
+def test_zeroshot_fewshot_speakers_sets_or_drops_the_centring(tmp_path, monkeypatch,
+                                                               capsys):
     monkeypatch.delenv("RRAM_LSM_DATA", raising=False)
     out = tmp_path / "zs.json"
     args = ["zeroshot", "--epochs", "1", "--splits", "1", "--seeds", "1", "--shots", "2",
             "--episodes", "2", "--no-progress", "--json", str(out)]
-    for given, recorded in ((None, 0.2), ("0.5", 0.5), ("none", None)):
+    for given, recorded in ((None, 0.2), ("0.5", 0.5), ("None", None)):
         assert main(args + (["--fewshot-speakers", given] if given else [])) == 0
-        cfg = json.loads(out.read_text())["config"]["method_config"]
-        assert cfg["fewshot_speaker_centring"] == recorded
+        rec = json.loads(out.read_text())
+        assert rec["config"]["method_config"]["fewshot_speaker_centring"] == recorded
+        assert rec["data"]["n_audio_speakers"] == 1         # synthetic audio: one speaker
+        said = capsys.readouterr().out
+        assert ("centring: off (the recipe's" if recorded is None else
+                "centring: off: the data name no speakers") in said
     for bad in ("0", "1.5", "many"):
         with pytest.raises(SystemExit):
             main(["zeroshot", "--fewshot-speakers", bad])
+        assert "a number in (0, 1] or 'none'" in capsys.readouterr().err
 
 
 def test_zeroshot_scale_floor_reaches_the_recipe(tmp_path, monkeypatch, capsys):

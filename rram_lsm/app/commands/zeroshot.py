@@ -52,12 +52,15 @@ def _shrinkage(text: str) -> float:
 
 def _speaker_shrinkage(text: str):
     """``--fewshot-speakers``: ``none`` or a shrinkage in (0, 1]."""
-    if text == "none":
-        return text
-    value = _fraction(text, True, "the speakers' shrinkage")
-    if value == 0.0:
-        raise argparse.ArgumentTypeError("the speakers' shrinkage must be in (0, 1] or "
-                                         "'none', got 0")
+    if text.lower() == "none":
+        return "none"
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1] or 'none', got "
+                                         f"{text!r}")
     return value
 
 
@@ -141,10 +144,13 @@ def register(sub) -> None:
                         "classes)")
     p.add_argument("--fewshot-speakers", default=None, type=_speaker_shrinkage,
                    metavar="S|none",
-                   help="speaker-centred audio for few-shot: each unseen utterance loses "
-                        "its predicted speaker's pool mean, the speakers named by a "
-                        "discriminant with shrinkage S fitted on the seen training "
-                        "utterances (the default recipe's 0.2; none: off)")
+                   help="speaker-centred audio for few-shot (fewshot_speaker_centring in "
+                        "the JSON): a linear discriminant fitted on the seen classes' "
+                        "training utterances names the speaker of every unseen utterance, "
+                        "and each speaker's mean over the unseen utterances is subtracted "
+                        "from theirs. S in (0, 1] is the discriminant's covariance "
+                        "shrinkage, not an amount of centring (the default recipe's 0.2); "
+                        "none: off")
     p.add_argument("--scale-floor", default=None, type=_floor, metavar="F",
                    help="standardisation divides no feature by less than F x the median "
                         "feature std of the training samples (heads and few-shot; 0: the "
@@ -310,6 +316,8 @@ def _run(args) -> int:
     record = result.to_dict()
     record["data"] = _provenance(data)
     _print_table(result, record)
+    if args.shots:
+        print(_speaker_line(method, data))
     if args.cost_epochs > 0:
         record["training_cost"] = _cost(args, data, method, result, progress)
     if args.plots:
@@ -454,10 +462,27 @@ def _provenance(data) -> dict:
     for k in ("source", "feature_kind", "reservoirs", "cochlea"):
         if k in data.meta:
             out[k] = data.meta[k]
+    # how many speakers the data name (speaker centring needs two): None if unnamed
+    out["n_audio_speakers"] = (None if data.audio_speakers is None
+                               else len(set(data.audio_speakers.tolist())))
     if "audio_drives" in data.meta:   # each drive's pass of the audio side
         out["audio_drives"] = [{k: m.get(k) for k in ("cache_key", "fingerprint")}
                                for m in data.meta["audio_drives"]]
     return out
+
+
+def _speaker_line(method, data) -> str:
+    """Whether few-shot centred the audio per speaker, and why not where it did not."""
+    shrinkage = method.fewshot_speaker_centring
+    if shrinkage is None:
+        return "few-shot speaker centring: off (the recipe's; --fewshot-speakers S sets it)"
+    n = 0 if data.audio_speakers is None else len(set(data.audio_speakers.tolist()))
+    if n < 2:
+        return ("few-shot speaker centring: off: the data name no speakers to tell apart "
+                "(synthetic audio, a .npz without audio_speakers, or a speaker-independent "
+                "split)")
+    return (f"few-shot speaker centring: on (discriminant shrinkage {shrinkage:g}, "
+            f"{n} speakers named; --fewshot-speakers none turns it off)")
 
 
 def _print_table(result, record) -> None:
