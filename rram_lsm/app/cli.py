@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .. import __version__
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    _name_the_data_dir(args)
     try:
         from .commands.common import check_output_file, check_plot_file
 
@@ -51,6 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rram-lsm: interrupted", file=sys.stderr)
         return 130
+
+
+def _name_the_data_dir(args) -> None:
+    """A command whose data directory came from ``$RRAM_LSM_DATA`` gets it as its
+    ``--data-dir``, so that its record names the data it read and reruns without the
+    environment. A named directory that does not exist is left to the command, whose
+    error then names the variable."""
+    from .settings import DATA_ENV
+
+    chosen = os.environ.get(DATA_ENV)
+    if getattr(args, "data_dir", "") is None and chosen and \
+            os.path.isdir(os.path.expanduser(chosen)):
+        args.data_dir = chosen
 
 
 if __name__ == "__main__":

@@ -208,3 +208,26 @@ def test_reruns_of_zeroshot_records_run_the_recipe_they_ran():
     assert argv[argv.index("--fewshot-speakers") + 1] == "none"
     assert "--fewshot-speakers" not in argv_from_record(
         {**unnamed, "config": {**unnamed["config"], "shots": None}})
+
+
+def test_a_record_names_the_data_dir_the_environment_gave(tmp_path, monkeypatch):
+    """``RRAM_LSM_DATA=D rram-lsm ...`` records ``data_dir`` D, so that its rerun reads D
+    without the environment; a variable naming no directory is left to the command."""
+    import argparse
+
+    from rram_lsm.app.cli import _name_the_data_dir
+
+    monkeypatch.setenv("RRAM_LSM_DATA", str(tmp_path))
+    args = argparse.Namespace(data_dir=None)
+    _name_the_data_dir(args)
+    assert args.data_dir == str(tmp_path)
+    given = argparse.Namespace(data_dir="elsewhere")
+    _name_the_data_dir(given)
+    assert given.data_dir == "elsewhere"          # --data-dir wins
+    monkeypatch.setenv("RRAM_LSM_DATA", str(tmp_path / "missing"))
+    args = argparse.Namespace(data_dir=None)
+    _name_the_data_dir(args)
+    assert args.data_dir is None
+    other = argparse.Namespace(samples=3)         # a command without --data-dir
+    _name_the_data_dir(other)
+    assert not hasattr(other, "data_dir")
