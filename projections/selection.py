@@ -36,13 +36,14 @@ def validation_view(data: PairedFeatures, seen=PAPER_SPLIT[0], test_fraction: fl
             n_test = int(round(test_fraction * len(pos)))
             is_test[rng.choice(pos, n_test, replace=False)] = True
         parts[m] = (getattr(data, f"{m}_values")[keep], labels[keep], is_test)
-        if m == "audio" and data.audio_speakers is not None:
-            speakers = np.asarray(data.audio_speakers)[keep]
+        if m == "audio":
+            speakers = (None if data.audio_speakers is None
+                        else np.asarray(data.audio_speakers)[keep])
     return PairedFeatures(*parts["image"], *parts["audio"],
                           meta={**data.meta, "validation_view": {
                               "seen": list(seen), "test_fraction": test_fraction,
                               "seed": seed}},
-                          audio_speakers=None if data.audio_speakers is None else speakers)
+                          audio_speakers=speakers)
 
 
 def select_method(data: PairedFeatures, candidates, *, seen=PAPER_SPLIT[0],
