@@ -288,6 +288,12 @@ def _round15() -> list[MethodConfig]:
             for f in (0.5, 0.7, 0.9)]
 
 
+def _default_of_round17() -> MethodConfig:
+    """The default rounds 14-18 kept (round 17 changed the features it reads, not the
+    recipe): round 14's, without the speaker centring round 19 added."""
+    return _default_of_round14().replace(name="default_round17")
+
+
 def _round18() -> list[MethodConfig]:
     """Round 18 (issue 17): the default's whitening shrinkage and EM directions re-chosen
     for the two-drive features, as untrained twins (none beat the default's 0.9 / 16 by
@@ -297,12 +303,6 @@ def _round18() -> list[MethodConfig]:
     return [twin.replace(name=f"{twin.name}_w{w:g}_d{d}", fewshot_whiten=w,
                          fewshot_em_dims=d)
             for w in (0.8, 0.9, 0.95) for d in (16, 24, 32) if (w, d) != (0.9, 16)]
-
-
-def _default_of_round17() -> MethodConfig:
-    """The default rounds 14-18 kept (round 17 changed the features it reads, not the
-    recipe): round 14's, without the speaker centring round 19 added."""
-    return _default_of_round14().replace(name="default_round17")
 
 
 def _round19() -> list[MethodConfig]:

@@ -37,9 +37,8 @@ def predict_speakers(values: np.ndarray, labels: np.ndarray, speakers: np.ndarra
     """
     if not 0.0 < shrinkage <= 1.0:
         raise ConfigError(f"speaker shrinkage must be in (0, 1], got {shrinkage}")
-    values = np.asarray(values, np.float64)
-    if values.ndim != 2:
-        raise ShapeError(f"values must be (N, F), got shape {values.shape}")
+    if np.ndim(values) != 2:
+        raise ShapeError(f"values must be (N, F), got shape {np.shape(values)}")
     train, pool = np.unique(np.asarray(train)), np.asarray(pool)
     names = speakers_to_name(speakers, train)
     if len(names) < 2:
@@ -48,7 +47,7 @@ def predict_speakers(values: np.ndarray, labels: np.ndarray, speakers: np.ndarra
     # a speaker with one training row has no within-cell spread to fit: not a candidate
     train = train[np.isin(np.asarray(speakers)[train], names)]
     who = np.asarray(speakers)[train]
-    ref = torch.from_numpy(np.ascontiguousarray(values[train]))
+    ref = torch.from_numpy(np.asarray(values[train], np.float64))
     digit = np.asarray(labels)[train]
     for c in np.unique(digit):
         members = torch.from_numpy(digit == c)
@@ -59,7 +58,7 @@ def predict_speakers(values: np.ndarray, labels: np.ndarray, speakers: np.ndarra
     # linear discriminant scores 2 o^T S^-1 x - o^T S^-1 o: one Cholesky solve, no inverse
     factor = torch.linalg.cholesky(scatter)
     metric_offsets = torch.cholesky_solve(offsets.T, factor)          # S^-1 o, (F, K)
-    x = torch.from_numpy(np.ascontiguousarray(values[pool]))
+    x = torch.from_numpy(np.asarray(values[pool], np.float64))
     x = x - x.mean(0)
     scores = 2.0 * x @ metric_offsets - (offsets.T * metric_offsets).sum(0)
     return names[scores.argmax(1).numpy()]

@@ -188,12 +188,16 @@ def test_features_name_speakers_only_for_a_closed_speaker_set():
 
 
 def test_the_cli_says_whether_it_centred():
-    from rram_lsm.app.commands.zeroshot import _speaker_line
+    from rram_lsm.app.commands.zeroshot import _provenance, _speaker_line
+
+    def named(data):
+        return _provenance(data)["n_audio_speakers"]
 
     data = _paired()
     on = MethodConfig(fewshot_raw_weight=1.0, fewshot_speaker_centring=0.2)
-    assert "on (discriminant shrinkage 0.2, 4 speakers named" in _speaker_line(on, data)
+    assert "on (discriminant shrinkage 0.2, 4 speakers named" in _speaker_line(
+        on, named(data))
     assert "the data name no speakers" in _speaker_line(
-        on, dataclasses.replace(data, audio_speakers=None))
+        on, named(dataclasses.replace(data, audio_speakers=None)))
     assert "off (the recipe's" in _speaker_line(
-        on.replace(fewshot_speaker_centring=None), data)
+        on.replace(fewshot_speaker_centring=None), named(data))

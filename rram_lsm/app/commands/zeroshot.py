@@ -317,7 +317,7 @@ def _run(args) -> int:
     record["data"] = _provenance(data)
     _print_table(result, record)
     if args.shots:
-        print(_speaker_line(method, data))
+        print(_speaker_line(method, record["data"]["n_audio_speakers"]))
     if args.cost_epochs > 0:
         record["training_cost"] = _cost(args, data, method, result, progress)
     if args.plots:
@@ -471,12 +471,13 @@ def _provenance(data) -> dict:
     return out
 
 
-def _speaker_line(method, data) -> str:
-    """Whether few-shot centred the audio per speaker, and why not where it did not."""
+def _speaker_line(method, n_speakers: int | None) -> str:
+    """Whether few-shot centred the audio per speaker, and why not where it did not
+    (``n_speakers``: how many the data name, :func:`_provenance`)."""
     shrinkage = method.fewshot_speaker_centring
     if shrinkage is None:
         return "few-shot speaker centring: off (the recipe's; --fewshot-speakers S sets it)"
-    n = 0 if data.audio_speakers is None else len(set(data.audio_speakers.tolist()))
+    n = n_speakers or 0
     if n < 2:
         return ("few-shot speaker centring: off: the data name no speakers to tell apart "
                 "(synthetic audio, a .npz without audio_speakers, or a speaker-independent "

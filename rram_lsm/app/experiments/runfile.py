@@ -224,29 +224,28 @@ def recorded_method(record: dict) -> str | None:
     named recipe with the recorded ``method_config``'s fields
     (:func:`projections.recipes.find_recipe`). None where the name still fits, the record
     holds no recipe, or no named recipe has its fields (the rerun then runs the name)."""
+    return _recipe_overrides(record).get("method")
+
+
+def _recipe_overrides(record: dict) -> dict:
+    """The options a zero-shot record's rerun needs to run the recipe it ran: the name
+    that now holds its fields (``method``), or, for a few-shot recipe no name holds that
+    was recorded before round 19's speaker centring existed, ``--fewshot-speakers
+    none``; nothing where the recorded name still fits or the record holds no recipe."""
     config = record.get("config") or {}
     fields, name = config.get("method_config"), config.get("method")
     if record.get("command") != "zeroshot" or not isinstance(fields, dict) \
             or not isinstance(name, str):
-        return None
+        return {}
     from projections.recipes import find_recipe
 
     found = find_recipe(fields, prefer=name)
-    return None if found is None or found.name == name else found.name
-
-
-def _predates_speaker_centring(record: dict) -> bool:
-    """A few-shot record of a recipe no name holds, written before round 19's speaker
-    centring existed: it reruns without it (``--fewshot-speakers none``)."""
-    config = record.get("config") or {}
-    fields = config.get("method_config")
-    if record.get("command") != "zeroshot" or not config.get("shots") \
-            or not isinstance(fields, dict) or "fewshot_speaker_centring" in fields \
-            or config.get("fewshot_speakers") is not None:
-        return False
-    from projections.recipes import find_recipe
-
-    return find_recipe(fields, prefer=config.get("method")) is None
+    if found is not None:
+        return {} if found.name == name else {"method": found.name}
+    if config.get("shots") and "fewshot_speaker_centring" not in fields \
+            and config.get("fewshot_speakers") is None:
+        return {"fewshot_speakers": "none"}
+    return {}
 
 
 def argv_from_record(record: dict, *, overrides: dict | None = None) -> list[str]:
@@ -259,11 +258,7 @@ def argv_from_record(record: dict, *, overrides: dict | None = None) -> list[str
     drives = recorded_drives(record)
     if drives is not None:
         overrides = {"cochlea_gain": drives, **(overrides or {})}
-    method = recorded_method(record)
-    if method is not None:
-        overrides = {"method": method, **(overrides or {})}
-    elif _predates_speaker_centring(record):
-        overrides = {"fewshot_speakers": "none", **(overrides or {})}
+    overrides = {**_recipe_overrides(record), **(overrides or {})}
     return argv_for(record["command"], record["config"] or {}, strict=False,
                     overrides=overrides)
 
